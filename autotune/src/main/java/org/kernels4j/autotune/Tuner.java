@@ -1,0 +1,394 @@
+package org.kernels4j.autotune;
+
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import org.kernels4j.DType;
+import org.kernels4j.DeviceCapabilities;
+import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.Tuning;
+import org.kernels4j.tuning.TuningSpace;
+
+/**
+ * Searches one kernel's {@link TuningSpace} for the fastest correct parameters on one {@link Workload}.
+ *
+ * <p>The default parameters run first on the verification inputs; their output is the reference. Every
+ * candidate then runs on the same inputs into poisoned, canary-guarded outputs (checked concurrently where
+ * the workload allows, which compiles OpenCL programs in parallel) and is rejected when it throws, touches a
+ * canary or differs from the reference by more than the dtype's tolerance (relative to the reference's
+ * largest magnitude). Survivors are timed with device events, one warm-up run then up to
+ * {@code maxRepeats} runs over rotating input sets, and the median kept; a candidate whose fastest run is
+ * already {@link #ABANDON_FACTOR} times slower than the best median is abandoned. Nothing starts after the
+ * deadline, except the default's measurement, which every outcome needs.
+ */
+final class Tuner {
+
+    /** A candidate whose fastest run is this much slower than the best median so far is abandoned. */
+    static final double ABANDON_FACTOR = 1.25;
+    /** Runs a measurement normally has before it may stop on time. */
+    static final int MIN_SAMPLES = 3;
+
+    /**
+     * How to search.
+     *
+     * @param strategy   the strategy
+     * @param fraction   for {@link Strategy#RANDOM}, the share of the valid combinations to try, in (0, 1]
+     * @param maxRepeats timed runs per candidate at most
+     * @param seed       for the random strategy
+     */
+    record Settings(Strategy strategy, double fraction, int maxRepeats, long seed) {
+        Settings {
+            if (!(fraction > 0 && fraction <= 1)) {
+                throw new IllegalArgumentException("fraction: expected a value in (0, 1], got " + fraction);
+            }
+            if (maxRepeats < 1) {
+                throw new IllegalArgumentException("maxRepeats: expected >= 1, got " + maxRepeats);
+            }
+        }
+    }
+
+    /** Progress callbacks. */
+    interface Listener {
+        /** Called before each candidate is checked or timed. */
+        void candidate(Parameters parameters, String phase);
+    }
+
+    /**
+     * What a search found.
+     *
+     * @param results        every candidate tried, the default first
+     * @param defaultResult  the default's measurement
+     * @param best           the fastest verified result (the default when nothing beat it)
+     * @param complete       whether the strategy ran to its end before the deadline
+     * @param validCount     valid combinations on this device
+     */
+    record Outcome(List<TuningCache.Result> results, TuningCache.Result defaultResult, TuningCache.Result best,
+                   boolean complete, int validCount) {
+
+        long count(String status) {
+            return results.stream().filter(r -> r.status().equals(status)).count();
+        }
+    }
+
+    private final Settings settings;
+
+    Tuner(Settings settings) {
+        this.settings = settings;
+    }
+
+    /** The largest relative difference from the reference that a candidate may show, per dtype. */
+    static double tolerance(DType dtype) {
+        return switch (dtype) {
+            case FLOAT32 -> 1e-4;
+            case FLOAT16 -> 1e-2;
+            case BFLOAT16 -> 5e-2;
+        };
+    }
+
+    /**
+     * Searches {@code space} on {@code workload}.
+     *
+     * @param capabilities the device's, for the space's constraints
+     * @param start        where a local search starts (the cached best, say), or null for the default
+     * @param known        results of an interrupted earlier search of the same problem, not measured again
+     *                     (the default always is)
+     * @param deadline     when to stop starting candidates
+     * @throws IllegalStateException when the default itself leaves outputs unwritten or touches a canary
+     */
+    Outcome tune(Workload workload, TuningSpace<?> space, DeviceCapabilities capabilities, Parameters start,
+                 List<TuningCache.Result> known, Instant deadline, Listener listener) {
+        String kernel = space.kernelId();
+        Parameters defaults = space.defaults();
+        listener.candidate(defaults, "reference");
+        Workload.Check ref = checkOne(workload, kernel, defaults);
+        if (ref.canaryProblem() != null) {
+            throw new IllegalStateException(workload.name() + ": the default parameters of " + kernel
+                    + " fail their own check: " + ref.canaryProblem());
+        }
+        for (float v : ref.output()) {
+            if (Float.isNaN(v)) {
+                throw new IllegalStateException(workload.name() + ": the default parameters of " + kernel
+                        + " leave outputs unwritten (poison found) or produce NaN; nothing to compare against");
+            }
+        }
+        List<Parameters> valid = space.validCombinations(capabilities);
+        if (!space.isValid(defaults, capabilities)) {
+            throw new IllegalStateException(kernel + ": default " + defaults + " is not valid on this device: "
+                    + space.invalidReason(defaults, capabilities));
+        }
+        Search s = new Search(workload, kernel, ref.output(), deadline, listener);
+        listener.candidate(defaults, "timing");
+        TuningCache.Result def = s.measure(defaults, true);
+        s.record(def);
+        for (TuningCache.Result r : known) {
+            if (!Parameters.of(r.parameters()).equals(defaults)) {
+                s.record(r);
+            }
+        }
+
+        Strategy strategy = settings.strategy();
+        if (strategy == Strategy.AUTO) {
+            strategy = valid.size() <= Strategy.AUTO_EXHAUSTIVE_LIMIT ? Strategy.EXHAUSTIVE : Strategy.LOCAL;
+        }
+        boolean complete;
+        if (strategy == Strategy.LOCAL) {
+            complete = s.local(space, capabilities, start != null && space.isValid(start, capabilities) ? start : defaults);
+        } else {
+            List<Parameters> list = new ArrayList<>(valid);
+            list.removeIf(s.results::containsKey);
+            if (strategy == Strategy.RANDOM) {
+                Collections.shuffle(list, new Random(settings.seed()));
+                int n = (int) Math.max(1, Math.ceil(settings.fraction() * valid.size()));
+                list = new ArrayList<>(list.subList(0, Math.min(list.size(), n)));
+            }
+            complete = s.run(list);
+        }
+        TuningCache.Result best = s.best != null ? s.best : def;
+        return new Outcome(List.copyOf(s.results.values()), def, best, complete, valid.size());
+    }
+
+    private static Workload.Check checkOne(Workload w, String kernel, Parameters p) {
+        try (Tuning.Scope ignored = Tuning.scoped(kernel, p)) {
+            return w.check();
+        }
+    }
+
+    /** Null when {@code out} matches {@code ref} within the tolerance, else why not. */
+    static String compare(float[] ref, float[] out, DType dtype) {
+        if (out.length != ref.length) {
+            return "output has " + out.length + " values, reference " + ref.length;
+        }
+        double scale = 0;
+        for (float v : ref) {
+            if (Float.isFinite(v)) {
+                scale = Math.max(scale, Math.abs(v));
+            }
+        }
+        scale = Math.max(scale, Float.MIN_NORMAL);
+        double worst = 0;
+        int at = -1;
+        for (int i = 0; i < ref.length; i++) {
+            float a = ref[i];
+            float b = out[i];
+            double d;
+            if (Float.isNaN(b)) {
+                return "output " + i + " is NaN (unwritten or invalid), reference " + a;
+            } else if (Float.isInfinite(a) || Float.isInfinite(b)) {
+                d = a == b ? 0 : Double.POSITIVE_INFINITY;
+            } else {
+                d = Math.abs((double) a - b) / scale;
+            }
+            if (d > worst) {
+                worst = d;
+                at = i;
+            }
+        }
+        double tol = tolerance(dtype);
+        if (worst > tol) {
+            return String.format(java.util.Locale.ROOT, "output %d is %s, the default's %s: relative error %.3g > %.3g",
+                    at, out[at], ref[at], worst, tol);
+        }
+        return null;
+    }
+
+    /** The state of one search. */
+    private final class Search {
+        final Workload workload;
+        final String kernel;
+        final float[] reference;
+        final Instant deadline;
+        final Listener listener;
+        final Map<Parameters, TuningCache.Result> results = new LinkedHashMap<>();
+        TuningCache.Result best;
+        int rotation;
+
+        Search(Workload workload, String kernel, float[] reference, Instant deadline, Listener listener) {
+            this.workload = workload;
+            this.kernel = kernel;
+            this.reference = reference;
+            this.deadline = deadline;
+            this.listener = listener;
+        }
+
+        void record(TuningCache.Result r) {
+            results.put(Parameters.of(r.parameters()), r);
+            if (r.ok() && (best == null || r.millis() < best.millis())) {
+                best = r;
+            }
+        }
+
+        boolean expired() {
+            return Instant.now().isAfter(deadline);
+        }
+
+        /** Checks then times each candidate in order; false when the deadline cut the list short. */
+        boolean run(List<Parameters> candidates) {
+            int batch = workload.parallelChecks() ? Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())) : 1;
+            for (int i = 0; i < candidates.size(); i += batch) {
+                if (expired()) {
+                    return false;
+                }
+                List<Parameters> part = candidates.subList(i, Math.min(candidates.size(), i + batch));
+                List<String> problems = checkAll(part);
+                for (int j = 0; j < part.size(); j++) {
+                    Parameters p = part.get(j);
+                    if (problems.get(j) != null) {
+                        record(rejected(p, problems.get(j)));
+                    } else if (expired()) {
+                        return false;
+                    } else {
+                        listener.candidate(p, "timing");
+                        record(measure(p, false));
+                    }
+                }
+            }
+            return true;
+        }
+
+        /** Local search from {@code start}; false when the deadline stopped it. */
+        boolean local(TuningSpace<?> space, DeviceCapabilities caps, Parameters start) {
+            Parameters current = start;
+            if (!results.containsKey(current)) {
+                if (!run(List.of(current))) {
+                    return false;
+                }
+            }
+            while (true) {
+                Parameters here = best != null ? Parameters.of(best.parameters()) : current;
+                List<Parameters> next = new ArrayList<>();
+                for (Parameters n : neighbours(space, here)) {
+                    if (!results.containsKey(n) && space.isValid(n, caps)) {
+                        next.add(n);
+                    }
+                }
+                TuningCache.Result before = best;
+                if (next.isEmpty()) {
+                    return true;
+                }
+                if (!run(next)) {
+                    return false;
+                }
+                if (best == before) {
+                    return true;
+                }
+                current = Parameters.of(best.parameters());
+            }
+        }
+
+        List<String> checkAll(List<Parameters> part) {
+            if (part.size() == 1) {
+                return Collections.singletonList(checkAndCompare(part.get(0)));
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(part.size(), r -> {
+                Thread t = new Thread(r, "kernels4j-tuner-check");
+                t.setDaemon(true);
+                return t;
+            });
+            try {
+                List<Future<String>> fs = new ArrayList<>();
+                for (Parameters p : part) {
+                    fs.add(pool.submit(() -> checkAndCompare(p)));
+                }
+                List<String> out = new ArrayList<>();
+                for (Future<String> f : fs) {
+                    try {
+                        out.add(f.get());
+                    } catch (ExecutionException e) {
+                        out.add("check failed: " + e.getCause());
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted while checking candidates", e);
+                    }
+                }
+                return out;
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+
+        String checkAndCompare(Parameters p) {
+            listener.candidate(p, "check");
+            Workload.Check c;
+            try {
+                c = checkOne(workload, kernel, p);
+            } catch (RuntimeException e) {
+                return "failed: " + e;
+            }
+            if (c.canaryProblem() != null) {
+                return "touched a canary: " + c.canaryProblem();
+            }
+            return compare(reference, c.output(), workload.dtype());
+        }
+
+        TuningCache.Result measure(Parameters p, boolean isDefault) {
+            List<Double> samples = new ArrayList<>();
+            long start = System.nanoTime();
+            long cap = candidateCapNanos();
+            String status = TuningCache.OK;
+            try (Tuning.Scope ignored = Tuning.scoped(kernel, p)) {
+                workload.time(rotation++);
+                for (int i = 0; i < settings.maxRepeats(); i++) {
+                    samples.add(workload.time(rotation++));
+                    double fastest = Collections.min(samples);
+                    if (!isDefault && best != null && samples.size() >= 2 && fastest > ABANDON_FACTOR * best.millis()) {
+                        status = TuningCache.ABANDONED;
+                        break;
+                    }
+                    boolean enough = samples.size() >= MIN_SAMPLES;
+                    if ((enough && System.nanoTime() - start > cap) || (!isDefault && expired())) {
+                        break;
+                    }
+                }
+            } catch (RuntimeException e) {
+                return rejected(p, "failed while timed: " + e);
+            }
+            return new TuningCache.Result(p.asMap(), status, median(samples), samples.size(), isDefault, null,
+                    Instant.now().toString());
+        }
+
+        long candidateCapNanos() {
+            long left = Math.max(0, deadline.toEpochMilli() - System.currentTimeMillis());
+            return Math.max(250, Math.min(3000, left / 3)) * 1_000_000L;
+        }
+
+        TuningCache.Result rejected(Parameters p, String why) {
+            return new TuningCache.Result(p.asMap(), TuningCache.REJECTED, Double.NaN, 0, false, why,
+                    Instant.now().toString());
+        }
+    }
+
+    /** Each parameter moved one candidate up or down, the others kept. */
+    static Set<Parameters> neighbours(TuningSpace<?> space, Parameters p) {
+        Set<Parameters> out = new LinkedHashSet<>();
+        for (TuningSpace.Parameter par : space.parameters()) {
+            List<Integer> c = par.candidates();
+            int i = c.indexOf(p.get(par.name()));
+            for (int d : new int[] {-1, 1}) {
+                int j = i + d;
+                if (i >= 0 && j >= 0 && j < c.size()) {
+                    out.add(p.with(par.name(), c.get(j)));
+                }
+            }
+        }
+        return out;
+    }
+
+    static double median(List<Double> samples) {
+        double[] a = samples.stream().mapToDouble(Double::doubleValue).toArray();
+        Arrays.sort(a);
+        int n = a.length;
+        return n == 0 ? Double.NaN : n % 2 == 1 ? a[n / 2] : (a[n / 2 - 1] + a[n / 2]) / 2;
+    }
+}
