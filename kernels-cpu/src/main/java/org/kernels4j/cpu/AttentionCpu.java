@@ -1,19 +1,566 @@
 package org.kernels4j.cpu;
 
+import java.util.Arrays;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
 import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.spi.AttentionKernels;
 import org.kernels4j.spi.AttentionProblem;
 
+/**
+ * Flash-style scaled dot-product attention on the CPU, forward and backward, in {@code [B, H, N, d]}.
+ * No {@code Nq × Nk} matrix is ever formed: work proceeds in query × key tiles that stay in L1/L2, and every
+ * product of two tiles is a {@link MicroKernel} GEMM.
+ *
+ * <p><b>Forward</b> (one task per batch, query head and query tile, heaviest causal tiles first). The tile
+ * works transposed, with queries along the vector lanes: {@code Qᵀ} is packed once per tile (pre-multiplied
+ * by {@code scale·log₂e}, so the softmax runs in base 2), then for each key tile {@code Sᵀ = K·Qᵀ} (K read
+ * in place, broadcast), an online softmax down the columns of {@code Sᵀ} (running max {@code m} and sum
+ * {@code l} per query, all vertical vector operations, no horizontal reductions), and
+ * {@code Oᵀ = α∘Oᵀ + Vᵀ·Pᵀ} (V read in place). At the end {@code O = Oᵀᵀ / l} and
+ * {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped; masking is only
+ * applied on tiles that cross the causal boundary.
+ *
+ * <p><b>Backward</b> (FlashAttention-2): a pre-pass computes {@code D = rowsum(dO∘O)} and clears dq. Then
+ * one task per batch, key/value head and key tile packs {@code Kᵀ}, {@code Vᵀ} and K once, and for every
+ * query head of its group and every query tile that sees the key tile recomputes
+ * {@code P = exp(S - lse)} from the saved log-sum-exp, {@code dP = dO·Vᵀ}, {@code dS = P∘(dP - D)}, and
+ * accumulates {@code dVᵀ += dOᵀ·P}, {@code dKᵀ += Qᵀ·dS} in its own tile (so grouped-query heads are summed
+ * without atomics) and {@code dQ += dS·K}, added to dq under a lock per query tile (key tiles of one head run
+ * on different threads).
+ *
+ * <p>Masks: query {@code i} sees keys {@code j < visibleKeys(i)}; a row that sees no key keeps
+ * {@code m = -∞, l = 0} and gives {@code O = 0}, {@code lse = -∞}; in backward its {@code lse} makes
+ * {@code P = 0}, so its gradients are zero. Zero-size problems write what exists (nothing, or zeros).
+ */
 final class AttentionCpu implements AttentionKernels {
+
+    /** Queries per forward tile, rounded up to a multiple of {@link MicroKernel#NR} (tuning knob). */
+    static final int FORWARD_QUERY_TILE = 64;
+
+    /** Keys per forward tile (tuning knob). */
+    static final int FORWARD_KEY_TILE = 64;
+
+    /** Queries per backward tile (tuning knob). */
+    static final int BACKWARD_QUERY_TILE = 64;
+
+    /** Keys per backward tile, rounded up to a multiple of {@link MicroKernel#NR} (tuning knob). */
+    static final int BACKWARD_KEY_TILE = 64;
+
+    /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
+    static final double MIN_FLOPS_PER_THREAD = 2e6;
+
+    private static final float LOG2E = (float) (1 / Math.log(2));
+    private static final float LN2 = (float) Math.log(2);
+    private static final int NR = MicroKernel.NR;
+
+    // per-task workspace slots
+    private static final int SLOT_A = 0;
+    private static final int SLOT_B = 1;
+    private static final int SLOT_C = 2;
+    private static final int SLOT_D = 3;
+    private static final int SLOT_E = 4;
+    private static final int SLOT_F = 5;
+    private static final int SLOT_G = 6;
+    private static final int SLOT_H = 7;
+    // per-call slots of the calling thread
+    private static final int SLOT_ROW_D = Workspace.TASK_SLOTS;
+    private static final int SLOT_ROW_LSE = Workspace.TASK_SLOTS + 1;
+
+    /** Striped locks guarding the dq tiles that key tiles of one head add to from different threads. */
+    private static final Object[] DQ_LOCKS = new Object[256];
+
+    static {
+        Arrays.setAll(DQ_LOCKS, i -> new Object());
+    }
+
+    private static int roundUp(int n, int m) {
+        return (n + m - 1) / m * m;
+    }
+
+    // ------------------------------------------------------------------------------------------ forward
+
     @Override
     public void forward(Stream stream, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse) {
-        throw new UnsupportedOperationException();
+        int nq = p.queries();
+        int bh = p.batch() * p.heads();
+        if (nq == 0 || bh == 0) {
+            return;
+        }
+        int tileQ = roundUp(FORWARD_QUERY_TILE, NR);
+        int tiles = (nq + tileQ - 1) / tileQ;
+        Forward f = new Forward(p, q, k, v, o, lse, tileQ);
+        int tasks = bh * tiles;
+        int workers = Parallel.workers(tasks, Math.max(1, p.forwardFlops()), MIN_FLOPS_PER_THREAD);
+        // causal tiles late in the sequence see the most keys: hand them out first
+        Parallel.run(tasks, workers, (worker, task) -> f.tile(task % bh, tiles - 1 - task / bh));
     }
+
+    /** One forward call: operands and the per-tile algorithm. */
+    private static final class Forward {
+        final AttentionProblem p;
+        final float[] q;
+        final float[] k;
+        final float[] v;
+        final float[] o;
+        final float[] lse;
+        final int qo;
+        final int ko;
+        final int vo;
+        final int oo;
+        final int lo;
+        final int tileQ;
+
+        Forward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int tileQ) {
+            this.p = p;
+            this.q = CpuTensor.data(q);
+            this.k = CpuTensor.data(k);
+            this.v = CpuTensor.data(v);
+            this.o = CpuTensor.data(o);
+            this.lse = CpuTensor.data(lse);
+            this.qo = CpuTensor.offset(q);
+            this.ko = CpuTensor.offset(k);
+            this.vo = CpuTensor.offset(v);
+            this.oo = CpuTensor.offset(o);
+            this.lo = CpuTensor.offset(lse);
+            this.tileQ = tileQ;
+        }
+
+        void tile(int bh, int qt) {
+            int d = p.headDim();
+            int nq = p.queries();
+            int nk = p.keys();
+            int b = bh / p.heads();
+            int kvh = (bh % p.heads()) / p.groupSize();
+            int i0 = qt * tileQ;
+            int rows = Math.min(tileQ, nq - i0);
+            int w = roundUp(rows, NR);
+            int qBase = qo + (bh * nq + i0) * d;
+            int kBase = ko + (b * p.kvHeads() + kvh) * nk * d;
+            int vBase = vo + (b * p.kvHeads() + kvh) * nk * d;
+            int tileK = FORWARD_KEY_TILE;
+
+            float[] qT = Workspace.floats(SLOT_A, d * w);
+            float[] sT = Workspace.floats(SLOT_B, tileK * w);
+            float[] oT = Workspace.floats(SLOT_C, d * w);
+            float[] m = Workspace.floats(SLOT_D, w);
+            float[] l = Workspace.floats(SLOT_E, w);
+            float[] alpha = Workspace.floats(SLOT_F, w);
+
+            float qScale = p.scale() * LOG2E;
+            for (int i = 0; i < rows; i++) {
+                int src = qBase + i * d;
+                for (int c = 0; c < d; c++) {
+                    qT[c * w + i] = q[src + c] * qScale;
+                }
+            }
+            for (int c = 0; c < d; c++) {
+                Arrays.fill(qT, c * w + rows, c * w + w, 0f);
+            }
+            Arrays.fill(oT, 0, d * w, 0f);
+            Arrays.fill(m, 0, w, Float.NEGATIVE_INFINITY);
+            Arrays.fill(l, 0, w, 0f);
+
+            int seenByAll = p.visibleKeys(i0);
+            int seenByAny = p.visibleKeys(i0 + rows - 1);
+            for (int j0 = 0; j0 < seenByAny; j0 += tileK) {
+                int kn = Math.min(tileK, seenByAny - j0);
+                for (int s = 0; s < w; s += NR) {
+                    MicroKernel.tile(k, kBase + j0 * d, d, 1, qT, s, w, d, sT, s, w, kn, false);
+                }
+                if (j0 + kn > seenByAll) {
+                    for (int i = 0; i < rows; i++) {
+                        int from = Math.max(0, p.visibleKeys(i0 + i) - j0);
+                        for (int j = from; j < kn; j++) {
+                            sT[j * w + i] = Float.NEGATIVE_INFINITY;
+                        }
+                    }
+                }
+                if (Vectorization.ENABLED) {
+                    Panama.softmaxColumns(sT, w, kn, m, l, alpha);
+                    Panama.scaleColumns(oT, w, d, alpha);
+                } else {
+                    softmaxColumns(sT, w, kn, m, l, alpha);
+                    scaleColumns(oT, w, d, alpha);
+                }
+                for (int s = 0; s < w; s += NR) {
+                    MicroKernel.tile(v, vBase + j0 * d, 1, d, sT, s, w, kn, oT, s, w, d, true);
+                }
+            }
+
+            int oBase = oo + (bh * nq + i0) * d;
+            int lBase = lo + bh * nq + i0;
+            for (int i = 0; i < rows; i++) {
+                int dst = oBase + i * d;
+                if (l[i] == 0f) {
+                    Arrays.fill(o, dst, dst + d, 0f);
+                    lse[lBase + i] = Float.NEGATIVE_INFINITY;
+                } else {
+                    float inv = 1f / l[i];
+                    for (int c = 0; c < d; c++) {
+                        o[dst + c] = oT[c * w + i] * inv;
+                    }
+                    lse[lBase + i] = m[i] * LN2 + (float) Math.log(l[i]);
+                }
+            }
+        }
+    }
+
+    /**
+     * Online softmax down the columns of {@code sT} ({@code rows × w}, base-2 logits): updates the running
+     * max {@code m} and sum {@code l} per column, overwrites {@code sT} with {@code 2^(s - m)} and leaves the
+     * factor that rescales the earlier accumulation in {@code alpha}.
+     */
+    private static void softmaxColumns(float[] sT, int w, int rows, float[] m, float[] l, float[] alpha) {
+        for (int i = 0; i < w; i++) {
+            float mt = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < rows; j++) {
+                mt = Math.max(mt, sT[j * w + i]);
+            }
+            float mNew = Math.max(m[i], mt);
+            float mUse = mNew == Float.NEGATIVE_INFINITY ? 0f : mNew;
+            float sum = 0f;
+            for (int j = 0; j < rows; j++) {
+                float e = exp2(sT[j * w + i] - mUse);
+                sT[j * w + i] = e;
+                sum += e;
+            }
+            float a = exp2(m[i] - mUse);
+            alpha[i] = a;
+            l[i] = l[i] * a + sum;
+            m[i] = mNew;
+        }
+    }
+
+    private static void scaleColumns(float[] t, int w, int rows, float[] alpha) {
+        for (int r = 0; r < rows; r++) {
+            int base = r * w;
+            for (int i = 0; i < w; i++) {
+                t[base + i] *= alpha[i];
+            }
+        }
+    }
+
+    private static float exp2(float x) {
+        return (float) Math.exp(x * (double) LN2);
+    }
+
+    // ----------------------------------------------------------------------------------------- backward
 
     @Override
     public void backward(Stream stream, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
                          Tensor dO, Tensor dq, Tensor dk, Tensor dv) {
-        throw new UnsupportedOperationException();
+        int bh = p.batch() * p.heads();
+        int rowsTotal = bh * p.queries();
+        int d = p.headDim();
+        Backward bw = new Backward(p, q, k, v, dO, dq, dk, dv);
+        float[] rowD = Workspace.floats(SLOT_ROW_D, Math.max(1, rowsTotal));
+        float[] rowLse = Workspace.floats(SLOT_ROW_LSE, Math.max(1, rowsTotal));
+        float[] oa = CpuTensor.data(o);
+        int oo = CpuTensor.offset(o);
+        float[] la = CpuTensor.data(lse);
+        int lo = CpuTensor.offset(lse);
+
+        int blocks = Math.max(1, Math.min(rowsTotal, Parallel.THREADS * 4));
+        int preWorkers = Parallel.workers(blocks, 3.0 * rowsTotal * d, MIN_FLOPS_PER_THREAD);
+        Parallel.run(rowsTotal == 0 ? 0 : blocks, preWorkers, (worker, block) -> {
+            int r0 = (int) ((long) rowsTotal * block / blocks);
+            int r1 = (int) ((long) rowsTotal * (block + 1) / blocks);
+            Arrays.fill(bw.dq, bw.dqo + r0 * d, bw.dqo + r1 * d, 0f);
+            for (int r = r0; r < r1; r++) {
+                rowD[r] = Vectorization.ENABLED
+                        ? Panama.dot(bw.dO, bw.dOo + r * d, oa, oo + r * d, d)
+                        : dot(bw.dO, bw.dOo + r * d, oa, oo + r * d, d);
+                float l2 = la[lo + r] * LOG2E;
+                // a row that saw no key: P = 2^(s - inf) = 0 everywhere
+                rowLse[r] = l2 == Float.NEGATIVE_INFINITY ? Float.POSITIVE_INFINITY : l2;
+            }
+        });
+
+        int kvHeads = p.batch() * p.kvHeads();
+        int nk = p.keys();
+        int tileK = roundUp(BACKWARD_KEY_TILE, NR);
+        int keyTiles = (nk + tileK - 1) / tileK;
+        int tasks = kvHeads * keyTiles;
+        if (tasks == 0) {
+            return;
+        }
+        int workers = Parallel.workers(tasks, Math.max(1, 2.5 * p.forwardFlops()), MIN_FLOPS_PER_THREAD);
+        // with a causal mask the first key tiles are seen by the most queries: hand them out first
+        Parallel.run(tasks, workers,
+                (worker, task) -> bw.keyTile(task % kvHeads, task / kvHeads, tileK, rowD, rowLse));
+    }
+
+    /** One backward call: operands and the per-key-tile algorithm. */
+    private static final class Backward {
+        final AttentionProblem p;
+        final float[] q;
+        final float[] k;
+        final float[] v;
+        final float[] dO;
+        final float[] dq;
+        final float[] dk;
+        final float[] dv;
+        final int qo;
+        final int ko;
+        final int vo;
+        final int dOo;
+        final int dqo;
+        final int dko;
+        final int dvo;
+
+        Backward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor dO, Tensor dq, Tensor dk, Tensor dv) {
+            this.p = p;
+            this.q = CpuTensor.data(q);
+            this.k = CpuTensor.data(k);
+            this.v = CpuTensor.data(v);
+            this.dO = CpuTensor.data(dO);
+            this.dq = CpuTensor.data(dq);
+            this.dk = CpuTensor.data(dk);
+            this.dv = CpuTensor.data(dv);
+            this.qo = CpuTensor.offset(q);
+            this.ko = CpuTensor.offset(k);
+            this.vo = CpuTensor.offset(v);
+            this.dOo = CpuTensor.offset(dO);
+            this.dqo = CpuTensor.offset(dq);
+            this.dko = CpuTensor.offset(dk);
+            this.dvo = CpuTensor.offset(dv);
+        }
+
+        void keyTile(int bkv, int kt, int tileK, float[] rowD, float[] rowLse) {
+            int d = p.headDim();
+            int nq = p.queries();
+            int nk = p.keys();
+            int dw = roundUp(d, NR);
+            int j0 = kt * tileK;
+            int kn = Math.min(tileK, nk - j0);
+            int kw = roundUp(kn, NR);
+            int kBase = ko + (bkv * nk + j0) * d;
+            int vBase = vo + (bkv * nk + j0) * d;
+            int tileQ = BACKWARD_QUERY_TILE;
+
+            float[] kT = Workspace.floats(SLOT_A, d * kw);
+            float[] vT = Workspace.floats(SLOT_B, d * kw);
+            float[] kP = Workspace.floats(SLOT_C, kn * dw);
+            float[] dKT = Workspace.floats(SLOT_D, d * kw);
+            float[] dVT = Workspace.floats(SLOT_E, d * kw);
+            float[] s = Workspace.floats(SLOT_F, tileQ * kw);
+            float[] ds = Workspace.floats(SLOT_G, tileQ * kw);
+            float[] dQt = Workspace.floats(SLOT_H, tileQ * dw);
+
+            Arrays.fill(kT, 0, d * kw, 0f);
+            Arrays.fill(vT, 0, d * kw, 0f);
+            Arrays.fill(kP, 0, kn * dw, 0f);
+            for (int j = 0; j < kn; j++) {
+                int src = j * d;
+                for (int c = 0; c < d; c++) {
+                    kT[c * kw + j] = k[kBase + src + c];
+                    vT[c * kw + j] = v[vBase + src + c];
+                }
+                System.arraycopy(k, kBase + src, kP, j * dw, d);
+            }
+            Arrays.fill(dKT, 0, d * kw, 0f);
+            Arrays.fill(dVT, 0, d * kw, 0f);
+
+            float c1 = p.scale() * LOG2E;
+            float scale = p.scale();
+            int group = p.groupSize();
+            int b = bkv / p.kvHeads();
+            int firstHead = (bkv % p.kvHeads()) * group;
+            int queryTiles = (nq + tileQ - 1) / tileQ;
+            for (int hg = 0; hg < group; hg++) {
+                int bh = b * p.heads() + firstHead + hg;
+                for (int qt = firstQueryTile(j0, tileQ, queryTiles); qt < queryTiles; qt++) {
+                    int i0 = qt * tileQ;
+                    int rows = Math.min(tileQ, nq - i0);
+                    int qBase = qo + (bh * nq + i0) * d;
+                    int dOBase = dOo + (bh * nq + i0) * d;
+                    int r0 = bh * nq + i0;
+
+                    for (int x = 0; x < kw; x += NR) {
+                        MicroKernel.tile(q, qBase, d, 1, kT, x, kw, d, s, x, kw, rows, false);
+                        MicroKernel.tile(dO, dOBase, d, 1, vT, x, kw, d, ds, x, kw, rows, false);
+                    }
+                    for (int i = 0; i < rows; i++) {
+                        int visible = Math.min(kn, Math.max(0, p.visibleKeys(i0 + i) - j0));
+                        if (Vectorization.ENABLED) {
+                            Panama.gradientRow(s, ds, i * kw, kw, visible, c1, rowLse[r0 + i], rowD[r0 + i]);
+                        } else {
+                            gradientRow(s, ds, i * kw, kw, visible, c1, rowLse[r0 + i], rowD[r0 + i]);
+                        }
+                    }
+                    for (int x = 0; x < kw; x += NR) {
+                        MicroKernel.tile(dO, dOBase, 1, d, s, x, kw, rows, dVT, x, kw, d, true);
+                        MicroKernel.tile(q, qBase, 1, d, ds, x, kw, rows, dKT, x, kw, d, true);
+                    }
+                    for (int x = 0; x < dw; x += NR) {
+                        MicroKernel.tile(ds, 0, kw, 1, kP, x, dw, kn, dQt, x, dw, rows, false);
+                    }
+                    int dqBase = dqo + (bh * nq + i0) * d;
+                    synchronized (DQ_LOCKS[(bh * queryTiles + qt) & (DQ_LOCKS.length - 1)]) {
+                        for (int i = 0; i < rows; i++) {
+                            int dst = dqBase + i * d;
+                            int src = i * dw;
+                            for (int c = 0; c < d; c++) {
+                                dq[dst + c] += scale * dQt[src + c];
+                            }
+                        }
+                    }
+                }
+            }
+            int dkBase = dko + (bkv * nk + j0) * d;
+            int dvBase = dvo + (bkv * nk + j0) * d;
+            for (int j = 0; j < kn; j++) {
+                for (int c = 0; c < d; c++) {
+                    dk[dkBase + j * d + c] = scale * dKT[c * kw + j];
+                    dv[dvBase + j * d + c] = dVT[c * kw + j];
+                }
+            }
+        }
+
+        /** The first query tile any of whose rows sees key {@code j0}: rows before it see only earlier keys. */
+        private int firstQueryTile(int j0, int tileQ, int queryTiles) {
+            int nq = p.queries();
+            int lo = 0;
+            int hi = queryTiles;
+            // visibleKeys is non-decreasing in the row, so the last row of each tile decides
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                int last = Math.min(nq, (mid + 1) * tileQ) - 1;
+                if (p.visibleKeys(last) > j0) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            return lo;
+        }
+    }
+
+    /**
+     * One query row of a backward tile: {@code s} holds the raw scores {@code q·k} and {@code ds} holds
+     * {@code dP = dO·v}; afterwards {@code s} holds {@code P = 2^(c1·s - lse2)} (zero past {@code visible})
+     * and {@code ds} holds {@code dS = P∘(dP - D)}.
+     */
+    private static void gradientRow(float[] s, float[] ds, int off, int w, int visible, float c1, float lse2,
+                                    float rowD) {
+        for (int j = 0; j < w; j++) {
+            float pj = j < visible ? exp2(s[off + j] * c1 - lse2) : 0f;
+            s[off + j] = pj;
+            ds[off + j] = pj * (ds[off + j] - rowD);
+        }
+    }
+
+    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        float sum = 0f;
+        for (int i = 0; i < n; i++) {
+            sum += a[ao + i] * b[bo + i];
+        }
+        return sum;
+    }
+
+    /** The Panama twins of the element-wise steps, with a vectorised {@code 2^x}; loaded only on the vector path. */
+    private static final class Panama {
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        private static final int L = S.length();
+        /** 1.5·2²³: adding it rounds a float in [-2²², 2²²] to an integer held in the low mantissa bits. */
+        private static final float ROUND = 12582912f;
+        private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
+        // Taylor coefficients of 2^r = e^(r·ln 2) on [-1/2, 1/2]; degree 6 is within 1.2e-7 relative
+        private static final float C1 = 0.6931471805599453f;
+        private static final float C2 = 0.2402265069591007f;
+        private static final float C3 = 0.05550410866482158f;
+        private static final float C4 = 0.009618129107628477f;
+        private static final float C5 = 0.0013333558146428443f;
+        private static final float C6 = 1.5403530393381608e-4f;
+
+        /**
+         * {@code 2^x} per lane: {@code x = k + r} with {@code k} the nearest integer, a polynomial for
+         * {@code 2^r} and {@code k} added to the exponent bits. Inputs below -127 (including -∞) give 0.
+         */
+        static FloatVector exp2(FloatVector x) {
+            FloatVector xc = x.max(-127f).min(127f);
+            FloatVector shifted = xc.add(ROUND);
+            FloatVector r = xc.sub(shifted.sub(ROUND));
+            FloatVector poly = r.fma(FloatVector.broadcast(S, C6), FloatVector.broadcast(S, C5));
+            poly = poly.fma(r, FloatVector.broadcast(S, C4));
+            poly = poly.fma(r, FloatVector.broadcast(S, C3));
+            poly = poly.fma(r, FloatVector.broadcast(S, C2));
+            poly = poly.fma(r, FloatVector.broadcast(S, C1));
+            poly = poly.fma(r, FloatVector.broadcast(S, 1f));
+            IntVector kBits = (IntVector) shifted.reinterpretAsInts();
+            FloatVector scale = kBits.sub(ROUND_BITS - 127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+            return poly.mul(scale);
+        }
+
+        static void softmaxColumns(float[] sT, int w, int rows, float[] m, float[] l, float[] alpha) {
+            FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+            FloatVector zero = FloatVector.zero(S);
+            for (int i = 0; i < w; i += L) {
+                FloatVector mt = negInf;
+                for (int j = 0; j < rows; j++) {
+                    mt = mt.max(FloatVector.fromArray(S, sT, j * w + i));
+                }
+                FloatVector mOld = FloatVector.fromArray(S, m, i);
+                FloatVector mNew = mOld.max(mt);
+                FloatVector mUse = mNew.blend(zero, mNew.compare(VectorOperators.EQ, negInf));
+                FloatVector sum = zero;
+                for (int j = 0; j < rows; j++) {
+                    FloatVector e = exp2(FloatVector.fromArray(S, sT, j * w + i).sub(mUse));
+                    e.intoArray(sT, j * w + i);
+                    sum = sum.add(e);
+                }
+                FloatVector a = exp2(mOld.sub(mUse));
+                a.intoArray(alpha, i);
+                FloatVector.fromArray(S, l, i).fma(a, sum).intoArray(l, i);
+                mNew.intoArray(m, i);
+            }
+        }
+
+        static void scaleColumns(float[] t, int w, int rows, float[] alpha) {
+            for (int i = 0; i < w; i += L) {
+                FloatVector a = FloatVector.fromArray(S, alpha, i);
+                for (int r = 0; r < rows; r++) {
+                    int at = r * w + i;
+                    FloatVector.fromArray(S, t, at).mul(a).intoArray(t, at);
+                }
+            }
+        }
+
+        static void gradientRow(float[] s, float[] ds, int off, int w, int visible, float c1, float lse2,
+                                float rowD) {
+            FloatVector vc1 = FloatVector.broadcast(S, c1);
+            FloatVector vl = FloatVector.broadcast(S, -lse2);
+            FloatVector vd = FloatVector.broadcast(S, rowD);
+            for (int j = 0; j < w; j += L) {
+                int at = off + j;
+                FloatVector pj = exp2(FloatVector.fromArray(S, s, at).fma(vc1, vl));
+                if (j + L > visible) {
+                    VectorMask<Float> seen = S.indexInRange(j, visible);
+                    pj = FloatVector.zero(S).blend(pj, seen);
+                }
+                pj.intoArray(s, at);
+                pj.mul(FloatVector.fromArray(S, ds, at).sub(vd)).intoArray(ds, at);
+            }
+        }
+
+        static float dot(float[] a, int ao, float[] b, int bo, int n) {
+            FloatVector acc = FloatVector.zero(S);
+            int i = 0;
+            for (; i <= n - L; i += L) {
+                acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
+            }
+            float sum = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < n; i++) {
+                sum += a[ao + i] * b[bo + i];
+            }
+            return sum;
+        }
     }
 }

@@ -1,0 +1,228 @@
+package org.kernels4j.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The register-blocked FMA tile shared by the attention and convolution kernels:
+ * {@code C[rows × NR] (+)= A[rows × kLen] · B[kLen × NR]} with
+ * <ul>
+ * <li>{@code A[i][k] = a[aOff + i·ars + k·aks]}: any strides, read one element at a time and broadcast, so
+ *     A can be a tensor read in place (attention's K, V, Q, dO) or a packed panel;</li>
+ * <li>{@code B[k][j] = b[bOff + k·ldb + j]}: rows of {@link #NR} contiguous floats (a packed or padded
+ *     panel);</li>
+ * <li>{@code C[i][j] = c[cOff + i·ldc + j]}, overwritten or, with {@code accumulate}, added to.</li>
+ * </ul>
+ * On the vector path the tile is held in registers: {@link #MR} rows × two vectors, the classic
+ * {@code 6×16} AVX2 / {@code 6×32} AVX-512 shape (12 accumulators, two B loads and one broadcast live),
+ * with 4-, 2- and 1-row variants for the remainder rows. The scalar twin runs the same loop nest on C in
+ * place.
+ */
+final class MicroKernel {
+
+    /** Rows of the register tile (tuning knob; the vector kernels exist for 6, 4, 2 and 1 rows). */
+    static final int MR = 6;
+
+    /** Columns of the tile: two vector registers of floats. */
+    static final int NR = 2 * Vectorization.FLOAT_LANES;
+
+    private MicroKernel() {
+    }
+
+    /**
+     * {@code C[rows × NR] (+)= A·B}, see the class comment; {@code rows} may be any count (it is cut into
+     * {@link #MR}-row tiles).
+     */
+    static void tile(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                     float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+        if (Vectorization.ENABLED) {
+            Panama.tile(a, aOff, ars, aks, b, bOff, ldb, kLen, c, cOff, ldc, rows, accumulate);
+            return;
+        }
+        for (int i = 0; i < rows; i++) {
+            int ci = cOff + i * ldc;
+            if (!accumulate) {
+                java.util.Arrays.fill(c, ci, ci + NR, 0f);
+            }
+        }
+        int bk = bOff;
+        for (int k = 0; k < kLen; k++, bk += ldb) {
+            int ak = aOff + k * aks;
+            for (int i = 0; i < rows; i++) {
+                float ai = a[ak + i * ars];
+                int ci = cOff + i * ldc;
+                for (int j = 0; j < NR; j++) {
+                    c[ci + j] += ai * b[bk + j];
+                }
+            }
+        }
+    }
+
+    /** The register-blocked kernels; loaded only on the vector path. */
+    private static final class Panama {
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        private static final int L = S.length();
+
+        static void tile(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                         float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+            int i = 0;
+            for (; i + 6 <= rows; i += 6) {
+                rows6(a, aOff + i * ars, ars, aks, b, bOff, ldb, kLen, c, cOff + i * ldc, ldc, accumulate);
+            }
+            int left = rows - i;
+            if (left >= 4) {
+                rows4(a, aOff + i * ars, ars, aks, b, bOff, ldb, kLen, c, cOff + i * ldc, ldc, accumulate);
+                i += 4;
+                left -= 4;
+            }
+            if (left >= 2) {
+                rows2(a, aOff + i * ars, ars, aks, b, bOff, ldb, kLen, c, cOff + i * ldc, ldc, accumulate);
+                i += 2;
+                left -= 2;
+            }
+            if (left == 1) {
+                rows1(a, aOff + i * ars, ars, aks, b, bOff, ldb, kLen, c, cOff + i * ldc, ldc, accumulate);
+            }
+        }
+
+        private static void store(FloatVector v0, FloatVector v1, float[] c, int off, boolean accumulate) {
+            if (accumulate) {
+                v0 = v0.add(FloatVector.fromArray(S, c, off));
+                v1 = v1.add(FloatVector.fromArray(S, c, off + L));
+            }
+            v0.intoArray(c, off);
+            v1.intoArray(c, off + L);
+        }
+
+        private static void rows6(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                                  float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            FloatVector c20 = FloatVector.zero(S);
+            FloatVector c21 = c20;
+            FloatVector c30 = FloatVector.zero(S);
+            FloatVector c31 = c30;
+            FloatVector c40 = FloatVector.zero(S);
+            FloatVector c41 = c40;
+            FloatVector c50 = FloatVector.zero(S);
+            FloatVector c51 = c50;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int a2 = aOff + 2 * ars;
+            int a3 = aOff + 3 * ars;
+            int a4 = aOff + 4 * ars;
+            int a5 = aOff + 5 * ars;
+            int bk = bOff;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, bk += ldb, ak += aks) {
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+                FloatVector x2 = FloatVector.broadcast(S, a[a2 + ak]);
+                c20 = x2.fma(b0, c20);
+                c21 = x2.fma(b1, c21);
+                FloatVector x3 = FloatVector.broadcast(S, a[a3 + ak]);
+                c30 = x3.fma(b0, c30);
+                c31 = x3.fma(b1, c31);
+                FloatVector x4 = FloatVector.broadcast(S, a[a4 + ak]);
+                c40 = x4.fma(b0, c40);
+                c41 = x4.fma(b1, c41);
+                FloatVector x5 = FloatVector.broadcast(S, a[a5 + ak]);
+                c50 = x5.fma(b0, c50);
+                c51 = x5.fma(b1, c51);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+            store(c20, c21, c, cOff + 2 * ldc, accumulate);
+            store(c30, c31, c, cOff + 3 * ldc, accumulate);
+            store(c40, c41, c, cOff + 4 * ldc, accumulate);
+            store(c50, c51, c, cOff + 5 * ldc, accumulate);
+        }
+
+        private static void rows4(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                                  float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            FloatVector c20 = FloatVector.zero(S);
+            FloatVector c21 = c20;
+            FloatVector c30 = FloatVector.zero(S);
+            FloatVector c31 = c30;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int a2 = aOff + 2 * ars;
+            int a3 = aOff + 3 * ars;
+            int bk = bOff;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, bk += ldb, ak += aks) {
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+                FloatVector x2 = FloatVector.broadcast(S, a[a2 + ak]);
+                c20 = x2.fma(b0, c20);
+                c21 = x2.fma(b1, c21);
+                FloatVector x3 = FloatVector.broadcast(S, a[a3 + ak]);
+                c30 = x3.fma(b0, c30);
+                c31 = x3.fma(b1, c31);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+            store(c20, c21, c, cOff + 2 * ldc, accumulate);
+            store(c30, c31, c, cOff + 3 * ldc, accumulate);
+        }
+
+        private static void rows2(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                                  float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int bk = bOff;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, bk += ldb, ak += aks) {
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+        }
+
+        private static void rows1(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
+                                  float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            int a0 = aOff;
+            int bk = bOff;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, bk += ldb, ak += aks) {
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+            }
+            store(c00, c01, c, cOff, accumulate);
+        }
+    }
+}
