@@ -1,0 +1,103 @@
+package org.kernels4j.opencl;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.jocl.CL;
+import org.jocl.cl_device_id;
+import org.jocl.cl_platform_id;
+import org.kernels4j.Backend;
+import org.kernels4j.spi.BackendProvider;
+import org.kernels4j.spi.Debug;
+
+/**
+ * The OpenCL backend's entry point for {@link java.util.ServiceLoader}: name {@code "opencl"}, priority 200.
+ *
+ * <p>{@link #start()} loads JOCL, which opens {@code libOpenCL.so.1} (the ICD loader), and opens every device of
+ * every platform, GPUs first. A machine without the loader, without a platform or without a device gets an
+ * exception whose message says which, and discovery reports the backend as unavailable.
+ */
+public final class OpenClProvider implements BackendProvider {
+
+    /** Used by {@link java.util.ServiceLoader}; does not touch native code. */
+    public OpenClProvider() {
+    }
+
+    @Override
+    public String name() {
+        return OpenClBackend.NAME;
+    }
+
+    @Override
+    public int priority() {
+        return 200;
+    }
+
+    @Override
+    public Backend start() throws Exception {
+        cl_platform_id[] platforms = platforms();
+        OpenClBackend backend = new OpenClBackend();
+        List<String> skipped = new ArrayList<>();
+        List<OpenClDevice.Found> found = new ArrayList<>();
+        for (cl_platform_id p : platforms) {
+            String platformName = OpenClCalls.platformString(p, CL.CL_PLATFORM_NAME);
+            int[] count = new int[1];
+            int status = CL.clGetDeviceIDs(p, CL.CL_DEVICE_TYPE_ALL, 0, null, count);
+            if (status == CL.CL_DEVICE_NOT_FOUND || count[0] == 0) {
+                skipped.add(platformName + ": no device");
+                continue;
+            }
+            OpenClCalls.check(status, "clGetDeviceIDs");
+            cl_device_id[] ids = new cl_device_id[count[0]];
+            OpenClCalls.check(CL.clGetDeviceIDs(p, CL.CL_DEVICE_TYPE_ALL, ids.length, ids, null), "clGetDeviceIDs");
+            for (cl_device_id id : ids) {
+                found.add(new OpenClDevice.Found(p, id, OpenClCalls.deviceLong(id, CL.CL_DEVICE_TYPE)));
+            }
+        }
+        // GPUs and accelerators first: the backend's default device is the first one.
+        found.sort((a, b) -> Integer.compare(a.rank(), b.rank()));
+        List<OpenClDevice> devices = new ArrayList<>();
+        for (OpenClDevice.Found f : found) {
+            try {
+                devices.add(new OpenClDevice(backend, devices.size(), f.platform(), f.device()));
+            } catch (RuntimeException e) {
+                String what = OpenClCalls.deviceString(f.device(), CL.CL_DEVICE_NAME) + ": " + e.getMessage();
+                skipped.add(what);
+                Debug.log(1, () -> "opencl: skipping device " + what);
+            }
+        }
+        if (devices.isEmpty()) {
+            throw new IllegalStateException("no usable OpenCL device" + (skipped.isEmpty() ? "" : " (" + String.join("; ", skipped) + ")"));
+        }
+        backend.setDevices(devices);
+        return backend;
+    }
+
+    private static cl_platform_id[] platforms() {
+        int[] count = new int[1];
+        int status;
+        try {
+            status = CL.clGetPlatformIDs(0, null, count);
+        } catch (LinkageError e) {
+            throw new IllegalStateException("libOpenCL.so.1 could not be loaded (install an OpenCL ICD loader, e.g. "
+                    + "ocl-icd-libopencl1, and a driver): " + rootMessage(e), e);
+        }
+        if (status == CL.CL_PLATFORM_NOT_FOUND_KHR || (status == CL.CL_SUCCESS && count[0] == 0)) {
+            throw new IllegalStateException("no OpenCL platform (no driver registered under /etc/OpenCL/vendors"
+                    + (System.getenv("OCL_ICD_VENDORS") != null ? " or OCL_ICD_VENDORS=" + System.getenv("OCL_ICD_VENDORS") : "")
+                    + ")");
+        }
+        OpenClCalls.check(status, "clGetPlatformIDs");
+        cl_platform_id[] platforms = new cl_platform_id[count[0]];
+        OpenClCalls.check(CL.clGetPlatformIDs(platforms.length, platforms, null), "clGetPlatformIDs");
+        return platforms;
+    }
+
+    private static String rootMessage(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();
+    }
+}
