@@ -1,0 +1,88 @@
+package org.kernels4j.autotune;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+import org.junit.jupiter.api.Test;
+import org.kernels4j.DType;
+import org.kernels4j.tuning.Parameters;
+
+/** The tuner's search on a synthetic kernel whose candidates are fast, slow, wrong or overrun their output. */
+class TunerTest {
+
+    final FakeDevice device = new FakeDevice("Tuner Device");
+
+    private Tuner.Outcome tune(Strategy strategy, double fraction, double... millis) {
+        Tuner t = new Tuner(new Tuner.Settings(strategy, fraction, 5, 7));
+        return t.tune(new SyntheticWorkload(device, 100, millis), SyntheticWorkload.SPACE, device.capabilities(),
+                null, List.of(), Instant.now().plus(Duration.ofMinutes(2)), (p, phase) -> { });
+    }
+
+    private static Map<Integer, TuningCache.Result> byMode(Tuner.Outcome o) {
+        return o.results().stream().collect(Collectors.toMap(r -> r.parameters().get("MODE"), r -> r));
+    }
+
+    @Test
+    void picksTheFasterCorrectConfigAndRejectsWrongOnes() {
+        // modes: 0 default 20 ms, 1 correct 2 ms, 2 wrong value, 3 overruns its output, 4 correct 300 ms
+        Tuner.Outcome o = tune(Strategy.EXHAUSTIVE, 1, 20, 2, 0.5, 0.5, 300);
+        assertTrue(o.complete());
+        assertEquals(Parameters.of("MODE", SyntheticWorkload.CORRECT_FAST), Parameters.of(o.best().parameters()));
+        assertEquals(Parameters.of("MODE", 0), Parameters.of(o.defaultResult().parameters()));
+        assertTrue(o.defaultResult().defaultParameters());
+        Map<Integer, TuningCache.Result> r = byMode(o);
+        assertEquals(5, r.size(), "every candidate has its own result");
+        TuningCache.Result wrong = r.get(SyntheticWorkload.WRONG_VALUE);
+        assertEquals(TuningCache.REJECTED, wrong.status());
+        assertTrue(wrong.note().contains("relative error"), wrong.note());
+        TuningCache.Result overrun = r.get(SyntheticWorkload.TOUCHES_CANARY);
+        assertEquals(TuningCache.REJECTED, overrun.status());
+        assertTrue(overrun.note().contains("canary"), overrun.note());
+        assertEquals(TuningCache.ABANDONED, r.get(SyntheticWorkload.CORRECT_VERY_SLOW).status(),
+                "a candidate 150x slower than the best is stopped early");
+        assertTrue(r.get(SyntheticWorkload.CORRECT_VERY_SLOW).samples() < 5);
+        assertEquals(TuningCache.OK, r.get(SyntheticWorkload.CORRECT_FAST).status());
+    }
+
+    @Test
+    void localSearchWalksToTheFastNeighbour() {
+        Tuner.Outcome o = tune(Strategy.LOCAL, 1, 20, 2, 0.5, 0.5, 300);
+        assertEquals(SyntheticWorkload.CORRECT_FAST, o.best().parameters().get("MODE"));
+        assertEquals(java.util.Set.of(0, 1, 2), byMode(o).keySet(),
+                "from the default, mode 1 is the only neighbour; from mode 1, mode 2 (wrong); 3 and 4 are never tried");
+    }
+
+    @Test
+    void randomSampleTriesAFraction() {
+        Tuner.Outcome o = tune(Strategy.RANDOM, 0.4, 1, 1, 1, 1, 1);
+        assertEquals(1 + 2, o.results().size(), "the default plus 40% of the 5 valid combinations");
+    }
+
+    @Test
+    void aDeadlineInThePastStillMeasuresTheDefault() {
+        Tuner t = new Tuner(new Tuner.Settings(Strategy.EXHAUSTIVE, 1, 3, 1));
+        Tuner.Outcome o = t.tune(new SyntheticWorkload(device, 10, 1, 1, 1, 1, 1), SyntheticWorkload.SPACE,
+                device.capabilities(), null, List.of(), Instant.now().minusSeconds(1), (p, phase) -> { });
+        assertFalse(o.complete());
+        assertEquals(1, o.results().size());
+        assertEquals(TuningCache.OK, o.defaultResult().status());
+    }
+
+    @Test
+    void comparisonUsesTheDtypeTolerance() {
+        float[] ref = {1f, -2f, 4f, Float.NEGATIVE_INFINITY};
+        assertEquals(null, Tuner.compare(ref, new float[] {1f, -2f, 4.0001f, Float.NEGATIVE_INFINITY}, DType.FLOAT32));
+        assertTrue(Tuner.compare(ref, new float[] {1f, -2f, 4.01f, Float.NEGATIVE_INFINITY}, DType.FLOAT32) != null);
+        assertTrue(Tuner.compare(ref, new float[] {1f, -2f, 4.01f, Float.NEGATIVE_INFINITY}, DType.BFLOAT16) == null);
+        assertTrue(Tuner.compare(ref, new float[] {Float.NaN, -2f, 4f, Float.NEGATIVE_INFINITY}, DType.BFLOAT16)
+                .contains("NaN"));
+        assertTrue(Tuner.compare(ref, new float[] {1f, -2f, 4f, 0f}, DType.FLOAT32) != null);
+    }
+}
