@@ -1,23 +1,1186 @@
 package org.kernels4j.cpu;
 
+import java.util.Arrays;
+
+import org.kernels4j.Conv2d;
 import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.spi.Conv2dKernels;
 import org.kernels4j.spi.Conv2dProblem;
 
+/**
+ * 2-D convolution on the CPU: forward, backward-data and backward-filter, NCHW and NHWC, with stride,
+ * per-side padding, dilation, groups and bias.
+ *
+ * <p><b>Implicit GEMM.</b> Every pass is a matrix product whose operands are gathered from the tensors on
+ * the fly, one cache-sized block at a time, into the panels the {@link MicroKernel} reads (BLIS/Goto
+ * blocking: a {@link #KC}-deep block of B in L2, one {@code KC × NR} panel of it in L1, the A block in L2,
+ * the C tile in registers). No full im2col matrix is ever built. Per image {@code n} and group {@code g}
+ * (sizes per group: {@code Cg = C/G}, {@code Kg = K/G}):
+ * <table>
+ * <caption>The GEMM of each pass</caption>
+ * <tr><th>pass</th><th>layout</th><th>C (M × N)</th><th>A</th><th>B (packed)</th><th>depth</th></tr>
+ * <tr><td>forward</td><td>NCHW</td><td>y: channels × pixels</td><td>w, in place</td><td>im2col(x)</td><td>Cg·R·S</td></tr>
+ * <tr><td>forward</td><td>NHWC</td><td>y: pixels × channels</td><td>im2col(x) rows, packed</td><td>wᵀ</td><td>R·S·Cg</td></tr>
+ * <tr><td>data</td><td>NCHW</td><td>dx: channels × pixels</td><td>w taps, packed</td><td>gathered dy</td><td>Kg·taps</td></tr>
+ * <tr><td>data</td><td>NHWC</td><td>dx: pixels × channels</td><td>gathered dy rows, packed</td><td>w taps</td><td>taps·Kg</td></tr>
+ * <tr><td>filter</td><td>NCHW</td><td>dw: K × Cg·R·S</td><td>dy, in place</td><td>im2col(x)ᵀ</td><td>pixels</td></tr>
+ * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x)ᵀ</td><td>pixels</td></tr>
+ * </table>
+ * Backward-data is a gather, not a scatter: with a stride, input pixels fall into {@code strideH × strideW}
+ * phases, and in each phase exactly the same filter taps reach every pixel, so each phase is one GEMM over
+ * its valid taps only (no zero-inserted dy, no wasted multiplies; a phase no tap reaches gets zeros).
+ * Backward-filter reduces over every pixel of every image: it is split over images and pixel chunks, each
+ * worker accumulating into its own dw (and db) partial, and the partials are summed at the end.
+ *
+ * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs a direct kernel
+ * instead: per plane along the width in NCHW, per pixel along the channels in NHWC.
+ *
+ * <p>Forward and backward-data split images × groups × pixel blocks over the worker pool; problems under
+ * {@link #MIN_FLOPS_PER_THREAD} per thread run on the caller alone.
+ */
 final class Conv2dCpu implements Conv2dKernels {
+
+    /** Depth of a packed block (tuning knob): a {@code KC × NR} panel of B stays in L1. */
+    static final int KC = 256;
+
+    /** Rows of A per block (tuning knob): an {@code MC × KC} block of A stays in L2. */
+    static final int MC = 96;
+
+    /** Columns of B per block (tuning knob): the packed {@code KC × NC} block of B stays in L2. */
+    static final int NC = 192;
+
+    /** Pixels per task of forward and backward-data (tuning knob). */
+    static final int PIXELS_PER_TASK = 192;
+
+    /** Pixels per task of backward-filter, a multiple of the depth block (tuning knob). */
+    static final int FILTER_PIXELS_PER_TASK = 4 * KC;
+
+    /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
+    static final double MIN_FLOPS_PER_THREAD = 2e6;
+
+    private static final int NR = MicroKernel.NR;
+
+    private static final int SLOT_A = 0;
+    private static final int SLOT_B = 1;
+    private static final int SLOT_TILE = 2;
+    private static final int SLOT_TAPS = 3;
+    private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
+    private static final int SLOT_WEIGHTS = Workspace.TASK_SLOTS + 1;
+
+    // ------------------------------------------------------------------------------------ entry points
+
     @Override
     public void forward(Stream stream, Conv2dProblem p, Tensor x, Tensor w, Tensor bias, Tensor y) {
-        throw new UnsupportedOperationException();
+        Operands o = new Operands(p, x, w, y, bias);
+        if (p.depthwise()) {
+            Depthwise.forward(o);
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        int pixels = p.p() * p.q();
+        int blocks = pixelBlocks(pixels);
+        int tasks = p.n() * p.groups() * blocks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int blk = task % blocks;
+            int g = (task / blocks) % p.groups();
+            int n = task / blocks / p.groups();
+            int t0 = (int) ((long) pixels * blk / blocks);
+            int t1 = (int) ((long) pixels * (blk + 1) / blocks);
+            Gemm gemm = nchw ? new ForwardNchw(o, n, g, t0, t1 - t0) : new ForwardNhwc(o, n, g, t0, t1 - t0);
+            gemm.run();
+            if (o.bias != null) {
+                o.addBias(n, g, t0, t1 - t0);
+            }
+        });
     }
 
     @Override
     public void backwardData(Stream stream, Conv2dProblem p, Tensor dy, Tensor w, Tensor dx) {
-        throw new UnsupportedOperationException();
+        Operands o = new Operands(p, dx, w, dy, null);
+        if (p.depthwise()) {
+            Depthwise.backwardData(o);
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        int phases = p.strideH() * p.strideW();
+        int[] phasePixels = new int[phases];
+        int[] phaseBlocks = new int[phases];
+        int[] firstTask = new int[phases + 1];
+        for (int ph = 0; ph < phases; ph++) {
+            Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
+            phasePixels[ph] = f.rows * f.cols;
+            phaseBlocks[ph] = pixelBlocks(phasePixels[ph]);
+            firstTask[ph + 1] = firstTask[ph] + phaseBlocks[ph];
+        }
+        int perImage = firstTask[phases];
+        int tasks = p.n() * p.groups() * perImage;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int inImage = task % perImage;
+            int g = (task / perImage) % p.groups();
+            int n = task / perImage / p.groups();
+            int ph = 0;
+            while (firstTask[ph + 1] <= inImage) {
+                ph++;
+            }
+            int blk = inImage - firstTask[ph];
+            int count = phasePixels[ph];
+            int t0 = (int) ((long) count * blk / phaseBlocks[ph]);
+            int t1 = (int) ((long) count * (blk + 1) / phaseBlocks[ph]);
+            Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
+            Gemm gemm = nchw ? new DataNchw(o, n, g, f, t0, t1 - t0) : new DataNhwc(o, n, g, f, t0, t1 - t0);
+            gemm.run();
+        });
     }
 
     @Override
     public void backwardFilter(Stream stream, Conv2dProblem p, Tensor dy, Tensor x, Tensor dw, Tensor db) {
-        throw new UnsupportedOperationException();
+        Operands o = new Operands(p, x, dw, dy, db);
+        if (p.depthwise()) {
+            Depthwise.backwardFilter(o);
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        int pixels = p.p() * p.q();
+        int chunks = Math.max(1, (pixels + FILTER_PIXELS_PER_TASK - 1) / FILTER_PIXELS_PER_TASK);
+        int tasks = p.n() * p.groups() * chunks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        int wSize = p.k() * p.cPerGroup() * p.r() * p.s();
+        int stride = wSize + p.k();
+        float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
+        Arrays.fill(partials, 0, workers * stride, 0f);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int chunk = task % chunks;
+            int g = (task / chunks) % p.groups();
+            int n = task / chunks / p.groups();
+            int t0 = (int) ((long) pixels * chunk / chunks);
+            int t1 = (int) ((long) pixels * (chunk + 1) / chunks);
+            int base = worker * stride;
+            Gemm gemm = nchw ? new FilterNchw(o, n, g, t0, t1 - t0, partials, base)
+                    : new FilterNhwc(o, n, g, t0, t1 - t0, partials, base);
+            gemm.run();
+            o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
+        });
+        int outBlocks = Math.max(1, Math.min(workers * 4, stride / 4096));
+        Parallel.run(outBlocks, workers, (worker, blk) -> {
+            int from = (int) ((long) stride * blk / outBlocks);
+            int to = (int) ((long) stride * (blk + 1) / outBlocks);
+            for (int i = from; i < to; i++) {
+                float sum = 0f;
+                for (int wk = 0; wk < workers; wk++) {
+                    sum += partials[wk * stride + i];
+                }
+                if (i < wSize) {
+                    o.w[o.wo + i] = sum;
+                } else if (o.bias != null) {
+                    o.bias[o.bo + i - wSize] = sum;
+                }
+            }
+        });
+    }
+
+    /** Splits {@code pixels} into blocks of about {@link #PIXELS_PER_TASK}, at least one. */
+    private static int pixelBlocks(int pixels) {
+        return Math.max(1, (pixels + PIXELS_PER_TASK - 1) / PIXELS_PER_TASK);
+    }
+
+    // ----------------------------------------------------------------------------------------- operands
+
+    /**
+     * The arrays of one call. {@code x} is the activation-side input or output ({@code x} forward and
+     * backward-filter, {@code dx} backward-data), {@code w} the filter or its gradient, {@code y} the
+     * output-side tensor ({@code y} or {@code dy}), {@code bias} the bias or its gradient (may be null).
+     */
+    static final class Operands {
+        final Conv2dProblem p;
+        final float[] x;
+        final int xo;
+        final float[] w;
+        final int wo;
+        final float[] y;
+        final int yo;
+        final float[] bias;
+        final int bo;
+        final boolean nchw;
+
+        Operands(Conv2dProblem p, Tensor x, Tensor w, Tensor y, Tensor bias) {
+            this.p = p;
+            this.x = CpuTensor.data(x);
+            this.xo = CpuTensor.offset(x);
+            this.w = CpuTensor.data(w);
+            this.wo = CpuTensor.offset(w);
+            this.y = CpuTensor.data(y);
+            this.yo = CpuTensor.offset(y);
+            this.bias = bias == null ? null : CpuTensor.data(bias);
+            this.bo = bias == null ? 0 : CpuTensor.offset(bias);
+            this.nchw = p.format() == Conv2d.Format.NCHW;
+        }
+
+        /** Adds the bias of group {@code g} to output pixels {@code [t0, t0 + count)} of image {@code n}. */
+        void addBias(int n, int g, int t0, int count) {
+            int kg = p.kPerGroup();
+            int pq = p.p() * p.q();
+            for (int k = g * kg; k < (g + 1) * kg; k++) {
+                float b = bias[bo + k];
+                if (nchw) {
+                    int at = yo + (n * p.k() + k) * pq + t0;
+                    for (int t = 0; t < count; t++) {
+                        y[at + t] += b;
+                    }
+                } else {
+                    int at = yo + (n * pq + t0) * p.k() + k;
+                    for (int t = 0; t < count; t++) {
+                        y[at + t * p.k()] += b;
+                    }
+                }
+            }
+        }
+
+        /** Adds dy of group {@code g} over pixels {@code [t0, t0 + count)} of image {@code n} into {@code db}. */
+        void sumBias(int n, int g, int t0, int count, float[] db, int dbo) {
+            if (bias == null) {
+                return;
+            }
+            int kg = p.kPerGroup();
+            int pq = p.p() * p.q();
+            if (nchw) {
+                for (int k = g * kg; k < (g + 1) * kg; k++) {
+                    int at = yo + (n * p.k() + k) * pq + t0;
+                    float s = 0f;
+                    for (int t = 0; t < count; t++) {
+                        s += y[at + t];
+                    }
+                    db[dbo + k] += s;
+                }
+            } else {
+                for (int t = 0; t < count; t++) {
+                    int at = yo + (n * pq + t0 + t) * p.k() + g * kg;
+                    for (int k = 0; k < kg; k++) {
+                        db[dbo + g * kg + k] += y[at + k];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One phase of backward-data: the input pixels {@code (ph + strideH·i, pw + strideW·j)} and the filter
+     * taps that reach them. Tap {@code r} reaches input row {@code h} from output row
+     * {@code (h + padTop - r·dilationH) / strideH} when that division is exact, which depends only on
+     * {@code h mod strideH}; for pixel row {@code i} of the phase that output row is {@code i + rowShift[r]}.
+     */
+    static final class Phase {
+        final int ph;
+        final int pw;
+        final int rows;
+        final int cols;
+        final int[] tapR;
+        final int[] rowShift;
+        final int[] tapS;
+        final int[] colShift;
+
+        Phase(Conv2dProblem p, int ph, int pw) {
+            this.ph = ph;
+            this.pw = pw;
+            this.rows = ph >= p.h() ? 0 : (p.h() - ph + p.strideH() - 1) / p.strideH();
+            this.cols = pw >= p.w() ? 0 : (p.w() - pw + p.strideW() - 1) / p.strideW();
+            int[][] r = taps(p.r(), ph + p.padTop(), p.dilationH(), p.strideH());
+            int[][] s = taps(p.s(), pw + p.padLeft(), p.dilationW(), p.strideW());
+            this.tapR = r[0];
+            this.rowShift = r[1];
+            this.tapS = s[0];
+            this.colShift = s[1];
+        }
+
+        private static int[][] taps(int extent, int base, int dilation, int stride) {
+            int count = 0;
+            int[] tap = new int[extent];
+            int[] shift = new int[extent];
+            for (int r = 0; r < extent; r++) {
+                int num = base - r * dilation;
+                if (Math.floorMod(num, stride) == 0) {
+                    tap[count] = r;
+                    shift[count] = Math.floorDiv(num, stride);
+                    count++;
+                }
+            }
+            return new int[][] {Arrays.copyOf(tap, count), Arrays.copyOf(shift, count)};
+        }
+
+        int taps() {
+            return tapR.length * tapS.length;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------- GEMM driver
+
+    /**
+     * One GEMM-shaped piece of a pass, {@code C[m × n] (+)= A[m × depth] · B[depth × n]}, run by one thread.
+     * Subclasses say where A, B and C are; the driver blocks, packs and calls the micro-kernel.
+     */
+    abstract static class Gemm {
+        final Conv2dProblem p;
+        int m;
+        int n;
+        int depth;
+        /** Add into C even for the first depth block (C holds a partial sum already). */
+        boolean accumulate;
+        /** A read in place when not null: {@code A[i][k] = aArray[aBase + i·ars + k·aks]}. */
+        float[] aArray;
+        int aBase;
+        int ars;
+        int aks;
+        /** C, where {@link #linearC} says it is {@code c[cBase + i·ldc + j]}. */
+        float[] c;
+        int cBase;
+        int ldc;
+        boolean linearC;
+
+        Gemm(Conv2dProblem p) {
+            this.p = p;
+        }
+
+        /** Packs {@code A[m0, m0 + mc) × [k0, k0 + kc)} row-major ({@code kc} floats a row) into {@code dst}. */
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            throw new IllegalStateException("A is read in place");
+        }
+
+        /**
+         * Packs {@code B[k0, k0 + kc) × [n0, n0 + nc)} into {@code NR}-column panels: element {@code (k, j)} at
+         * {@code dst[(j / NR)·kc·NR + k·NR + j % NR]}; columns from {@code nc} to the panel's end are zero.
+         */
+        abstract void packB(float[] dst, int k0, int kc, int n0, int nc);
+
+        /** Where C element {@code (i, j)} lives, for C that is not linear. */
+        int cOffset(int i, int j) {
+            return cBase + i * ldc + j;
+        }
+
+        final void run() {
+            if (depth == 0) {
+                if (!accumulate) {
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            c[cOffset(i, j)] = 0f;
+                        }
+                    }
+                }
+                return;
+            }
+            int ncMax = Math.min(NC, n);
+            int kcMax = Math.min(KC, depth);
+            float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
+            float[] ap = aArray == null ? Workspace.floats(SLOT_A, Math.min(MC, m) * kcMax) : null;
+            float[] tile = Workspace.floats(SLOT_TILE, Math.min(MC, m) * NR);
+            for (int n0 = 0; n0 < n; n0 += NC) {
+                int nc = Math.min(NC, n - n0);
+                for (int k0 = 0; k0 < depth; k0 += KC) {
+                    int kc = Math.min(KC, depth - k0);
+                    packB(bp, k0, kc, n0, nc);
+                    boolean add = accumulate || k0 > 0;
+                    for (int m0 = 0; m0 < m; m0 += MC) {
+                        int mc = Math.min(MC, m - m0);
+                        float[] a;
+                        int aOff;
+                        int rs;
+                        int ks;
+                        if (aArray == null) {
+                            packA(ap, m0, mc, k0, kc);
+                            a = ap;
+                            aOff = 0;
+                            rs = kc;
+                            ks = 1;
+                        } else {
+                            a = aArray;
+                            aOff = aBase + m0 * ars + k0 * aks;
+                            rs = ars;
+                            ks = aks;
+                        }
+                        for (int j0 = 0; j0 < nc; j0 += NR) {
+                            int cols = Math.min(NR, nc - j0);
+                            int bOff = (j0 / NR) * kc * NR;
+                            if (linearC && cols == NR) {
+                                MicroKernel.tile(a, aOff, rs, ks, bp, bOff, NR, kc, c, cBase + m0 * ldc + n0 + j0, ldc,
+                                        mc, add);
+                            } else {
+                                MicroKernel.tile(a, aOff, rs, ks, bp, bOff, NR, kc, tile, 0, NR, mc, false);
+                                for (int i = 0; i < mc; i++) {
+                                    for (int j = 0; j < cols; j++) {
+                                        int at = cOffset(m0 + i, n0 + j0 + j);
+                                        c[at] = add ? c[at] + tile[i * NR + j] : tile[i * NR + j];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static int roundUp(int n, int m) {
+        return (n + m - 1) / m * m;
+    }
+
+    // ---------------------------------------------------------------------------------------- forward
+
+    /** Forward, NCHW: {@code y[k][pixel] = Σ w[k][c,r,s] · x[c][pixel + tap]}; B is im2col(x) for a pixel block. */
+    static final class ForwardNchw extends Gemm {
+        private final Operands o;
+        private final int xPlane0;
+        private final int pixel0;
+
+        ForwardNchw(Operands o, int n, int g, int pixel0, int count) {
+            super(o.p);
+            this.o = o;
+            int kg = p.kPerGroup();
+            int cg = p.cPerGroup();
+            this.m = kg;
+            this.n = count;
+            this.depth = cg * p.r() * p.s();
+            this.aArray = o.w;
+            this.aBase = o.wo + g * kg * depth;
+            this.ars = depth;
+            this.aks = 1;
+            this.c = o.y;
+            this.cBase = o.yo + (n * p.k() + g * kg) * p.p() * p.q() + pixel0;
+            this.ldc = p.p() * p.q();
+            this.linearC = true;
+            this.xPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
+            this.pixel0 = pixel0;
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            im2colPixels(o, xPlane0, dst, k0, kc, pixel0 + n0, nc);
+        }
+    }
+
+    /**
+     * Writes im2col rows {@code [k0, k0 + kc)} (index {@code (c·R + r)·S + s}) for output pixels
+     * {@code [t0, t0 + count)} of the NCHW planes starting at {@code plane0} into NR-column panels.
+     */
+    static void im2colPixels(Operands o, int plane0, float[] dst, int k0, int kc, int t0, int count) {
+        Conv2dProblem p = o.p;
+        int rs = p.r() * p.s();
+        int hw = p.h() * p.w();
+        int panels = (count + NR - 1) / NR;
+        for (int kk = 0; kk < kc; kk++) {
+            int kd = k0 + kk;
+            int ch = kd / rs;
+            int r = (kd % rs) / p.s();
+            int s = kd % p.s();
+            int plane = plane0 + ch * hw;
+            int rowOff = -p.padTop() + r * p.dilationH();
+            int colOff = -p.padLeft() + s * p.dilationW();
+            int t = 0;
+            int pp = t0 / p.q();
+            int q = t0 % p.q();
+            while (t < count) {
+                int run = Math.min(p.q() - q, count - t);
+                int ih = pp * p.strideH() + rowOff;
+                boolean rowIn = ih >= 0 && ih < p.h();
+                int src = plane + ih * p.w();
+                for (int e = 0; e < run; e++) {
+                    int tt = t + e;
+                    int iw = (q + e) * p.strideW() + colOff;
+                    float v = rowIn && iw >= 0 && iw < p.w() ? o.x[src + iw] : 0f;
+                    dst[(tt / NR) * kc * NR + kk * NR + (tt % NR)] = v;
+                }
+                t += run;
+                pp++;
+                q = 0;
+            }
+            for (int tt = count; tt < panels * NR; tt++) {
+                dst[(tt / NR) * kc * NR + kk * NR + (tt % NR)] = 0f;
+            }
+        }
+    }
+
+    /**
+     * Forward, NHWC: {@code y[pixel][k] = Σ x[pixel + tap][c] · w[k][r,s,c]}; A is im2col(x) rows (channel
+     * runs copied), B the filter transposed.
+     */
+    static final class ForwardNhwc extends Gemm {
+        private final Operands o;
+        private final int image;
+        private final int channel0;
+        private final int pixel0;
+        private final int weights;
+
+        ForwardNhwc(Operands o, int n, int g, int pixel0, int count) {
+            super(o.p);
+            this.o = o;
+            int kg = p.kPerGroup();
+            this.m = count;
+            this.n = kg;
+            this.depth = p.r() * p.s() * p.cPerGroup();
+            this.c = o.y;
+            this.cBase = o.yo + (n * p.p() * p.q() + pixel0) * p.k() + g * kg;
+            this.ldc = p.k();
+            this.linearC = true;
+            this.image = o.xo + n * p.h() * p.w() * p.c();
+            this.channel0 = g * p.cPerGroup();
+            this.pixel0 = pixel0;
+            this.weights = o.wo + g * kg * depth;
+        }
+
+        @Override
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            for (int i = 0; i < mc; i++) {
+                int t = pixel0 + m0 + i;
+                im2colChannelsRow(o, image, channel0, t / p.q(), t % p.q(), k0, kc, dst, i * kc, 1);
+            }
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            transposedPanels(o.w, weights, depth, dst, k0, kc, n0, nc);
+        }
+    }
+
+    /**
+     * Writes im2col row entries {@code [k0, k0 + kc)} (index {@code (r·S + s)·Cg + c}) of output pixel
+     * {@code (pp, q)} from the NHWC image at {@code image} to {@code dst[at + e·step]}: runs of channels are
+     * copied, taps in the padding are zeros.
+     */
+    static void im2colChannelsRow(Operands o, int image, int channel0, int pp, int q, int k0, int kc, float[] dst,
+                                  int at, int step) {
+        Conv2dProblem p = o.p;
+        int cg = p.cPerGroup();
+        int kd = k0;
+        int end = k0 + kc;
+        while (kd < end) {
+            int tap = kd / cg;
+            int ch = kd % cg;
+            int run = Math.min(cg - ch, end - kd);
+            int ih = pp * p.strideH() - p.padTop() + (tap / p.s()) * p.dilationH();
+            int iw = q * p.strideW() - p.padLeft() + (tap % p.s()) * p.dilationW();
+            int d = at + (kd - k0) * step;
+            if (ih >= 0 && ih < p.h() && iw >= 0 && iw < p.w()) {
+                int src = image + (ih * p.w() + iw) * p.c() + channel0 + ch;
+                if (step == 1) {
+                    System.arraycopy(o.x, src, dst, d, run);
+                } else {
+                    for (int e = 0; e < run; e++) {
+                        dst[d + e * step] = o.x[src + e];
+                    }
+                }
+            } else {
+                for (int e = 0; e < run; e++) {
+                    dst[d + e * step] = 0f;
+                }
+            }
+            kd += run;
+        }
+    }
+
+    /**
+     * Packs {@code B[k][j] = a[base + (n0 + j)·ld + k]} (a row-major matrix read transposed) for
+     * {@code k in [k0, k0 + kc)}, {@code j in [0, nc)} into NR-column panels.
+     */
+    static void transposedPanels(float[] a, int base, int ld, float[] dst, int k0, int kc, int n0, int nc) {
+        int panels = (nc + NR - 1) / NR;
+        for (int jp = 0; jp < panels; jp++) {
+            int out = jp * kc * NR;
+            for (int jj = 0; jj < NR; jj++) {
+                int j = jp * NR + jj;
+                if (j < nc) {
+                    int src = base + (n0 + j) * ld + k0;
+                    for (int kk = 0; kk < kc; kk++) {
+                        dst[out + kk * NR + jj] = a[src + kk];
+                    }
+                } else {
+                    for (int kk = 0; kk < kc; kk++) {
+                        dst[out + kk * NR + jj] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------- backward data
+
+    /**
+     * Backward-data, NCHW, one phase: {@code dx[c][pixel] = Σ w[k][c][tap] · dy[k][pixel's output for tap]}
+     * over the phase's taps; A is the filter's taps (packed), B the gathered dy.
+     */
+    static final class DataNchw extends Gemm {
+        private final Operands o;
+        private final Phase f;
+        private final int pixel0;
+        private final int dyPlane0;
+        private final int weights;
+        private final int dxPlane0;
+
+        DataNchw(Operands o, int n, int g, Phase f, int pixel0, int count) {
+            super(o.p);
+            this.o = o;
+            this.f = f;
+            int cg = p.cPerGroup();
+            int kg = p.kPerGroup();
+            this.m = cg;
+            this.n = count;
+            this.depth = kg * f.taps();
+            this.pixel0 = pixel0;
+            this.dyPlane0 = o.yo + (n * p.k() + g * kg) * p.p() * p.q();
+            this.weights = o.wo + g * kg * cg * p.r() * p.s();
+            this.dxPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
+            this.c = o.x;
+            this.ldc = p.h() * p.w();
+            this.linearC = p.strideH() == 1 && p.strideW() == 1;
+            this.cBase = dxPlane0 + pixel0;
+        }
+
+        @Override
+        int cOffset(int i, int j) {
+            int t = pixel0 + j;
+            int h = f.ph + (t / f.cols) * p.strideH();
+            int w = f.pw + (t % f.cols) * p.strideW();
+            return dxPlane0 + i * ldc + h * p.w() + w;
+        }
+
+        @Override
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            int cg = p.cPerGroup();
+            int nr = f.tapR.length;
+            int ns = f.tapS.length;
+            int rs = p.r() * p.s();
+            for (int i = 0; i < mc; i++) {
+                int ch = m0 + i;
+                for (int kk = 0; kk < kc; kk++) {
+                    int kd = k0 + kk;
+                    int k = kd / (nr * ns);
+                    int tap = kd % (nr * ns);
+                    int r = f.tapR[tap / ns];
+                    int s = f.tapS[tap % ns];
+                    dst[i * kc + kk] = o.w[weights + (k * cg + ch) * rs + r * p.s() + s];
+                }
+            }
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int nr = f.tapR.length;
+            int ns = f.tapS.length;
+            int pq = p.p() * p.q();
+            int panels = (nc + NR - 1) / NR;
+            for (int kk = 0; kk < kc; kk++) {
+                int kd = k0 + kk;
+                int k = kd / (nr * ns);
+                int tap = kd % (nr * ns);
+                int rowShift = f.rowShift[tap / ns];
+                int colShift = f.colShift[tap % ns];
+                int plane = dyPlane0 + k * pq;
+                for (int j = 0; j < nc; j++) {
+                    int t = pixel0 + n0 + j;
+                    int op = t / f.cols + rowShift;
+                    int oq = t % f.cols + colShift;
+                    float v = op >= 0 && op < p.p() && oq >= 0 && oq < p.q() ? o.y[plane + op * p.q() + oq] : 0f;
+                    dst[(j / NR) * kc * NR + kk * NR + (j % NR)] = v;
+                }
+                for (int j = nc; j < panels * NR; j++) {
+                    dst[(j / NR) * kc * NR + kk * NR + (j % NR)] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * Backward-data, NHWC, one phase: {@code dx[pixel][c] = Σ dy[pixel's output for tap][k] · w[k][tap][c]};
+     * A is the gathered dy rows (channel runs copied), B the filter's taps.
+     */
+    static final class DataNhwc extends Gemm {
+        private final Operands o;
+        private final Phase f;
+        private final int pixel0;
+        private final int image;
+        private final int channel0;
+        private final int weights;
+
+        DataNhwc(Operands o, int n, int g, Phase f, int pixel0, int count) {
+            super(o.p);
+            this.o = o;
+            this.f = f;
+            int cg = p.cPerGroup();
+            int kg = p.kPerGroup();
+            this.m = count;
+            this.n = cg;
+            this.depth = f.taps() * kg;
+            this.pixel0 = pixel0;
+            this.image = o.yo + n * p.p() * p.q() * p.k();
+            this.channel0 = g * kg;
+            this.weights = o.wo + g * kg * p.r() * p.s() * cg;
+            this.c = o.x;
+            this.ldc = p.c();
+            this.linearC = p.strideH() == 1 && p.strideW() == 1;
+            this.cBase = o.xo + (n * p.h() * p.w() + pixel0) * p.c() + g * cg;
+        }
+
+        @Override
+        int cOffset(int i, int j) {
+            int t = pixel0 + i;
+            int h = f.ph + (t / f.cols) * p.strideH();
+            int w = f.pw + (t % f.cols) * p.strideW();
+            int image0 = cBase - pixel0 * p.c();
+            return image0 + (h * p.w() + w) * p.c() + j;
+        }
+
+        @Override
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            int kg = p.kPerGroup();
+            int ns = f.tapS.length;
+            for (int i = 0; i < mc; i++) {
+                int t = pixel0 + m0 + i;
+                int pi = t / f.cols;
+                int pj = t % f.cols;
+                int kd = k0;
+                int end = k0 + kc;
+                while (kd < end) {
+                    int tap = kd / kg;
+                    int k = kd % kg;
+                    int run = Math.min(kg - k, end - kd);
+                    int op = pi + f.rowShift[tap / ns];
+                    int oq = pj + f.colShift[tap % ns];
+                    int d = i * kc + kd - k0;
+                    if (op >= 0 && op < p.p() && oq >= 0 && oq < p.q()) {
+                        System.arraycopy(o.y, image + (op * p.q() + oq) * p.k() + channel0 + k, dst, d, run);
+                    } else {
+                        Arrays.fill(dst, d, d + run, 0f);
+                    }
+                    kd += run;
+                }
+            }
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int kg = p.kPerGroup();
+            int cg = p.cPerGroup();
+            int ns = f.tapS.length;
+            int panels = (nc + NR - 1) / NR;
+            for (int kk = 0; kk < kc; kk++) {
+                int kd = k0 + kk;
+                int tap = kd / kg;
+                int k = kd % kg;
+                int r = f.tapR[tap / ns];
+                int s = f.tapS[tap % ns];
+                int src = weights + ((k * p.r() + r) * p.s() + s) * cg + n0;
+                for (int jp = 0; jp < panels; jp++) {
+                    int out = jp * kc * NR + kk * NR;
+                    int cols = Math.min(NR, nc - jp * NR);
+                    System.arraycopy(o.w, src + jp * NR, dst, out, cols);
+                    if (cols < NR) {
+                        Arrays.fill(dst, out + cols, out + NR, 0f);
+                    }
+                }
+            }
+        }
+    }
+
+    // -------------------------------------------------------------------------------- backward filter
+
+    /**
+     * Backward-filter, NCHW: {@code dw[k][c,r,s] += Σ_pixels dy[k][pixel] · x[c][pixel + tap]}; A is dy in
+     * place, B is im2col(x) transposed (pixels down, filter entries across).
+     */
+    static final class FilterNchw extends Gemm {
+        private final Operands o;
+        private final int xPlane0;
+        private final int pixel0;
+
+        FilterNchw(Operands o, int n, int g, int pixel0, int count, float[] partial, int partialBase) {
+            super(o.p);
+            this.o = o;
+            int kg = p.kPerGroup();
+            int cg = p.cPerGroup();
+            int filter = cg * p.r() * p.s();
+            this.m = kg;
+            this.n = filter;
+            this.depth = count;
+            this.accumulate = true;
+            this.aArray = o.y;
+            this.aBase = o.yo + (n * p.k() + g * kg) * p.p() * p.q() + pixel0;
+            this.ars = p.p() * p.q();
+            this.aks = 1;
+            this.c = partial;
+            this.cBase = partialBase + g * kg * filter;
+            this.ldc = filter;
+            this.linearC = true;
+            this.xPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
+            this.pixel0 = pixel0;
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int rs = p.r() * p.s();
+            int hw = p.h() * p.w();
+            int panels = (nc + NR - 1) / NR;
+            for (int j = 0; j < panels * NR; j++) {
+                int out = (j / NR) * kc * NR + (j % NR);
+                if (j >= nc) {
+                    for (int kk = 0; kk < kc; kk++) {
+                        dst[out + kk * NR] = 0f;
+                    }
+                    continue;
+                }
+                int col = n0 + j;
+                int plane = xPlane0 + (col / rs) * hw;
+                int rowOff = -p.padTop() + ((col % rs) / p.s()) * p.dilationH();
+                int colOff = -p.padLeft() + (col % p.s()) * p.dilationW();
+                int t = pixel0 + k0;
+                int pp = t / p.q();
+                int q = t % p.q();
+                for (int kk = 0; kk < kc; kk++) {
+                    int ih = pp * p.strideH() + rowOff;
+                    int iw = q * p.strideW() + colOff;
+                    dst[out + kk * NR] = ih >= 0 && ih < p.h() && iw >= 0 && iw < p.w() ? o.x[plane + ih * p.w() + iw] : 0f;
+                    if (++q == p.q()) {
+                        q = 0;
+                        pp++;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Backward-filter, NHWC: {@code dw[k][r,s,c] += Σ_pixels dy[pixel][k] · x[pixel + tap][c]}; A is dy in
+     * place (read down its channel column), B is im2col(x) rows.
+     */
+    static final class FilterNhwc extends Gemm {
+        private final Operands o;
+        private final int image;
+        private final int channel0;
+        private final int pixel0;
+
+        FilterNhwc(Operands o, int n, int g, int pixel0, int count, float[] partial, int partialBase) {
+            super(o.p);
+            this.o = o;
+            int kg = p.kPerGroup();
+            int filter = p.r() * p.s() * p.cPerGroup();
+            this.m = kg;
+            this.n = filter;
+            this.depth = count;
+            this.accumulate = true;
+            this.aArray = o.y;
+            this.aBase = o.yo + (n * p.p() * p.q() + pixel0) * p.k() + g * kg;
+            this.ars = 1;
+            this.aks = p.k();
+            this.c = partial;
+            this.cBase = partialBase + g * kg * filter;
+            this.ldc = filter;
+            this.linearC = true;
+            this.image = o.xo + n * p.h() * p.w() * p.c();
+            this.channel0 = g * p.cPerGroup();
+            this.pixel0 = pixel0;
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            float[] row = Workspace.floats(SLOT_TAPS, roundUp(nc, NR));
+            int panels = (nc + NR - 1) / NR;
+            Arrays.fill(row, nc, panels * NR, 0f);
+            for (int kk = 0; kk < kc; kk++) {
+                int t = pixel0 + k0 + kk;
+                im2colChannelsRow(o, image, channel0, t / p.q(), t % p.q(), n0, nc, row, 0, 1);
+                for (int jp = 0; jp < panels; jp++) {
+                    System.arraycopy(row, jp * NR, dst, jp * kc * NR + kk * NR, NR);
+                }
+            }
+        }
+    }
+
+    // -------------------------------------------------------------------------------------- depthwise
+
+    /** Direct depthwise kernels ({@code groups = C = K}): one filter per channel. */
+    static final class Depthwise {
+
+        private Depthwise() {
+        }
+
+        static void forward(Operands o) {
+            Conv2dProblem p = o.p;
+            if (o.nchw) {
+                int tasks = p.n() * p.c();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> forwardPlane(o, task / p.c(), task % p.c()));
+            } else {
+                float[] wt = tapMajorWeights(o);
+                int tasks = p.n() * p.p();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> forwardRowNhwc(o, wt, task / p.p(), task % p.p()));
+            }
+        }
+
+        /** NHWC depthwise filters are {@code [C, R, S, 1]}; the kernels want {@code [R·S][C]} to run along C. */
+        private static float[] tapMajorWeights(Operands o) {
+            Conv2dProblem p = o.p;
+            int rs = p.r() * p.s();
+            float[] wt = Workspace.floats(SLOT_WEIGHTS, rs * p.c());
+            for (int ch = 0; ch < p.c(); ch++) {
+                for (int t = 0; t < rs; t++) {
+                    wt[t * p.c() + ch] = o.w[o.wo + ch * rs + t];
+                }
+            }
+            return wt;
+        }
+
+        private static void forwardPlane(Operands o, int n, int ch) {
+            Conv2dProblem p = o.p;
+            int xPlane = o.xo + (n * p.c() + ch) * p.h() * p.w();
+            int yPlane = o.yo + (n * p.c() + ch) * p.p() * p.q();
+            int wBase = o.wo + ch * p.r() * p.s();
+            float b = o.bias == null ? 0f : o.bias[o.bo + ch];
+            for (int pp = 0; pp < p.p(); pp++) {
+                int yRow = yPlane + pp * p.q();
+                Arrays.fill(o.y, yRow, yRow + p.q(), b);
+                for (int r = 0; r < p.r(); r++) {
+                    int ih = pp * p.strideH() - p.padTop() + r * p.dilationH();
+                    if (ih < 0 || ih >= p.h()) {
+                        continue;
+                    }
+                    int xRow = xPlane + ih * p.w();
+                    for (int s = 0; s < p.s(); s++) {
+                        float wv = o.w[wBase + r * p.s() + s];
+                        int off = s * p.dilationW() - p.padLeft();
+                        int q0 = firstInside(off, p.strideW());
+                        int q1 = Math.min(p.q(), lastInside(off, p.strideW(), p.w()) + 1);
+                        if (p.strideW() == 1) {
+                            int src = xRow + off;
+                            for (int q = q0; q < q1; q++) {
+                                o.y[yRow + q] += wv * o.x[src + q];
+                            }
+                        } else {
+                            for (int q = q0; q < q1; q++) {
+                                o.y[yRow + q] += wv * o.x[xRow + q * p.strideW() + off];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /** The first {@code q >= 0} with {@code q·stride + off >= 0}. */
+        private static int firstInside(int off, int stride) {
+            return off >= 0 ? 0 : (-off + stride - 1) / stride;
+        }
+
+        /** The last {@code q} with {@code q·stride + off < limit} (may be negative). */
+        private static int lastInside(int off, int stride, int limit) {
+            return Math.floorDiv(limit - 1 - off, stride);
+        }
+
+        private static void forwardRowNhwc(Operands o, float[] wt, int n, int pp) {
+            Conv2dProblem p = o.p;
+            int ch = p.c();
+            for (int q = 0; q < p.q(); q++) {
+                int yAt = o.yo + ((n * p.p() + pp) * p.q() + q) * ch;
+                if (o.bias == null) {
+                    Arrays.fill(o.y, yAt, yAt + ch, 0f);
+                } else {
+                    System.arraycopy(o.bias, o.bo, o.y, yAt, ch);
+                }
+                for (int r = 0; r < p.r(); r++) {
+                    int ih = pp * p.strideH() - p.padTop() + r * p.dilationH();
+                    if (ih < 0 || ih >= p.h()) {
+                        continue;
+                    }
+                    for (int s = 0; s < p.s(); s++) {
+                        int iw = q * p.strideW() - p.padLeft() + s * p.dilationW();
+                        if (iw < 0 || iw >= p.w()) {
+                            continue;
+                        }
+                        int xAt = o.xo + ((n * p.h() + ih) * p.w() + iw) * ch;
+                        int wAt = (r * p.s() + s) * ch;
+                        for (int c = 0; c < ch; c++) {
+                            o.y[yAt + c] += wt[wAt + c] * o.x[xAt + c];
+                        }
+                    }
+                }
+            }
+        }
+
+        static void backwardData(Operands o) {
+            Conv2dProblem p = o.p;
+            if (o.nchw) {
+                int tasks = p.n() * p.c();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> dataPlane(o, task / p.c(), task % p.c()));
+            } else {
+                float[] wt = tapMajorWeights(o);
+                int tasks = p.n() * p.h();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> dataRowNhwc(o, wt, task / p.h(), task % p.h()));
+            }
+        }
+
+        /** dx row {@code h} gathers dy row {@code (h + padTop - r·dilationH) / strideH} for each tap that divides. */
+        private static void dataPlane(Operands o, int n, int ch) {
+            Conv2dProblem p = o.p;
+            int dxPlane = o.xo + (n * p.c() + ch) * p.h() * p.w();
+            int dyPlane = o.yo + (n * p.c() + ch) * p.p() * p.q();
+            int wBase = o.wo + ch * p.r() * p.s();
+            int sw = p.strideW();
+            for (int h = 0; h < p.h(); h++) {
+                int dxRow = dxPlane + h * p.w();
+                Arrays.fill(o.x, dxRow, dxRow + p.w(), 0f);
+                for (int r = 0; r < p.r(); r++) {
+                    int num = h + p.padTop() - r * p.dilationH();
+                    if (num < 0 || num % p.strideH() != 0 || num / p.strideH() >= p.p()) {
+                        continue;
+                    }
+                    int dyRow = dyPlane + (num / p.strideH()) * p.q();
+                    for (int s = 0; s < p.s(); s++) {
+                        float wv = o.w[wBase + r * p.s() + s];
+                        // dx[w] += wv · dy[q] where w = q·sw - padLeft + s·dilationW
+                        int off = s * p.dilationW() - p.padLeft();
+                        int q0 = firstInside(off, sw);
+                        int q1 = Math.min(p.q(), lastInside(off, sw, p.w()) + 1);
+                        if (sw == 1) {
+                            int dst = dxRow + off;
+                            for (int q = q0; q < q1; q++) {
+                                o.x[dst + q] += wv * o.y[dyRow + q];
+                            }
+                        } else {
+                            for (int q = q0; q < q1; q++) {
+                                o.x[dxRow + q * sw + off] += wv * o.y[dyRow + q];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        private static void dataRowNhwc(Operands o, float[] wt, int n, int h) {
+            Conv2dProblem p = o.p;
+            int ch = p.c();
+            for (int w = 0; w < p.w(); w++) {
+                int dxAt = o.xo + ((n * p.h() + h) * p.w() + w) * ch;
+                Arrays.fill(o.x, dxAt, dxAt + ch, 0f);
+                for (int r = 0; r < p.r(); r++) {
+                    int num = h + p.padTop() - r * p.dilationH();
+                    if (num < 0 || num % p.strideH() != 0 || num / p.strideH() >= p.p()) {
+                        continue;
+                    }
+                    int op = num / p.strideH();
+                    for (int s = 0; s < p.s(); s++) {
+                        int numw = w + p.padLeft() - s * p.dilationW();
+                        if (numw < 0 || numw % p.strideW() != 0 || numw / p.strideW() >= p.q()) {
+                            continue;
+                        }
+                        int dyAt = o.yo + ((n * p.p() + op) * p.q() + numw / p.strideW()) * ch;
+                        int wAt = (r * p.s() + s) * ch;
+                        for (int c = 0; c < ch; c++) {
+                            o.x[dxAt + c] += wt[wAt + c] * o.y[dyAt + c];
+                        }
+                    }
+                }
+            }
+        }
+
+        static void backwardFilter(Operands o) {
+            Conv2dProblem p = o.p;
+            int rs = p.r() * p.s();
+            if (o.nchw) {
+                // one task per channel owns that channel's filter and bias gradient: no partial sums
+                int tasks = p.c();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
+                return;
+            }
+            int tasks = p.n() * p.p();
+            int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            int stride = (rs + 1) * p.c();
+            float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
+            Arrays.fill(partials, 0, workers * stride, 0f);
+            Parallel.run(tasks, workers,
+                    (worker, task) -> filterRowNhwc(o, task / p.p(), task % p.p(), partials, worker * stride));
+            for (int ch = 0; ch < p.c(); ch++) {
+                for (int t = 0; t <= rs; t++) {
+                    float sum = 0f;
+                    for (int wk = 0; wk < workers; wk++) {
+                        sum += partials[wk * stride + t * p.c() + ch];
+                    }
+                    if (t < rs) {
+                        o.w[o.wo + ch * rs + t] = sum;
+                    } else if (o.bias != null) {
+                        o.bias[o.bo + ch] = sum;
+                    }
+                }
+            }
+        }
+
+        private static void filterChannel(Operands o, int ch) {
+            Conv2dProblem p = o.p;
+            int sw = p.strideW();
+            float db = 0f;
+            for (int r = 0; r < p.r(); r++) {
+                for (int s = 0; s < p.s(); s++) {
+                    int off = s * p.dilationW() - p.padLeft();
+                    int q0 = firstInside(off, sw);
+                    int q1 = Math.min(p.q(), lastInside(off, sw, p.w()) + 1);
+                    float acc = 0f;
+                    for (int n = 0; n < p.n(); n++) {
+                        int xPlane = o.xo + (n * p.c() + ch) * p.h() * p.w();
+                        int dyPlane = o.yo + (n * p.c() + ch) * p.p() * p.q();
+                        for (int pp = 0; pp < p.p(); pp++) {
+                            int ih = pp * p.strideH() - p.padTop() + r * p.dilationH();
+                            if (ih < 0 || ih >= p.h()) {
+                                continue;
+                            }
+                            int xRow = xPlane + ih * p.w() + off;
+                            int dyRow = dyPlane + pp * p.q();
+                            for (int q = q0; q < q1; q++) {
+                                acc += o.y[dyRow + q] * o.x[xRow + q * sw];
+                            }
+                        }
+                    }
+                    o.w[o.wo + ch * p.r() * p.s() + r * p.s() + s] = acc;
+                }
+            }
+            if (o.bias != null) {
+                for (int n = 0; n < p.n(); n++) {
+                    int dyPlane = o.yo + (n * p.c() + ch) * p.p() * p.q();
+                    for (int i = 0; i < p.p() * p.q(); i++) {
+                        db += o.y[dyPlane + i];
+                    }
+                }
+                o.bias[o.bo + ch] = db;
+            }
+        }
+
+        private static void filterRowNhwc(Operands o, int n, int pp, float[] part, int base) {
+            Conv2dProblem p = o.p;
+            int ch = p.c();
+            int bias = base + p.r() * p.s() * ch;
+            for (int q = 0; q < p.q(); q++) {
+                int dyAt = o.yo + ((n * p.p() + pp) * p.q() + q) * ch;
+                if (o.bias != null) {
+                    for (int c = 0; c < ch; c++) {
+                        part[bias + c] += o.y[dyAt + c];
+                    }
+                }
+                for (int r = 0; r < p.r(); r++) {
+                    int ih = pp * p.strideH() - p.padTop() + r * p.dilationH();
+                    if (ih < 0 || ih >= p.h()) {
+                        continue;
+                    }
+                    for (int s = 0; s < p.s(); s++) {
+                        int iw = q * p.strideW() - p.padLeft() + s * p.dilationW();
+                        if (iw < 0 || iw >= p.w()) {
+                            continue;
+                        }
+                        int xAt = o.xo + ((n * p.h() + ih) * p.w() + iw) * ch;
+                        int pAt = base + (r * p.s() + s) * ch;
+                        for (int c = 0; c < ch; c++) {
+                            part[pAt + c] += o.y[dyAt + c] * o.x[xAt + c];
+                        }
+                    }
+                }
+            }
+        }
     }
 }

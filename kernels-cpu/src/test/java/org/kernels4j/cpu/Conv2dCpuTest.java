@@ -1,0 +1,133 @@
+package org.kernels4j.cpu;
+
+import java.util.Random;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.kernels4j.Conv2d;
+import org.kernels4j.Conv2d.Format;
+import org.kernels4j.Stream;
+import org.kernels4j.Tensor;
+import org.kernels4j.spi.Conv2dProblem;
+
+class Conv2dCpuTest {
+
+    /** Index of activation element (n, c, h, w) in this layout. */
+    static int act(Format f, int n, int c, int h, int w, int cs, int hs, int ws) {
+        return f == Format.NCHW ? ((n * cs + c) * hs + h) * ws + w : ((n * hs + h) * ws + w) * cs + c;
+    }
+
+    /** Index of filter element (k, c, r, s) in this layout. */
+    static int filt(Format f, int k, int c, int r, int s, int cg, int rs, int ss) {
+        return f == Format.NCHW ? ((k * cg + c) * rs + r) * ss + s : ((k * rs + r) * ss + s) * cg + c;
+    }
+
+    /** Float64 convolution: {y, dx, dw, db} from x, w, bias (may be null) and dy. */
+    static double[][] reference(Conv2dProblem p, float[] x, float[] w, float[] bias, float[] dy) {
+        Format f = p.format();
+        double[] y = new double[p.n() * p.k() * p.p() * p.q()];
+        double[] dx = new double[x.length];
+        double[] dw = new double[w.length];
+        double[] db = new double[p.k()];
+        int cg = p.cPerGroup();
+        int kg = p.kPerGroup();
+        for (int n = 0; n < p.n(); n++) {
+            for (int k = 0; k < p.k(); k++) {
+                int g = k / kg;
+                for (int pp = 0; pp < p.p(); pp++) {
+                    for (int q = 0; q < p.q(); q++) {
+                        int yi = act(f, n, k, pp, q, p.k(), p.p(), p.q());
+                        double acc = bias == null ? 0 : bias[k];
+                        double d = dy[yi];
+                        db[k] += d;
+                        for (int c = 0; c < cg; c++) {
+                            for (int r = 0; r < p.r(); r++) {
+                                int ih = pp * p.strideH() - p.padTop() + r * p.dilationH();
+                                if (ih < 0 || ih >= p.h()) {
+                                    continue;
+                                }
+                                for (int s = 0; s < p.s(); s++) {
+                                    int iw = q * p.strideW() - p.padLeft() + s * p.dilationW();
+                                    if (iw < 0 || iw >= p.w()) {
+                                        continue;
+                                    }
+                                    int xi = act(f, n, g * cg + c, ih, iw, p.c(), p.h(), p.w());
+                                    int wi = filt(f, k, c, r, s, cg, p.r(), p.s());
+                                    acc += (double) w[wi] * x[xi];
+                                    dx[xi] += w[wi] * d;
+                                    dw[wi] += x[xi] * d;
+                                }
+                            }
+                        }
+                        y[yi] = acc;
+                    }
+                }
+            }
+        }
+        return new double[][] {y, dx, dw, db};
+    }
+
+    @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} {6}x{7} stride {8},{9} pad {10},{11},{12},{13} dil {14},{15} g={16} bias={17}")
+    @CsvSource({
+            "NCHW, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false",
+            "NCHW, 2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NHWC, 2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 4, 9, 11, 6, 3, 2, 2, 3, 1, 0, 2, 1, 1, 2, 2, true",
+            "NHWC, 1, 4, 9, 11, 6, 3, 2, 2, 3, 1, 0, 2, 1, 1, 2, 2, true",
+            "NCHW, 2, 8, 13, 13, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, true",
+            "NHWC, 2, 8, 13, 13, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, true",
+            "NCHW, 1, 5, 12, 10, 5, 3, 3, 2, 2, 1, 2, 0, 1, 2, 1, 5, false",
+            "NHWC, 1, 5, 12, 10, 5, 3, 3, 2, 2, 1, 2, 0, 1, 2, 1, 5, true",
+            "NCHW, 1, 32, 6, 7, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NHWC, 1, 32, 6, 7, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 2, 30, 17, 19, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NHWC, 2, 30, 17, 19, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false",
+            "NCHW, 1, 3, 40, 41, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true",
+            "NHWC, 1, 3, 40, 41, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true",
+            "NCHW, 1, 4, 9, 9, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true",
+            "NHWC, 1, 4, 9, 9, 3, 1, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1, true",
+            "NCHW, 2, 9, 8, 6, 6, 2, 3, 1, 2, 0, 1, 1, 0, 1, 1, 3, true",
+            "NHWC, 2, 9, 8, 6, 6, 2, 3, 1, 2, 0, 1, 1, 0, 1, 1, 3, true",
+            "NCHW, 0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NHWC, 0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 2, 3, 3, 2, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, true",
+            "NHWC, 2, 16, 14, 14, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16, true"})
+    void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
+                               int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
+        Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
+                .groups(groups).build();
+        int[] xs = format == Format.NCHW ? new int[] {n, c, h, w} : new int[] {n, h, w, c};
+        int[] ws = format == Format.NCHW ? new int[] {k, c / groups, r, s} : new int[] {k, r, s, c / groups};
+        Conv2dProblem p = conv.problem(xs, ws, org.kernels4j.DType.FLOAT32);
+        Random rnd = new Random(n * 7919L + c * 104729L + h * 31L + w + k * 17L + sh + groups);
+        float[] x = Check.random(rnd, n * c * h * w);
+        float[] wt = Check.random(rnd, k * (c / groups) * r * s);
+        float[] bias = withBias ? Check.random(rnd, k) : null;
+        float[] dy = Check.random(rnd, n * k * p.p() * p.q());
+        double[][] ref = reference(p, x, wt, bias, dy);
+        Stream st = Check.device().defaultStream();
+        try (Tensor tx = Check.upload(x, xs); Tensor tw = Check.upload(wt, ws);
+             Tensor tb = bias == null ? null : Check.upload(bias, k); Tensor ty = Check.poisoned(p.yShape());
+             Tensor tdy = Check.upload(dy, p.yShape()); Tensor tdx = Check.poisoned(xs); Tensor tdw = Check.poisoned(ws);
+             Tensor tdb = Check.poisoned(k)) {
+            conv.forward(st, tx, tw, tb, ty);
+            Check.close("y", ref[0], ty);
+            conv.backwardData(st, tdy, tw, tdx);
+            Check.close("dx", ref[1], tdx);
+            conv.backwardFilter(st, tdy, tx, tdw, withBias ? tdb : null);
+            Check.close("dw", ref[2], tdw);
+            if (withBias) {
+                Check.close("db", ref[3], tdb);
+            }
+        }
+    }
+
+    @Test
+    void largeEnoughToSplitEveryLoopOverThreads() {
+        allPassesMatchFloat64(Format.NCHW, 2, 64, 23, 29, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true);
+        allPassesMatchFloat64(Format.NHWC, 2, 64, 23, 29, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true);
+        allPassesMatchFloat64(Format.NCHW, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
+        allPassesMatchFloat64(Format.NHWC, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
+    }
+}
