@@ -102,7 +102,8 @@ public final class Attention {
 
     /** Allocates {@code o} and {@code lse} on {@code q}'s device and queues the forward pass. */
     public Outputs forward(Stream stream, Tensor q, Tensor k, Tensor v) {
-        Checks.present(q, "q");
+        // validated before allocating, so that e.g. an unsupported dtype is blamed on q, not on allocate()
+        problemOf(stream, q, k, v);
         Device d = q.device();
         Tensor o = null;
         Tensor lse = null;
@@ -137,9 +138,7 @@ public final class Attention {
 
     /** Allocates the gradients and queues the backward pass. */
     public Gradients backward(Stream stream, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO) {
-        Checks.present(q, "q");
-        Checks.present(k, "k");
-        Checks.present(v, "v");
+        problemOf(stream, q, k, v);
         Device d = q.device();
         Tensor dq = null;
         Tensor dk = null;

@@ -97,6 +97,8 @@ public final class LayerNorm {
     /** Allocates the outputs on {@code x}'s device and queues the forward pass. */
     public Outputs forward(Stream stream, Tensor x, Tensor gamma, Tensor beta) {
         Checks.present(x, "x");
+        // before allocating in x's dtype, so that an unsupported dtype is blamed on x, not on allocate()
+        Checks.supported(x, "x");
         Device d = x.device();
         int[] stats = statsShape(x.shape());
         Tensor y = null;
@@ -133,6 +135,7 @@ public final class LayerNorm {
     public Gradients backward(Stream stream, Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
                               boolean withBeta) {
         Checks.present(x, "x");
+        Checks.supported(x, "x");
         Device d = x.device();
         int cols = x.rank() == 0 ? 0 : x.dim(-1);
         Tensor dx = null;

@@ -26,9 +26,11 @@ import org.kernels4j.DType;
  *   "no worse than a plain half-precision implementation" means. Backends accumulate in fp32 and round
  *   once, so they land far inside this.</li>
  * </ul>
- * Both add a tiny absolute floor of {@value #ABSOLUTE_FLOOR} per element (in norm: times sqrt(n)) so that an
- * all-zero reference (e.g. the gradients of a problem with no batch) does not demand bit-exact zeros from
- * rounding noise.
+ * Both add a tiny absolute floor of {@value #ABSOLUTE_FLOOR} per element (in norm: times sqrt(n)). The
+ * suite's inputs are O(1), so its outputs are O(1) to O(100), and 1e-5 per element is far below what any bug
+ * costs; it is needed where an exact result is zero by cancellation, which no relative rule can judge:
+ * dQ and dK when every row sees a single key (P = 1, so dS = P(dP - D) = 0) are sums of hundreds of terms
+ * that cancel exactly in exact arithmetic and leave ~1e-6 of fp32 noise per element in a correct kernel.
  */
 public final class Accuracy {
 
@@ -36,7 +38,7 @@ public final class Accuracy {
     public static final double FP32_RELATIVE = 2e-5;
 
     /** Absolute error floor per element (used in norm form: {@code ABSOLUTE_FLOOR * sqrt(n)}). */
-    public static final double ABSOLUTE_FLOOR = 1e-6;
+    public static final double ABSOLUTE_FLOOR = 1e-5;
 
     /** 16-bit dtypes: allowed multiple of the plain low-precision computation's error norm. */
     public static final double LOW_PRECISION_FACTOR = 2.0;

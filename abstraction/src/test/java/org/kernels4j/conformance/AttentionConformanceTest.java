@@ -117,8 +117,8 @@ class AttentionConformanceTest {
              Tensor o = TestData.poisoned(device, t, c.qShape());
              Tensor lse = TestData.poisoned(device, DType.FLOAT32, c.lseShape())) {
             HeadDims.runOrSkip(c.d(), () -> c.op().forward(stream, q, k, v, o, lse), o, lse);
-            Accuracy.assertClose("o", t, TestData.read(o), ref.o(), plain == null ? null : plain.o());
-            Accuracy.assertClose("lse", t, TestData.read(lse), ref.lse(), plain == null ? null : plain.lse());
+            Accuracy.assertClose(c + ": o", t, TestData.read(o), ref.o(), plain == null ? null : plain.o());
+            Accuracy.assertClose(c + ": lse", t, TestData.read(lse), ref.lse(), plain == null ? null : plain.lse());
         }
     }
 
@@ -146,9 +146,9 @@ class AttentionConformanceTest {
              Tensor dk = TestData.poisoned(device, t, c.kShape());
              Tensor dv = TestData.poisoned(device, t, c.kShape())) {
             HeadDims.runOrSkip(c.d(), () -> c.op().backward(stream, q, k, v, o, lse, dO, dq, dk, dv), dq, dk, dv);
-            Accuracy.assertClose("dq", t, TestData.read(dq), ref.dq(), plain == null ? null : plain.dq());
-            Accuracy.assertClose("dk", t, TestData.read(dk), ref.dk(), plain == null ? null : plain.dk());
-            Accuracy.assertClose("dv", t, TestData.read(dv), ref.dv(), plain == null ? null : plain.dv());
+            Accuracy.assertClose(c + ": dq", t, TestData.read(dq), ref.dq(), plain == null ? null : plain.dq());
+            Accuracy.assertClose(c + ": dk", t, TestData.read(dk), ref.dk(), plain == null ? null : plain.dk());
+            Accuracy.assertClose(c + ": dv", t, TestData.read(dv), ref.dv(), plain == null ? null : plain.dv());
         }
     }
 }

@@ -168,20 +168,20 @@ class BadInputConformanceTest {
             Map<String, Tensor> call = args;
             Stream s = stream;
             RuntimeException ex = assertThrows(RuntimeException.class, () -> e.invoker().call(s, call),
-                    "expected the call to be rejected");
+                    c + ": expected the call to be rejected");
             if (!(ex instanceof IllegalArgumentException) && !(ex instanceof IllegalStateException)) {
-                fail("expected IllegalArgumentException or IllegalStateException, got " + ex, ex);
+                fail(c + ": expected IllegalArgumentException or IllegalStateException, got " + ex, ex);
             }
             String m = ex.getMessage();
-            assertNotNull(m, "the exception has no message");
+            assertNotNull(m, c + ": the exception has no message");
             String named = m.contains(":") ? m.substring(0, m.indexOf(':')) : "";
             if (!blame.contains(named)) {
-                fail("message must start with the offending argument (one of " + blame + ") and a colon, got: " + m,
+                fail(c + ": message must start with the offending argument (one of " + blame + ") and a colon, got: " + m,
                         ex);
             }
             for (var t : before.entrySet()) {
                 assertArrayEquals(t.getValue(), t.getKey().toFloatArray(),
-                        "tensor " + t.getKey() + " was written by a rejected call (" + m + ")");
+                        c + ": tensor " + t.getKey() + " was written by a rejected call (" + m + ")");
             }
         } finally {
             owned.forEach(Tensor::close);

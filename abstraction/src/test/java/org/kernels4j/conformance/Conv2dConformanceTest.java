@@ -113,7 +113,7 @@ class Conv2dConformanceTest {
              Tensor bias = in.bias() == null ? null : TestData.upload(device, t, in.bias(), p.k());
              Tensor y = TestData.poisoned(device, t, p.yShape())) {
             c.op().forward(stream, x, w, bias, y);
-            Accuracy.assertClose("y", t, TestData.read(y), ref, plain);
+            Accuracy.assertClose(c + ": y", t, TestData.read(y), ref, plain);
         }
     }
 
@@ -131,7 +131,7 @@ class Conv2dConformanceTest {
              Tensor w = TestData.upload(device, t, in.w(), p.wShape());
              Tensor dx = TestData.poisoned(device, t, p.xShape())) {
             c.op().backwardData(stream, dy, w, dx);
-            Accuracy.assertClose("dx", t, TestData.read(dx), ref, plain);
+            Accuracy.assertClose(c + ": dx", t, TestData.read(dx), ref, plain);
         }
     }
 
@@ -151,9 +151,9 @@ class Conv2dConformanceTest {
              Tensor dw = TestData.poisoned(device, t, p.wShape());
              Tensor db = c.shape().bias() ? TestData.poisoned(device, t, p.k()) : null) {
             c.op().backwardFilter(stream, dy, x, dw, db);
-            Accuracy.assertClose("dw", t, TestData.read(dw), ref.dw(), plain == null ? null : plain.dw());
+            Accuracy.assertClose(c + ": dw", t, TestData.read(dw), ref.dw(), plain == null ? null : plain.dw());
             if (db != null) {
-                Accuracy.assertClose("db", t, TestData.read(db), ref.db(), plain == null ? null : plain.db());
+                Accuracy.assertClose(c + ": db", t, TestData.read(db), ref.db(), plain == null ? null : plain.db());
             }
         }
     }

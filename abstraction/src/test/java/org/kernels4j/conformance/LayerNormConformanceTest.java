@@ -108,11 +108,11 @@ class LayerNormConformanceTest {
              Tensor mean = rms ? null : TestData.poisoned(device, DType.FLOAT32, c.statsShape());
              Tensor rstd = TestData.poisoned(device, DType.FLOAT32, c.statsShape())) {
             c.op().forward(stream, x, gamma, beta, y, mean, rstd);
-            Accuracy.assertClose("y", t, TestData.read(y), ref.y(), plain == null ? null : plain.y());
+            Accuracy.assertClose(c + ": y", t, TestData.read(y), ref.y(), plain == null ? null : plain.y());
             if (!rms) {
-                Accuracy.assertClose("mean", t, TestData.read(mean), ref.mean(), plain == null ? null : plain.mean());
+                Accuracy.assertClose(c + ": mean", t, TestData.read(mean), ref.mean(), plain == null ? null : plain.mean());
             }
-            Accuracy.assertClose("rstd", t, TestData.read(rstd), ref.rstd(), plain == null ? null : plain.rstd());
+            Accuracy.assertClose(c + ": rstd", t, TestData.read(rstd), ref.rstd(), plain == null ? null : plain.rstd());
         }
     }
 
@@ -142,13 +142,13 @@ class LayerNormConformanceTest {
              Tensor dgamma = c.gamma() ? TestData.poisoned(device, t, p.cols()) : null;
              Tensor dbeta = c.beta() ? TestData.poisoned(device, t, p.cols()) : null) {
             c.op().backward(stream, dy, x, gamma, mean, rstd, dx, dgamma, dbeta);
-            Accuracy.assertClose("dx", t, TestData.read(dx), ref.dx(), plain == null ? null : plain.dx());
+            Accuracy.assertClose(c + ": dx", t, TestData.read(dx), ref.dx(), plain == null ? null : plain.dx());
             if (dgamma != null) {
-                Accuracy.assertClose("dgamma", t, TestData.read(dgamma), ref.dgamma(),
+                Accuracy.assertClose(c + ": dgamma", t, TestData.read(dgamma), ref.dgamma(),
                         plain == null ? null : plain.dgamma());
             }
             if (dbeta != null) {
-                Accuracy.assertClose("dbeta", t, TestData.read(dbeta), ref.dbeta(),
+                Accuracy.assertClose(c + ": dbeta", t, TestData.read(dbeta), ref.dbeta(),
                         plain == null ? null : plain.dbeta());
             }
         }

@@ -146,8 +146,11 @@ class TensorConformanceTest {
         }
     }
 
-    /** Every 16-bit pattern: raw bytes in, floats out equal the decoded values; floats in, the same bits out. */
-    @ParameterizedTest(name = "{0}")
+    /**
+     * Every 16-bit pattern: raw bytes in, floats out equal the decoded values; floats in, the same bits out.
+     * A backend with no 16-bit dtype has no case here.
+     */
+    @ParameterizedTest(name = "{0}", allowZeroInvocations = true)
     @MethodSource("halfTargets")
     void everySixteenBitPatternConvertsBothWays(Target c) {
         DType t = c.dtype();
