@@ -186,6 +186,9 @@ def main() -> int:
         print_rows([r for r in res.get("timings") or [] if isinstance(r, dict)], f"--- {name}: timings")
     summary = [summarize(n, r) for n, r in merged["checks"].items()]
     print_rows(summary, "--- checks")
+    if "error" in (merged["device"] or {"error": "no device information"}):
+        print("run_checks: torch cannot see the GPU here:", (merged["device"] or {}).get("error", "").strip().splitlines()[-1:])
+        return 1
     return 0 if all(s["status"] in ("ok", "done") for s in summary) else 1
 
 

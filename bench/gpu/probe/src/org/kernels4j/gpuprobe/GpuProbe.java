@@ -60,7 +60,9 @@ public final class GpuProbe {
         else report.run("opencl", OpenClProbe::run);
         report.put("exit_status", status);
         report.flush();
-        System.out.println("[probe] exit status " + status + (status == 3 ? " (no usable CUDA: see the reason above)" : ""));
+        String why = List.of("cuda.library", "cuda.init", "cuda.device", "cuda.kernel", "cuda.copy_bandwidth").stream()
+                .filter(n -> report.reason(n) != null).map(n -> n + ": " + report.reason(n)).findFirst().orElse("");
+        System.out.println("[probe] exit status " + status + (status == 0 ? "" : ", " + why));
         System.exit(status);
     }
 

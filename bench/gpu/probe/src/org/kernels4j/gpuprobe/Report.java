@@ -73,6 +73,11 @@ final class Report {
         return sections.get(name) instanceof Map<?, ?> m ? (String) m.get("status") : null;
     }
 
+    /** Why a step did not succeed, or null if it succeeded or has not run. */
+    String reason(String name) {
+        return sections.get(name) instanceof Map<?, ?> m ? (String) m.get("reason") : null;
+    }
+
     void skip(String name, String why) {
         Map<String, Object> s = new LinkedHashMap<>();
         s.put("status", "skipped");
