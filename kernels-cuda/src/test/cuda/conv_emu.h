@@ -1,0 +1,453 @@
+// Host emulation of the CUDA features the convolution kernels use, so that their sources
+// (src/main/cuda/conv_*.cu) compile with g++ and run, unchanged, on a machine without a GPU.
+//
+// Every CUDA thread of a block is a fiber (ucontext) on one OS thread; fibers switch only at
+// __syncthreads and at warp-collective instructions, in an order chosen by the test: round robin
+// (warps in near lockstep) or greedy (always the first runnable thread of an ascending, descending
+// or shuffled order, so one warp runs as far ahead of the others as the barriers allow), so an
+// ordering bug shows up as a result that depends on the order.
+//   * ldmatrix and mma.sync are warp collectives that follow the PTX ISA's fragment definitions
+//     (m8n8 b16 matrices; m16n8k16 A row-major, B column-major, fp32 C/D).
+//   * cp.async copies are queued per thread and land at cp.async.wait_group (or, in "early" mode, at
+//     issue): code that reads a stage before waiting reads poison.
+//   * Dynamic shared memory is filled with 0xFF bytes (NaN in fp32, fp16 and bf16) before each block.
+//   * Global buffers are placed against a PROT_NONE page (after the end, or before the start), so an
+//     out-of-bounds access by a kernel faults at once.
+// A deadlock (a barrier that not every thread reaches) aborts with a message.
+#pragma once
+
+#define CONV_HOST_EMULATION 1
+
+#include <stdint.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __constant__
+#define __launch_bounds__(...)
+#define CONV_FN inline
+
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+struct int4 {
+    int x, y, z, w;
+};
+struct uint4 {
+    unsigned x, y, z, w;
+};
+struct float2 {
+    float x, y;
+};
+struct float4 {
+    float x, y, z, w;
+};
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+namespace emu {
+
+[[noreturn]] inline void fail(const char* what) {
+    std::fprintf(stderr, "EMULATION FAILURE: %s\n", what);
+    std::fflush(stderr);
+    std::abort();
+}
+
+enum class Order { ASCENDING, DESCENDING, SHUFFLED };
+
+struct Schedule {
+    Order order;
+    bool greedy;        // restart from the first runnable thread after every switch
+    bool early_copies;  // cp.async lands at issue instead of at the wait
+};
+
+struct Pending {
+    void* dst;
+    const void* src;
+    bool valid;
+    int group;
+};
+
+struct Fiber {
+    ucontext_t ctx;
+    std::vector<char> stack;
+    dim3 tid;
+    int linear = 0;
+    bool done = false;
+    const long* wait_on = nullptr;  // runnable when *wait_on != wait_value
+    long wait_value = 0;
+    std::vector<Pending> pending;
+    int committed = 0;
+};
+
+struct WarpSlots {
+    int arrived = 0;
+    long gen = 0;
+    const uint16_t* addr[32];
+    uint32_t a[32][4];
+    uint32_t b[32][2];
+    float c[32][4];
+};
+
+struct State {
+    dim3 grid, block, blockIdx;
+    unsigned char* smem = nullptr;
+    size_t smem_bytes = 0;
+    std::vector<Fiber> fibers;
+    std::vector<WarpSlots> warps;
+    int block_arrived = 0;
+    long block_gen = 0;
+    long progress = 0;
+    Fiber* cur = nullptr;
+    ucontext_t main_ctx;
+    std::function<void()> body;
+    Order order = Order::ASCENDING;
+    bool greedy = false;
+    bool early_copies = false;
+    std::mt19937 rng{12345};
+    long launches = 0;
+};
+
+inline State& st() {
+    static State s;
+    return s;
+}
+
+inline Fiber* cur() { return st().cur; }
+
+inline void yield_until_changed(const long* gen, long seen) {
+    Fiber* f = cur();
+    f->wait_on = gen;
+    f->wait_value = seen;
+    swapcontext(&f->ctx, &st().main_ctx);
+}
+
+inline int threads_per_block() { return (int)(st().block.x * st().block.y * st().block.z); }
+
+inline void block_barrier() {
+    State& s = st();
+    const long seen = s.block_gen;
+    ++s.progress;
+    if (++s.block_arrived == threads_per_block()) {
+        s.block_arrived = 0;
+        ++s.block_gen;
+        return;
+    }
+    yield_until_changed(&s.block_gen, seen);
+}
+
+inline WarpSlots& my_warp() { return st().warps[cur()->linear / 32]; }
+
+inline void warp_barrier() {
+    State& s = st();
+    WarpSlots& w = my_warp();
+    const int warp = cur()->linear / 32;
+    const int members = std::min(32, threads_per_block() - warp * 32);
+    if (members != 32) fail("warp collective in a partial warp");
+    const long seen = w.gen;
+    ++s.progress;
+    if (++w.arrived == 32) {
+        w.arrived = 0;
+        ++w.gen;
+        return;
+    }
+    yield_until_changed(&w.gen, seen);
+}
+
+inline void check_smem(const void* p, size_t bytes, const char* what) {
+    State& s = st();
+    const unsigned char* c = static_cast<const unsigned char*>(p);
+    if (c < s.smem || c + bytes > s.smem + s.smem_bytes) {
+        std::fprintf(stderr, "%s: shared address %p+%zu outside [%p, %p)\n", what, p, bytes, (void*)s.smem,
+                     (void*)(s.smem + s.smem_bytes));
+        fail("shared memory access out of range");
+    }
+    if (reinterpret_cast<uintptr_t>(p) % std::min<size_t>(bytes, 16) != 0) fail("misaligned shared access");
+}
+
+inline void complete(Pending& p) {
+    check_smem(p.dst, 16, "cp.async");
+    if (p.valid) std::memcpy(p.dst, p.src, 16);
+    else std::memset(p.dst, 0, 16);
+}
+
+inline void cp_async16(void* dst, const void* src, bool valid) {
+    if (reinterpret_cast<uintptr_t>(src) % 16 != 0 && valid) fail("cp.async from a misaligned global address");
+    Pending p{dst, src, valid, cur()->committed};
+    if (st().early_copies) complete(p);
+    else cur()->pending.push_back(p);
+}
+
+inline void cp_async_commit() { ++cur()->committed; }
+
+inline void cp_async_wait(int n) {
+    Fiber* f = cur();
+    std::vector<Pending> keep;
+    for (Pending& p : f->pending) {
+        if (p.group < f->committed - n) complete(p);
+        else keep.push_back(p);
+    }
+    f->pending.swap(keep);
+}
+
+// PTX: lane l gives the address of row l%8 of matrix l/8; lane t receives, per matrix j, row t/4
+// elements 2(t%4), 2(t%4)+1 (with .trans: column t/4, rows 2(t%4), 2(t%4)+1).
+inline void ldmatrix(uint32_t (&r)[4], const uint16_t* p, bool trans) {
+    check_smem(p, 16, "ldmatrix");
+    WarpSlots& w = my_warp();
+    const int lane = cur()->linear % 32;
+    w.addr[lane] = p;
+    warp_barrier();
+    for (int j = 0; j < 4; ++j) {
+        const uint16_t* const* rows = &w.addr[8 * j];
+        uint16_t lo, hi;
+        if (!trans) {
+            lo = rows[lane / 4][2 * (lane % 4)];
+            hi = rows[lane / 4][2 * (lane % 4) + 1];
+        } else {
+            lo = rows[2 * (lane % 4)][lane / 4];
+            hi = rows[2 * (lane % 4) + 1][lane / 4];
+        }
+        r[j] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+    warp_barrier();
+}
+
+// PTX m16n8k16 (groupID g = lane/4, t = lane%4): A a0,a1 = (g, 2t..2t+1), a2,a3 = (g+8, 2t..),
+// a4,a5 = (g, 2t+8..), a6,a7 = (g+8, 2t+8..); B b0,b1 = (k 2t..2t+1, n g), b2,b3 = (k 2t+8.., n g);
+// C/D c0,c1 = (g, 2t..2t+1), c2,c3 = (g+8, 2t..2t+1).
+template <class ToF>
+inline void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, ToF to_f) {
+    WarpSlots& w = my_warp();
+    const int lane = cur()->linear % 32;
+    for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
+    w.b[lane][0] = b0;
+    w.b[lane][1] = b1;
+    for (int i = 0; i < 4; ++i) w.c[lane][i] = d[i];
+    warp_barrier();
+    float A[16][16], B[16][8], C[16][8];
+    for (int t = 0; t < 32; ++t) {
+        const int g = t / 4, q = t % 4;
+        auto lo = [](uint32_t v) { return (uint16_t)(v & 0xffff); };
+        auto hi = [](uint32_t v) { return (uint16_t)(v >> 16); };
+        A[g][2 * q] = to_f(lo(w.a[t][0]));
+        A[g][2 * q + 1] = to_f(hi(w.a[t][0]));
+        A[g + 8][2 * q] = to_f(lo(w.a[t][1]));
+        A[g + 8][2 * q + 1] = to_f(hi(w.a[t][1]));
+        A[g][2 * q + 8] = to_f(lo(w.a[t][2]));
+        A[g][2 * q + 9] = to_f(hi(w.a[t][2]));
+        A[g + 8][2 * q + 8] = to_f(lo(w.a[t][3]));
+        A[g + 8][2 * q + 9] = to_f(hi(w.a[t][3]));
+        B[2 * q][g] = to_f(lo(w.b[t][0]));
+        B[2 * q + 1][g] = to_f(hi(w.b[t][0]));
+        B[2 * q + 8][g] = to_f(lo(w.b[t][1]));
+        B[2 * q + 9][g] = to_f(hi(w.b[t][1]));
+        C[g][2 * q] = w.c[t][0];
+        C[g][2 * q + 1] = w.c[t][1];
+        C[g + 8][2 * q] = w.c[t][2];
+        C[g + 8][2 * q + 1] = w.c[t][3];
+    }
+    const int g = lane / 4, q = lane % 4;
+    const int rows[4] = {g, g, g + 8, g + 8};
+    const int cols[4] = {2 * q, 2 * q + 1, 2 * q, 2 * q + 1};
+    for (int i = 0; i < 4; ++i) {
+        float acc = C[rows[i]][cols[i]];
+        for (int k = 0; k < 16; ++k) acc += A[rows[i]][k] * B[k][cols[i]];
+        d[i] = acc;
+    }
+    warp_barrier();
+}
+
+inline void trampoline() {
+    st().body();
+    Fiber* f = cur();
+    if (!f->pending.empty()) fail("thread exited with cp.async copies never waited for");
+    f->done = true;
+    swapcontext(&f->ctx, &st().main_ctx);
+}
+
+// Runs body() as every thread of every block of the grid.
+inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std::function<void()> body) {
+    State& s = st();
+    s.order = sched.order;
+    s.greedy = sched.greedy;
+    s.early_copies = sched.early_copies;
+    s.grid = grid;
+    s.block = block;
+    s.body = std::move(body);
+    ++s.launches;
+    const int nthreads = threads_per_block();
+    std::vector<unsigned char> smem(smem_bytes + 16);
+    s.smem = smem.data();
+    s.smem_bytes = smem_bytes;
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                s.blockIdx = dim3{bx, by, bz};
+                std::memset(s.smem, 0xff, smem_bytes);
+                s.fibers.assign(nthreads, Fiber());
+                s.warps.assign((nthreads + 31) / 32, WarpSlots());
+                s.block_arrived = 0;
+                for (int i = 0; i < nthreads; ++i) {
+                    Fiber& f = s.fibers[i];
+                    f.linear = i;
+                    f.tid = dim3{(unsigned)(i % block.x), (unsigned)((i / block.x) % block.y),
+                                 (unsigned)(i / (block.x * block.y))};
+                    f.stack.resize(256 * 1024);
+                    getcontext(&f.ctx);
+                    f.ctx.uc_stack.ss_sp = f.stack.data();
+                    f.ctx.uc_stack.ss_size = f.stack.size();
+                    f.ctx.uc_link = nullptr;
+                    makecontext(&f.ctx, trampoline, 0);
+                }
+                std::vector<int> seq(nthreads);
+                for (int i = 0; i < nthreads; ++i) seq[i] = i;
+                if (s.order == Order::DESCENDING) std::reverse(seq.begin(), seq.end());
+                int live = nthreads;
+                while (live > 0) {
+                    if (s.order == Order::SHUFFLED) std::shuffle(seq.begin(), seq.end(), s.rng);
+                    const long before = s.progress;
+                    int ran = 0;
+                    for (int i : seq) {
+                        Fiber& f = s.fibers[i];
+                        if (f.done) continue;
+                        if (f.wait_on != nullptr && *f.wait_on == f.wait_value) continue;
+                        f.wait_on = nullptr;
+                        s.cur = &f;
+                        swapcontext(&s.main_ctx, &f.ctx);
+                        s.cur = nullptr;
+                        ++ran;
+                        if (f.done) {
+                            --live;
+                            ++s.progress;
+                        }
+                        if (s.greedy) break;
+                    }
+                    if (ran == 0 && s.progress == before) fail("deadlock: a barrier that not every thread reaches");
+                }
+                s.fibers.clear();
+            }
+    s.smem = nullptr;
+}
+
+// A global buffer against a PROT_NONE page: after its end (guard_after) or before its start.
+struct Buffer {
+    unsigned char* map = nullptr;
+    size_t map_bytes = 0;
+    void* data = nullptr;
+    size_t bytes = 0;
+
+    Buffer() = default;
+    Buffer(size_t n, bool guard_after) { allocate(n, guard_after); }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() {
+        if (map) munmap(map, map_bytes);
+    }
+
+    void allocate(size_t n, bool guard_after) {
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        bytes = n;
+        const size_t body = (n + page - 1) / page * page + page;
+        map_bytes = body + 2 * page;
+        map = static_cast<unsigned char*>(mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE,
+                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (map == MAP_FAILED) fail("mmap");
+        mprotect(map, page, PROT_NONE);
+        mprotect(map + page + body, page, PROT_NONE);
+        unsigned char* lo = map + page;
+        unsigned char* hi = map + page + body;
+        // 16-byte aligned, as cudaMalloc memory is; at most 15 bytes of slack before the end guard
+        data = guard_after ? reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(hi - n) & ~uintptr_t(15)) : lo;
+        std::memset(data, 0xff, n);
+    }
+    template <class T>
+    T* as() {
+        return static_cast<T*>(data);
+    }
+};
+
+}  // namespace emu
+
+#define threadIdx (emu::cur()->tid)
+#define blockIdx (emu::st().blockIdx)
+#define blockDim (emu::st().block)
+#define gridDim (emu::st().grid)
+#define __shared__ static
+
+inline void __syncthreads() { emu::block_barrier(); }
+
+namespace conv {
+
+inline float f16_to_f(uint16_t v) {
+    _Float16 h;
+    std::memcpy(&h, &v, 2);
+    return (float)h;
+}
+inline uint16_t f_to_f16(float f) {
+    _Float16 h = (_Float16)f;
+    uint16_t v;
+    std::memcpy(&v, &h, 2);
+    return v;
+}
+inline float bf16_to_f(uint16_t v) {
+    uint32_t b = (uint32_t)v << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+inline uint16_t f_to_bf16(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+struct F32 {
+    using T = float;
+    static float to_f(float v) { return v; }
+    static float from_f(float v) { return v; }
+};
+struct F16 {
+    using T = uint16_t;
+    static float to_f(uint16_t v) { return f16_to_f(v); }
+    static uint16_t from_f(float v) { return f_to_f16(v); }
+    static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        emu::mma(d, a, b0, b1, f16_to_f);
+    }
+};
+struct BF16 {
+    using T = uint16_t;
+    static float to_f(uint16_t v) { return bf16_to_f(v); }
+    static uint16_t from_f(float v) { return f_to_bf16(v); }
+    static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        emu::mma(d, a, b0, b1, bf16_to_f);
+    }
+};
+
+inline unsigned char* dyn_smem() { return emu::st().smem; }
+inline void cp_async16(void* dst, const void* src, bool valid) { emu::cp_async16(dst, src, valid); }
+inline void cp_async_commit() { emu::cp_async_commit(); }
+template <int N>
+inline void cp_async_wait() {
+    emu::cp_async_wait(N);
+}
+inline void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) { emu::ldmatrix(r, p, false); }
+inline void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) { emu::ldmatrix(r, p, true); }
+
+}  // namespace conv

@@ -1,0 +1,305 @@
+// Runs the convolution kernels of src/main/cuda on the host emulation (conv_emu.h) against a float64
+// reference, on small odd shapes that still span several CTA tiles, k-tiles and pipeline wraps.
+//
+// Build and run (from kernels-cuda/):
+//   g++ -std=c++17 -O1 -fno-strict-aliasing -Wno-unknown-pragmas -o /tmp/conv_emulation \
+//       src/test/cuda/conv_emulation.cpp && /tmp/conv_emulation [filter]
+// Exits non-zero on the first failure.
+#include "conv_emu.h"
+
+#include "../../main/cuda/conv_igemm.cu"
+
+#include <string>
+
+namespace {
+
+enum DT { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2 };
+enum Layout { NHWC = 0, NCHW = 1 };
+
+struct Problem {
+    int N, C, H, W, K, R, S, sh, sw, pt, pl, pb, pr, dh, dw, groups;
+    int P() const { return (H + pt + pb - dh * (R - 1) - 1) / sh + 1; }
+    int Q() const { return (W + pl + pr - dw * (S - 1) - 1) / sw + 1; }
+    int Cg() const { return C / groups; }
+    int Kg() const { return K / groups; }
+    std::string str() const {
+        char b[256];
+        std::snprintf(b, sizeof b, "N%d C%d H%d W%d K%d R%d S%d str%dx%d pad%d,%d,%d,%d dil%dx%d g%d", N, C, H, W, K, R,
+                      S, sh, sw, pt, pl, pb, pr, dh, dw, groups);
+        return b;
+    }
+};
+
+// Element offsets in either layout; filters are [K][R][S][Cg] (NHWC) or [K][Cg][R][S] (NCHW).
+struct Index {
+    const Problem& p;
+    Layout l;
+    long x(int n, int c, int h, int w) const {
+        return l == NHWC ? (((long)n * p.H + h) * p.W + w) * p.C + c : (((long)n * p.C + c) * p.H + h) * p.W + w;
+    }
+    long y(int n, int k, int a, int b) const {
+        return l == NHWC ? (((long)n * p.P() + a) * p.Q() + b) * p.K + k
+                         : (((long)n * p.K + k) * p.P() + a) * p.Q() + b;
+    }
+    long w(int k, int c, int r, int s) const {
+        return l == NHWC ? (((long)k * p.R + r) * p.S + s) * p.Cg() + c : (((long)k * p.Cg() + c) * p.R + r) * p.S + s;
+    }
+};
+
+struct Reference {
+    std::vector<double> y, yabs, dx, dxabs, dw, dwabs, db;
+};
+
+// The three passes from one loop nest over every (n, k, p, q, c, r, s) that reads inside the input.
+Reference reference(const Problem& p, Layout l, const std::vector<double>& x, const std::vector<double>& w,
+                    const std::vector<double>& bias, const std::vector<double>& dy) {
+    Index ix{p, l};
+    Reference ref;
+    const int P = p.P(), Q = p.Q();
+    ref.y.assign((size_t)p.N * p.K * P * Q, 0.0);
+    ref.yabs.assign(ref.y.size(), 0.0);
+    ref.dx.assign(x.size(), 0.0);
+    ref.dxabs.assign(x.size(), 0.0);
+    ref.dw.assign(w.size(), 0.0);
+    ref.dwabs.assign(w.size(), 0.0);
+    ref.db.assign(p.K, 0.0);
+    for (int n = 0; n < p.N; ++n)
+        for (int k = 0; k < p.K; ++k) {
+            const int g = k / p.Kg();
+            for (int a = 0; a < P; ++a)
+                for (int b = 0; b < Q; ++b) {
+                    const long yi = ix.y(n, k, a, b);
+                    double acc = bias.empty() ? 0.0 : bias[k];
+                    double abs = bias.empty() ? 0.0 : std::fabs(bias[k]);
+                    ref.db[k] += dy[yi];
+                    for (int c = 0; c < p.Cg(); ++c)
+                        for (int r = 0; r < p.R; ++r)
+                            for (int s = 0; s < p.S; ++s) {
+                                const int h = a * p.sh - p.pt + r * p.dh;
+                                const int ww = b * p.sw - p.pl + s * p.dw;
+                                if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
+                                const long xi = ix.x(n, g * p.Cg() + c, h, ww);
+                                const long wi = ix.w(k, c, r, s);
+                                acc += x[xi] * w[wi];
+                                abs += std::fabs(x[xi] * w[wi]);
+                                ref.dx[xi] += dy[yi] * w[wi];
+                                ref.dxabs[xi] += std::fabs(dy[yi] * w[wi]);
+                                ref.dw[wi] += dy[yi] * x[xi];
+                                ref.dwabs[wi] += std::fabs(dy[yi] * x[xi]);
+                            }
+                    ref.y[yi] = acc;
+                    ref.yabs[yi] = abs;
+                }
+        }
+    return ref;
+}
+
+double round_to(DT dt, double v) {
+    if (dt == DT_F32) return (float)v;
+    if (dt == DT_F16) return conv::f16_to_f(conv::f_to_f16((float)v));
+    return conv::bf16_to_f(conv::f_to_bf16((float)v));
+}
+
+std::vector<double> random_values(size_t n, DT dt, std::mt19937& rng) {
+    std::normal_distribution<double> nd(0.0, 1.0);
+    std::vector<double> v(n);
+    for (auto& e : v) e = round_to(dt, nd(rng));
+    return v;
+}
+
+void store(DT dt, void* dst, const std::vector<double>& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (dt == DT_F32) static_cast<float*>(dst)[i] = (float)v[i];
+        else if (dt == DT_F16) static_cast<uint16_t*>(dst)[i] = conv::f_to_f16((float)v[i]);
+        else static_cast<uint16_t*>(dst)[i] = conv::f_to_bf16((float)v[i]);
+    }
+}
+
+double load(DT dt, const void* src, size_t i) {
+    if (dt == DT_F32) return static_cast<const float*>(src)[i];
+    if (dt == DT_F16) return conv::f16_to_f(static_cast<const uint16_t*>(src)[i]);
+    return conv::bf16_to_f(static_cast<const uint16_t*>(src)[i]);
+}
+
+std::string describe(const emu::Schedule& s) {
+    return std::string(s.order == emu::Order::ASCENDING ? " asc" : s.order == emu::Order::DESCENDING ? " desc" : " shuf") +
+           (s.greedy ? "-greedy" : "-rr") + (s.early_copies ? " early" : " late");
+}
+
+// Schedules a case runs under: greedy with copies landing at issue exposes write-after-read hazards
+// (a warp refilling a stage another still reads), late copies and round robin expose read-before-wait.
+const emu::Schedule SCHEDULES[] = {
+    {emu::Order::ASCENDING, true, true},
+    {emu::Order::DESCENDING, true, false},
+    {emu::Order::SHUFFLED, false, false},
+    {emu::Order::DESCENDING, true, true},
+    {emu::Order::ASCENDING, false, false},
+    {emu::Order::SHUFFLED, true, true},
+};
+
+int failures = 0;
+int checks = 0;
+
+// |out - ref| <= (rounding of the output dtype) * |ref| + (fp32 accumulation) * sum|terms|
+bool compare(const std::string& what, const std::vector<double>& out, const std::vector<double>& ref,
+             const std::vector<double>& abs, DT out_dt) {
+    const double eps = out_dt == DT_F32 ? 0.0 : out_dt == DT_F16 ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    double worst = 0;
+    long bad = 0, first = -1;
+    for (size_t i = 0; i < out.size(); ++i) {
+        const double tol = eps * std::fabs(ref[i]) + 2e-5 * abs[i] + 1e-30;
+        const double err = std::fabs(out[i] - ref[i]);
+        if (!(err <= tol)) {
+            if (first < 0) first = (long)i;
+            ++bad;
+        }
+        if (std::isfinite(err) && abs[i] > 0) worst = std::max(worst, err / (abs[i] + std::fabs(ref[i])));
+    }
+    ++checks;
+    if (bad) {
+        ++failures;
+        std::printf("FAIL %s: %ld of %zu elements wrong, first at %ld: got %.6g expected %.6g\n", what.c_str(), bad,
+                    out.size(), first, out[first], ref[first]);
+        return false;
+    }
+    std::printf("ok   %s (%zu elements, worst err/scale %.2e)\n", what.c_str(), out.size(), worst);
+    return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tensor-core implicit GEMM entries.
+
+using IgemmFn = void (*)(const uint16_t*, const uint16_t*, const uint16_t*, void*, int, int, int, int, int, int, int,
+                         int, int, int, int, int, int, int, int, int, int);
+
+struct IgemmEntry {
+    const char* name;
+    IgemmFn fn;
+    const int* cfg;
+    int pass;
+    DT dt;
+    bool va, vb;
+};
+
+#define IG(NAME, PASS, DTYPE, VA, VB) IgemmEntry{#NAME, NAME, NAME##_cfg, conv::PASS, DTYPE, VA, VB}
+#define IG_DTYPE(SUF, DTYPE)                                                                                   \
+    IG(conv_fprop_##SUF##_128x128_vv, FPROP, DTYPE, true, true), IG(conv_fprop_##SUF##_128x64_vv, FPROP, DTYPE, true, true), \
+        IG(conv_fprop_##SUF##_64x64_vv, FPROP, DTYPE, true, true),                                             \
+        IG(conv_fprop_##SUF##_128x64_ss, FPROP, DTYPE, false, false),                                          \
+        IG(conv_dgrad_##SUF##_128x128_vv, DGRAD, DTYPE, true, true),                                           \
+        IG(conv_dgrad_##SUF##_128x64_vv, DGRAD, DTYPE, true, true),                                            \
+        IG(conv_dgrad_##SUF##_64x64_vv, DGRAD, DTYPE, true, true),                                             \
+        IG(conv_dgrad_##SUF##_128x32_vs, DGRAD, DTYPE, true, false),                                           \
+        IG(conv_dgrad_##SUF##_128x32_ss, DGRAD, DTYPE, false, false),                                          \
+        IG(conv_wgrad_##SUF##_128x128_vv, WGRAD, DTYPE, true, true),                                           \
+        IG(conv_wgrad_##SUF##_64x128_vv, WGRAD, DTYPE, true, true),                                            \
+        IG(conv_wgrad_##SUF##_64x64_vv, WGRAD, DTYPE, true, true),                                             \
+        IG(conv_wgrad_##SUF##_64x64_vs, WGRAD, DTYPE, true, false),                                            \
+        IG(conv_wgrad_##SUF##_64x64_ss, WGRAD, DTYPE, false, false)
+
+const IgemmEntry IGEMM[] = {IG_DTYPE(f16, DT_F16), IG_DTYPE(bf16, DT_BF16)};
+
+// Whether the entry's loaders accept the problem (the rule Conv2dCuda.java applies).
+bool accepts(const IgemmEntry& e, const Problem& p) {
+    const bool cg8 = p.Cg() % 8 == 0, kg8 = p.Kg() % 8 == 0;
+    if (e.pass == conv::FPROP) return !e.va || (cg8);
+    // dgrad and wgrad: A is dy (contiguous over Kg), B is w or x (contiguous over Cg)
+    return (!e.va || kg8) && (!e.vb || cg8);
+}
+
+void run_igemm(const IgemmEntry& e, const Problem& p, int splitLen, emu::Schedule sched, bool bias,
+               std::mt19937& rng) {
+    const DT dt = e.dt;
+    const int P = p.P(), Q = p.Q();
+    const size_t nx = (size_t)p.N * p.H * p.W * p.C, nw = (size_t)p.K * p.R * p.S * p.Cg(),
+                 ny = (size_t)p.N * P * Q * p.K;
+    auto x = random_values(nx, dt, rng), w = random_values(nw, dt, rng), dy = random_values(ny, dt, rng);
+    std::vector<double> b;
+    if (bias && e.pass == conv::FPROP) b = random_values(p.K, dt, rng);
+    Reference ref = reference(p, NHWC, x, w, b, dy);
+
+    const bool after = (rng() & 1) != 0;  // which side of each buffer the guard page sits
+    emu::Buffer bx(nx * 2, after), bw(nw * 2, after), bdy(ny * 2, after), bb(std::max<size_t>(1, p.K) * 2, after);
+    store(dt, bx.data, x);
+    store(dt, bw.data, w);
+    store(dt, bdy.data, dy);
+    if (!b.empty()) store(dt, bb.data, b);
+
+    int M, NG, KD;
+    if (e.pass == conv::FPROP) { M = p.N * P * Q; NG = p.Kg(); KD = p.R * p.S * p.Cg(); }
+    else if (e.pass == conv::DGRAD) { M = p.N * p.H * p.W; NG = p.Cg(); KD = p.R * p.S * p.Kg(); }
+    else { M = p.Kg(); NG = p.R * p.S * p.Cg(); KD = p.N * P * Q; }
+    const int BM = e.cfg[2], BN = e.cfg[3];
+    const int splits = e.pass == conv::WGRAD ? (KD + splitLen - 1) / splitLen : 1;
+    const size_t nout = e.pass == conv::FPROP ? ny : e.pass == conv::DGRAD ? nx : (size_t)splits * p.K * NG;
+    emu::Buffer bo(nout * (e.pass == conv::WGRAD ? 4 : 2), after);
+
+    const uint16_t* a = e.pass == conv::FPROP ? bx.as<uint16_t>() : bdy.as<uint16_t>();
+    const uint16_t* bm = e.pass == conv::WGRAD ? bx.as<uint16_t>() : bw.as<uint16_t>();
+    const uint16_t* bp = b.empty() ? nullptr : bb.as<uint16_t>();
+    dim3 grid{(unsigned)(((M + BM - 1) / BM) * ((NG + BN - 1) / BN)), 1u, (unsigned)(p.groups * splits)};
+    dim3 block{(unsigned)e.cfg[0], 1u, 1u};
+    void* o = bo.data;
+    emu::launch(grid, block, e.cfg[1], sched, [&] {
+        e.fn(a, bm, bp, o, p.N, p.H, p.W, p.C, p.K, p.R, p.S, P, Q, p.sh, p.sw, p.pt, p.pl, p.dh, p.dw, p.groups,
+             splitLen);
+    });
+
+    std::string what = std::string(e.name) + " " + p.str() +
+                       (e.pass == conv::WGRAD ? " split " + std::to_string(splitLen) : "") + describe(sched);
+    if (e.pass == conv::WGRAD) {
+        std::vector<double> dw(nw, 0.0);
+        for (int s = 0; s < splits; ++s)
+            for (int k = 0; k < p.K; ++k)
+                for (int j = 0; j < NG; ++j) dw[(size_t)k * NG + j] += bo.as<float>()[((size_t)s * p.K + k) * NG + j];
+        compare(what, dw, ref.dw, ref.dwabs, DT_F32);
+    } else {
+        std::vector<double> out(nout);
+        for (size_t i = 0; i < nout; ++i) out[i] = load(dt, bo.data, i);
+        compare(what, out, e.pass == conv::FPROP ? ref.y : ref.dx, e.pass == conv::FPROP ? ref.yabs : ref.dxabs, dt);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string filter = argc > 1 ? argv[1] : "";
+    std::mt19937 rng(20251126);
+
+    // Vector-path shapes (Cg, Kg multiples of 8) and any-shape ones; each spans several tiles or k-tiles.
+    const Problem vec[] = {
+        {2, 32, 7, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // 3x3 pad 1: KD = 288 (9 k-tiles)
+        {3, 16, 10, 6, 48, 3, 2, 2, 1, 1, 0, 2, 1, 1, 2, 2},     // groups 2, stride 2x1, asymmetric pad, dil 1x2
+        {2, 64, 5, 5, 136, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},     // 1x1, NG 136 spans two 128-wide tiles
+        {1, 24, 13, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     // stride 2 (dgrad gathers skip taps), K=8
+    };
+    const Problem any[] = {
+        {2, 3, 11, 13, 20, 5, 4, 2, 2, 2, 1, 2, 2, 1, 1, 1},     // stem-like: C=3, 5x4 stride 2
+        {2, 6, 9, 7, 9, 3, 3, 1, 2, 1, 1, 0, 1, 2, 1, 3},        // groups 3: Cg=2, Kg=3, dilation 2x1
+        {1, 10, 6, 6, 12, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1, 1},      // K=12: Kg not a multiple of 8
+    };
+
+    int variant = 0;
+    const int nsched = sizeof SCHEDULES / sizeof SCHEDULES[0];
+    for (const IgemmEntry& e : IGEMM) {
+        if (!filter.empty() && std::string(e.name).find(filter) == std::string::npos) continue;
+        auto run_set = [&](const Problem* ps, size_t n) {
+            for (size_t i = 0; i < n; ++i) {
+                if (!accepts(e, ps[i])) continue;
+                const emu::Schedule s1 = SCHEDULES[variant % nsched], s2 = SCHEDULES[(variant + 1) % nsched];
+                variant += 2;
+                if (e.pass == conv::WGRAD) {
+                    run_igemm(e, ps[i], 64, s1, false, rng);       // several splits, the last one short
+                    run_igemm(e, ps[i], 1 << 20, s2, false, rng);  // one split
+                } else {
+                    run_igemm(e, ps[i], 0, s1, true, rng);
+                    run_igemm(e, ps[i], 0, s2, false, rng);
+                }
+            }
+        };
+        run_set(vec, sizeof vec / sizeof vec[0]);
+        run_set(any, sizeof any / sizeof any[0]);
+    }
+    std::printf("%d checks, %d failures (%ld launches)\n", checks, failures, emu::st().launches);
+    return failures == 0 && checks > 0 ? 0 : 1;
+}
