@@ -307,17 +307,24 @@ public final class TuningSpace<P> {
             return this;
         }
 
-        /** Adds the compiled bytes of {@code classes} (a Java kernel's own code) to the source hash. */
+        /**
+         * Adds the compiled bytes of {@code classes} and of their nested classes (a Java kernel's own code) to
+         * the source hash.
+         */
         public Builder<P> sourceOf(Class<?>... classes) {
-            for (Class<?> c : classes) {
-                String file = c.getName().substring(c.getName().lastIndexOf('.') + 1) + ".class";
-                try (InputStream in = c.getResourceAsStream(file)) {
-                    if (in == null) {
-                        throw new IllegalArgumentException("sourceOf: class file of " + c.getName() + " not found");
+            for (Class<?> top : classes) {
+                Class<?>[] nest = top.getNestMembers();
+                Arrays.sort(nest, java.util.Comparator.comparing(Class::getName));
+                for (Class<?> c : nest) {
+                    String file = c.getName().substring(c.getName().lastIndexOf('.') + 1) + ".class";
+                    try (InputStream in = c.getResourceAsStream(file)) {
+                        if (in == null) {
+                            throw new IllegalArgumentException("sourceOf: class file of " + c.getName() + " not found");
+                        }
+                        digest.update(in.readAllBytes());
+                    } catch (IOException e) {
+                        throw new UncheckedIOException("reading class file of " + c.getName(), e);
                     }
-                    digest.update(in.readAllBytes());
-                } catch (IOException e) {
-                    throw new UncheckedIOException("reading class file of " + c.getName(), e);
                 }
             }
             hashed = true;

@@ -12,6 +12,9 @@ import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.spi.AttentionKernels;
 import org.kernels4j.spi.AttentionProblem;
+import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.ShapeBuckets;
+import org.kernels4j.tuning.TuningSpace;
 
 /**
  * Flash-style scaled dot-product attention on the CPU, forward and backward, in {@code [B, H, N, d]}.
@@ -56,6 +59,26 @@ final class AttentionCpu implements AttentionKernels {
     /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
     static final double MIN_FLOPS_PER_THREAD = 2e6;
 
+    /*
+     * The tuning spaces: query and key tile sizes per pass, with the constants above as defaults. Dispatch
+     * reads them from org.kernels4j.tuning.Tuning (tuned, overridden or default); any sizes are correct.
+     */
+    static final TuningSpace<AttentionProblem> FORWARD_SPACE = space("cpu.attention.forward",
+            FORWARD_QUERY_TILE, FORWARD_KEY_TILE);
+    static final TuningSpace<AttentionProblem> BACKWARD_SPACE = space("cpu.attention.backward",
+            BACKWARD_QUERY_TILE, BACKWARD_KEY_TILE);
+
+    private static TuningSpace<AttentionProblem> space(String kernelId, int queryTile, int keyTile) {
+        return TuningSpace.builder(kernelId, AttentionProblem.class)
+                .sourceOf(AttentionCpu.class, MicroKernel.class)
+                .parameter("QUERY_TILE", queryTile, 32, 64, 96, 128, 192, 256)
+                .parameter("KEY_TILE", keyTile, 32, 64, 128, 256, 512)
+                .bucket(p -> "d" + ShapeBuckets.pow2(p.headDim()) + "-nq" + ShapeBuckets.pow2(p.queries(), 16, 16384)
+                        + "-nk" + ShapeBuckets.pow2(p.keys(), 16, 16384)
+                        + (p.mask() == org.kernels4j.Attention.CausalMask.NONE ? "" : "-causal"))
+                .build();
+    }
+
     private static final float LOG2E = (float) (1 / Math.log(2));
     private static final float LN2 = (float) Math.log(2);
     private static final int NR = MicroKernel.NR;
@@ -93,9 +116,10 @@ final class AttentionCpu implements AttentionKernels {
         if (nq == 0 || bh == 0) {
             return;
         }
-        int tileQ = roundUp(FORWARD_QUERY_TILE, NR);
+        Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
+        int tileQ = roundUp(tp.get("QUERY_TILE"), NR);
         int tiles = (nq + tileQ - 1) / tileQ;
-        Forward f = new Forward(p, q, k, v, o, lse, tileQ);
+        Forward f = new Forward(p, q, k, v, o, lse, tileQ, tp.get("KEY_TILE"));
         int tasks = bh * tiles;
         int workers = Parallel.workers(tasks, Math.max(1, p.forwardFlops()), MIN_FLOPS_PER_THREAD);
         // causal tiles late in the sequence see the most keys: hand them out first
@@ -116,8 +140,9 @@ final class AttentionCpu implements AttentionKernels {
         final int oo;
         final int lo;
         final int tileQ;
+        final int tileK;
 
-        Forward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int tileQ) {
+        Forward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int tileQ, int tileK) {
             this.p = p;
             this.q = CpuTensor.data(q);
             this.k = CpuTensor.data(k);
@@ -130,6 +155,7 @@ final class AttentionCpu implements AttentionKernels {
             this.oo = CpuTensor.offset(o);
             this.lo = CpuTensor.offset(lse);
             this.tileQ = tileQ;
+            this.tileK = tileK;
         }
 
         void tile(int bh, int qt) {
@@ -144,7 +170,7 @@ final class AttentionCpu implements AttentionKernels {
             int qBase = qo + (bh * nq + i0) * d;
             int kBase = ko + (b * p.kvHeads() + kvh) * nk * d;
             int vBase = vo + (b * p.kvHeads() + kvh) * nk * d;
-            int tileK = FORWARD_KEY_TILE;
+            int tileK = this.tileK;
 
             float[] qT = Workspace.floats(SLOT_A, d * w);
             float[] sT = Workspace.floats(SLOT_B, tileK * w);
@@ -259,7 +285,8 @@ final class AttentionCpu implements AttentionKernels {
         int bh = p.batch() * p.heads();
         int rowsTotal = bh * p.queries();
         int d = p.headDim();
-        Backward bw = new Backward(p, q, k, v, dO, dq, dk, dv);
+        Parameters tp = BACKWARD_SPACE.resolve(stream.device(), p.dtype(), p);
+        Backward bw = new Backward(p, q, k, v, dO, dq, dk, dv, tp.get("QUERY_TILE"));
         float[] rowD = Workspace.floats(SLOT_ROW_D, Math.max(1, rowsTotal));
         float[] rowLse = Workspace.floats(SLOT_ROW_LSE, Math.max(1, rowsTotal));
         float[] oa = CpuTensor.data(o);
@@ -285,7 +312,7 @@ final class AttentionCpu implements AttentionKernels {
 
         int kvHeads = p.batch() * p.kvHeads();
         int nk = p.keys();
-        int tileK = roundUp(BACKWARD_KEY_TILE, NR);
+        int tileK = roundUp(tp.get("KEY_TILE"), NR);
         int keyTiles = (nk + tileK - 1) / tileK;
         int tasks = kvHeads * keyTiles;
         if (tasks == 0) {
@@ -314,8 +341,10 @@ final class AttentionCpu implements AttentionKernels {
         final int dqo;
         final int dko;
         final int dvo;
+        final int tileQ;
 
-        Backward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor dO, Tensor dq, Tensor dk, Tensor dv) {
+        Backward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor dO, Tensor dq, Tensor dk, Tensor dv,
+                 int tileQ) {
             this.p = p;
             this.q = CpuTensor.data(q);
             this.k = CpuTensor.data(k);
@@ -331,6 +360,7 @@ final class AttentionCpu implements AttentionKernels {
             this.dqo = CpuTensor.offset(dq);
             this.dko = CpuTensor.offset(dk);
             this.dvo = CpuTensor.offset(dv);
+            this.tileQ = tileQ;
         }
 
         void keyTile(int bkv, int kt, int tileK, float[] rowD, float[] rowLse) {
@@ -343,7 +373,7 @@ final class AttentionCpu implements AttentionKernels {
             int kw = roundUp(kn, NR);
             int kBase = ko + (bkv * nk + j0) * d;
             int vBase = vo + (bkv * nk + j0) * d;
-            int tileQ = BACKWARD_QUERY_TILE;
+            int tileQ = this.tileQ;
 
             float[] kT = Workspace.floats(SLOT_A, d * kw);
             float[] vT = Workspace.floats(SLOT_B, d * kw);

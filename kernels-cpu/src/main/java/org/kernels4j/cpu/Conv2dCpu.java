@@ -7,6 +7,9 @@ import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.spi.Conv2dKernels;
 import org.kernels4j.spi.Conv2dProblem;
+import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.ShapeBuckets;
+import org.kernels4j.tuning.TuningSpace;
 
 /**
  * 2-D convolution on the CPU: forward, backward-data and backward-filter, NCHW and NHWC, with stride,
@@ -59,6 +62,38 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
     static final double MIN_FLOPS_PER_THREAD = 2e6;
 
+    /*
+     * The tuning spaces of the GEMM passes (depthwise has none): the blocking and the task size, with the
+     * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
+     * default); any values are correct, they only move work between caches and threads.
+     */
+    static final TuningSpace<Conv2dProblem> FORWARD_SPACE =
+            gemmSpace("cpu.conv2d.forward", PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
+    static final TuningSpace<Conv2dProblem> DATA_SPACE =
+            gemmSpace("cpu.conv2d.backward-data", PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
+    static final TuningSpace<Conv2dProblem> FILTER_SPACE =
+            gemmSpace("cpu.conv2d.backward-filter", FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096);
+
+    private static TuningSpace<Conv2dProblem> gemmSpace(String kernelId, int pixelsDefault, int... pixels) {
+        return TuningSpace.builder(kernelId, Conv2dProblem.class)
+                .sourceOf(Conv2dCpu.class, MicroKernel.class)
+                .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
+                .parameter("MC", MC, 24, 48, 96, 144, 192)
+                .parameter("NC", NC, 96, 192, 384, 768)
+                .parameter("PIXELS", pixelsDefault, pixels)
+                .bucket(p -> p.format() + "-n" + ShapeBuckets.pow2(p.n(), 1, 32) + "-k" + ShapeBuckets.pow2(p.kPerGroup())
+                        + "-crs" + ShapeBuckets.pow2((long) p.cPerGroup() * p.r() * p.s())
+                        + "-pq" + ShapeBuckets.pow2((long) p.p() * p.q()))
+                .build();
+    }
+
+    /** The cache blocking of one GEMM pass: depth, rows of A and columns of B per block. */
+    record Blocking(int kc, int mc, int nc) {
+        static Blocking of(Parameters tp) {
+            return new Blocking(tp.get("KC"), tp.get("MC"), tp.get("NC"));
+        }
+    }
+
     private static final int NR = MicroKernel.NR;
 
     private static final int SLOT_A = 0;
@@ -78,8 +113,10 @@ final class Conv2dCpu implements Conv2dKernels {
             return;
         }
         boolean nchw = p.format() == Conv2d.Format.NCHW;
+        Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
+        Blocking blocking = Blocking.of(tp);
         int pixels = p.p() * p.q();
-        int blocks = pixelBlocks(pixels);
+        int blocks = pixelBlocks(pixels, tp.get("PIXELS"));
         int tasks = p.n() * p.groups() * blocks;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
@@ -89,7 +126,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int t0 = (int) ((long) pixels * blk / blocks);
             int t1 = (int) ((long) pixels * (blk + 1) / blocks);
             Gemm gemm = nchw ? new ForwardNchw(o, n, g, t0, t1 - t0) : new ForwardNhwc(o, n, g, t0, t1 - t0);
-            gemm.run();
+            gemm.run(blocking);
             if (o.bias != null) {
                 o.addBias(n, g, t0, t1 - t0);
             }
@@ -104,6 +141,8 @@ final class Conv2dCpu implements Conv2dKernels {
             return;
         }
         boolean nchw = p.format() == Conv2d.Format.NCHW;
+        Parameters tp = DATA_SPACE.resolve(stream.device(), p.dtype(), p);
+        Blocking blocking = Blocking.of(tp);
         int phases = p.strideH() * p.strideW();
         int[] phasePixels = new int[phases];
         int[] phaseBlocks = new int[phases];
@@ -111,7 +150,7 @@ final class Conv2dCpu implements Conv2dKernels {
         for (int ph = 0; ph < phases; ph++) {
             Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
             phasePixels[ph] = f.rows * f.cols;
-            phaseBlocks[ph] = pixelBlocks(phasePixels[ph]);
+            phaseBlocks[ph] = pixelBlocks(phasePixels[ph], tp.get("PIXELS"));
             firstTask[ph + 1] = firstTask[ph] + phaseBlocks[ph];
         }
         int perImage = firstTask[phases];
@@ -131,7 +170,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int t1 = (int) ((long) count * (blk + 1) / phaseBlocks[ph]);
             Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
             Gemm gemm = nchw ? new DataNchw(o, n, g, f, t0, t1 - t0) : new DataNhwc(o, n, g, f, t0, t1 - t0);
-            gemm.run();
+            gemm.run(blocking);
         });
     }
 
@@ -144,7 +183,9 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         boolean nchw = p.format() == Conv2d.Format.NCHW;
         int pixels = p.p() * p.q();
-        int chunks = Math.max(1, (pixels + FILTER_PIXELS_PER_TASK - 1) / FILTER_PIXELS_PER_TASK);
+        Parameters tp = FILTER_SPACE.resolve(stream.device(), p.dtype(), p);
+        Blocking blocking = Blocking.of(tp);
+        int chunks = pixelBlocks(pixels, tp.get("PIXELS"));
         int tasks = p.n() * p.groups() * chunks;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         int wSize = p.k() * p.cPerGroup() * p.r() * p.s();
@@ -160,7 +201,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int base = worker * stride;
             Gemm gemm = nchw ? new FilterNchw(o, n, g, t0, t1 - t0, partials, base)
                     : new FilterNhwc(o, n, g, t0, t1 - t0, partials, base);
-            gemm.run();
+            gemm.run(blocking);
             o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
         });
         int outBlocks = Math.max(1, Math.min(workers * 4, stride / 4096));
@@ -181,9 +222,9 @@ final class Conv2dCpu implements Conv2dKernels {
         });
     }
 
-    /** Splits {@code pixels} into blocks of about {@link #PIXELS_PER_TASK}, at least one. */
-    private static int pixelBlocks(int pixels) {
-        return Math.max(1, (pixels + PIXELS_PER_TASK - 1) / PIXELS_PER_TASK);
+    /** Splits {@code pixels} into blocks of about {@code perTask} (the tuned PIXELS), at least one. */
+    private static int pixelBlocks(int pixels, int perTask) {
+        return Math.max(1, (pixels + perTask - 1) / perTask);
     }
 
     // ----------------------------------------------------------------------------------------- operands
@@ -358,7 +399,7 @@ final class Conv2dCpu implements Conv2dKernels {
             return cBase + i * ldc + j;
         }
 
-        final void run() {
+        final void run(Blocking b) {
             if (depth == 0) {
                 if (!accumulate) {
                     for (int i = 0; i < m; i++) {
@@ -369,19 +410,19 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
                 return;
             }
-            int ncMax = Math.min(NC, n);
-            int kcMax = Math.min(KC, depth);
+            int ncMax = Math.min(b.nc(), n);
+            int kcMax = Math.min(b.kc(), depth);
             float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
-            float[] ap = aArray == null ? Workspace.floats(SLOT_A, Math.min(MC, m) * kcMax) : null;
-            float[] tile = Workspace.floats(SLOT_TILE, Math.min(MC, m) * NR);
-            for (int n0 = 0; n0 < n; n0 += NC) {
-                int nc = Math.min(NC, n - n0);
-                for (int k0 = 0; k0 < depth; k0 += KC) {
-                    int kc = Math.min(KC, depth - k0);
+            float[] ap = aArray == null ? Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax) : null;
+            float[] tile = Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
+            for (int n0 = 0; n0 < n; n0 += b.nc()) {
+                int nc = Math.min(b.nc(), n - n0);
+                for (int k0 = 0; k0 < depth; k0 += b.kc()) {
+                    int kc = Math.min(b.kc(), depth - k0);
                     packB(bp, k0, kc, n0, nc);
                     boolean add = accumulate || k0 > 0;
-                    for (int m0 = 0; m0 < m; m0 += MC) {
-                        int mc = Math.min(MC, m - m0);
+                    for (int m0 = 0; m0 < m; m0 += b.mc()) {
+                        int mc = Math.min(b.mc(), m - m0);
                         float[] a;
                         int aOff;
                         int rs;
