@@ -96,11 +96,17 @@ final class AttentionOpenCl implements AttentionKernels {
         cl_mem lm = OpenClTensor.memOrNull(lse, device, "lse");
         int dp = paddedHeadDim(p.headDim());
         Parameters tp = FORWARD.resolve(device, p.dtype(), p);
-        Tiles tiles = fit(new Tiles(tp.get("ATT_BM"), tp.get("ATT_BN"), tp.get("ATT_TN")), dp, false, p);
+        Tiles fitted = fit(new Tiles(tp.get("ATT_BM"), tp.get("ATT_BN"), tp.get("ATT_TN")), dp, false, p);
         if ((long) p.batch() * p.heads() * p.queries() == 0) {
             return;
         }
-        CompiledKernel kernel = kernel(p.dtype(), dp, tiles, null, "attn_forward");
+        CompiledKernel kernel = kernel(p.dtype(), dp, fitted, null, "attn_forward");
+        // a kernel's own workgroup limit (registers) can be below the device's
+        while (kernel.maxWorkGroupSize() < (long) fitted.bm * fitted.tn && fitted.bm > 1) {
+            fitted = fitted.halve(true);
+            kernel = kernel(p.dtype(), dp, fitted, null, "attn_forward");
+        }
+        Tiles tiles = fitted;
         long blocks = OpenClDevice.ceilDiv(p.queries(), tiles.bm);
         int wg = tiles.bm * tiles.tn;
         Debug.log(1, () -> describe("forward", p, "attn_forward", dp, tiles));
@@ -126,12 +132,24 @@ final class AttentionOpenCl implements AttentionKernels {
         cl_mem dvm = OpenClTensor.memOrNull(dv, device, "dv");
         int dp = paddedHeadDim(p.headDim());
         Parameters tp = BACKWARD.resolve(device, p.dtype(), p);
-        Tiles tiles = fit(new Tiles(tp.get("ATT_BWD_BM"), tp.get("ATT_BWD_BN"), tp.get("ATT_BWD_TN")), dp, true, p);
+        Tiles fitted = fit(new Tiles(tp.get("ATT_BWD_BM"), tp.get("ATT_BWD_BN"), tp.get("ATT_BWD_TN")), dp, true, p);
         long rows = (long) p.batch() * p.heads() * p.queries();
         long keyRows = (long) p.batch() * p.kvHeads() * p.keys();
         if (rows == 0 && keyRows == 0) {
             return;
         }
+        // a kernel's own workgroup limit (registers) can be below the device's
+        while (fitted.bm > 1 || fitted.bn > 1) {
+            long kvMax = kernel(p.dtype(), dp, null, fitted, "attn_bwd_dkdv").maxWorkGroupSize();
+            long qMax = kernel(p.dtype(), dp, null, fitted, "attn_bwd_dq").maxWorkGroupSize();
+            boolean kvFits = kvMax >= (long) fitted.bn * fitted.tn;
+            boolean qFits = qMax >= (long) fitted.bm * fitted.tn;
+            if (kvFits && qFits) {
+                break;
+            }
+            fitted = fitted.halve(!qFits);
+        }
+        Tiles tiles = fitted;
         Debug.log(1, () -> describe("backward", p, "attn_bwd_delta + attn_bwd_dkdv + attn_bwd_dq", dp, tiles));
         Object[] common = {p.heads(), p.kvHeads(), p.queries(), p.keys(), p.headDim(), p.scale(), maskFlag(p), maskOffset(p)};
         try (OpenClDevice.Scratch delta = device.scratch(rows, "attention delta = rowsum(dO * O)")) {

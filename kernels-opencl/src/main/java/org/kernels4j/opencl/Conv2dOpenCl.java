@@ -125,6 +125,9 @@ final class Conv2dOpenCl implements Conv2dKernels {
             return;
         }
         Parameters tp = BACKWARD_FILTER.resolve(device, p.dtype(), p);
+        if (!p.depthwise()) {
+            tp = fitted(p, tp, "conv_wgrad");
+        }
         Map<String, String> defines = defines(p, tp);
         int redWg = Integer.parseInt(defines.get("CONV_RED_WG"));
         if (p.depthwise()) {
@@ -166,8 +169,9 @@ final class Conv2dOpenCl implements Conv2dKernels {
     }
 
     /** One GEMM pass: rows x cols outputs per group, {@code buffers} then the shape. */
-    private void gemm(OpenClStream s, Conv2dProblem p, Parameters tp, String entry, long rows, int cols, int groups,
-                      Object... buffers) {
+    private void gemm(OpenClStream s, Conv2dProblem p, Parameters resolved, String entry, long rows, int cols,
+                      int groups, Object... buffers) {
+        Parameters tp = fitted(p, resolved, entry);
         Map<String, String> defines = defines(p, tp);
         int threads = threads(tp);
         Debug.log(1, () -> describe(entry.equals("conv_fwd") ? "forward" : "backward-data", p, entry, defines));
@@ -184,6 +188,27 @@ final class Conv2dOpenCl implements Conv2dKernels {
         Debug.log(1, () -> describe(entry.equals("dw_fwd") ? "forward" : "backward-data", p, entry, defines));
         k.enqueue(s, new long[] {OpenClDevice.ceilDiv(elements, wg) * wg, 1, 1}, new long[] {wg, 1, 1},
                 shapeArgs(p, buffers));
+    }
+
+    /**
+     * The pass's parameters, with the tile halved (the larger side first) until its workgroup fits both the
+     * device and the compiled kernel (whose limit can be lower: registers).
+     */
+    private Parameters fitted(Conv2dProblem p, Parameters tp, String entry) {
+        Parameters t = tp;
+        while (true) {
+            boolean deviceFits = threads(t) <= device.capabilities().maxWorkgroupSize();
+            if (deviceFits && threads(t) <= kernel(defines(p, t), entry).maxWorkGroupSize()) {
+                return t;
+            }
+            int tm = t.get("CONV_TM");
+            int tn = t.get("CONV_TN");
+            if (tm <= t.get("CONV_WM") && tn <= t.get("CONV_WN")) {
+                throw new IllegalStateException("conv2d kernel " + entry + " cannot run even one workgroup of "
+                        + threads(t) + " work items on " + device.id());
+            }
+            t = tm >= tn && tm > t.get("CONV_WM") ? t.with("CONV_TM", tm / 2) : t.with("CONV_TN", tn / 2);
+        }
     }
 
     private static Object[] shapeArgs(Conv2dProblem p, Object... leading) {

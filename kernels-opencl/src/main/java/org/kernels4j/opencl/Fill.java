@@ -12,7 +12,7 @@ final class Fill {
 
     static void zero(OpenClStream s, OpenClTensor t) {
         cl_mem m = t.mem();
-        if (m == null) {
+        if (m == null || t.byteSize() == 0) {
             return;
         }
         // every dtype's zero is all-zero bytes; the pattern must divide the size, so use the element size

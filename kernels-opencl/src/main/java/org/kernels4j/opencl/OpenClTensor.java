@@ -44,7 +44,7 @@ final class OpenClTensor extends AbstractTensor {
 
     @Override
     protected void writeBytes(ByteBuffer src) {
-        if (mem == null) {
+        if (mem == null || byteSize() == 0) {
             return;
         }
         device.synchronize();
@@ -55,7 +55,7 @@ final class OpenClTensor extends AbstractTensor {
 
     @Override
     protected void readBytes(ByteBuffer dst) {
-        if (mem == null) {
+        if (mem == null || byteSize() == 0) {
             return;
         }
         device.synchronize();
