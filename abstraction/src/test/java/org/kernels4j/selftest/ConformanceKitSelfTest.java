@@ -147,8 +147,11 @@ class ConformanceKitSelfTest {
         Run r = run(ReferenceBackendProvider.NAME, ReferenceKernels.Fault.SCALE_BY_1E4,
                 opClasses("LayerNormConformanceTest", "AttentionConformanceTest", "Conv2dConformanceTest"));
         List<String> failed = r.failed(FP32);
-        assertTrue(failed.size() >= r.count(FP32) * 9 / 10, "expected nearly every fp32 case to fail, got "
-                + failed.size() + " of " + r.count(FP32));
+        // The survivors have empty or all-zero outputs (batch 0, Nk = 0, ...) or values so small that 1e-4 of
+        // them is under the absolute floor (layer norm with D = 1 outputs beta).
+        assertTrue(failed.size() >= r.count(FP32) * 85 / 100, "expected nearly every fp32 case to fail, got "
+                + failed.size() + " of " + r.count(FP32) + "; passing: " + r.tests().keySet().stream()
+                .filter(FP32).filter(n -> r.failed(x -> x.equals(n)).isEmpty()).toList());
         assertTrue(failed.stream().allMatch(m -> m.contains("exceeds tolerance")), failed.toString());
     }
 
