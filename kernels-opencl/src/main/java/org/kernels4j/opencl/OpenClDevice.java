@@ -85,7 +85,7 @@ final class OpenClDevice implements DeviceImplementation {
         int subgroupSize = subgroupExtension && std != null ? probeSubgroups(std) : 0;
         this.programs = new ProgramCache(this, (subgroupSize > 0 ? std : "") + "-DK4J_SUBGROUPS=" + (subgroupSize > 0 ? 1 : 0));
         EnumSet<DType> dtypes = EnumSet.of(DType.FLOAT32);
-        if (extensions.contains("cl_khr_fp16")) {
+        if (extensions.contains("cl_khr_fp16") || Boolean.getBoolean(OpenClProvider.HALF_STORAGE_PROPERTY)) {
             dtypes.add(DType.FLOAT16);
         }
         this.capabilities = new DeviceCapabilities(

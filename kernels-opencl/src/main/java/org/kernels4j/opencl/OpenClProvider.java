@@ -16,8 +16,15 @@ import org.kernels4j.spi.Debug;
  * <p>{@link #start()} loads JOCL, which opens {@code libOpenCL.so.1} (the ICD loader), and opens every device of
  * every platform, GPUs first. A machine without the loader, without a platform or without a device gets an
  * exception whose message says which, and discovery reports the backend as unavailable.
+ *
+ * <p>Dtypes: float32 on every device; float16 on devices with {@code cl_khr_fp16}, or on every device when the
+ * system property {@value #HALF_STORAGE_PROPERTY} is {@code true} (the kernels only store float16, through
+ * OpenCL's core {@code vload_half}/{@code vstore_half}, and compute in float32, so they need no fp16 arithmetic).
  */
 public final class OpenClProvider implements BackendProvider {
+
+    /** System property that offers float16 tensors on devices without {@code cl_khr_fp16}. */
+    public static final String HALF_STORAGE_PROPERTY = "kernels4j.opencl.halfStorage";
 
     /** Used by {@link java.util.ServiceLoader}; does not touch native code. */
     public OpenClProvider() {
