@@ -102,6 +102,7 @@ final class Conv2dCpu implements Conv2dKernels {
     private static final int SLOT_TAPS = 3;
     private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
     private static final int SLOT_WEIGHTS = Workspace.TASK_SLOTS + 1;
+    private static final int SLOT_PADDED = Workspace.TASK_SLOTS + 2;
 
     // ------------------------------------------------------------------------------------ entry points
 
@@ -636,6 +637,194 @@ final class Conv2dCpu implements Conv2dKernels {
                 } else {
                     for (int kk = 0; kk < kc; kk++) {
                         dst[out + kk * NR + jj] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------- NCHW, stride 1: indirect
+
+    /**
+     * NCHW with stride 1, forward and backward-data, without packing the activations: the input is copied
+     * once into zero-padded planes of width {@code wp} (skipped when no padding is needed), and output pixel
+     * {@code (p, q)} is treated as flat position {@code p·wp + q} of that padded grid. Then filter tap
+     * {@code (c, r, s)} of a run of {@code NR} consecutive outputs reads {@code NR} consecutive floats of the
+     * padded input at {@code taps[(c·R + r)·S + s] + position}, so the micro-kernel reads B in place through
+     * the tap table ({@link MicroKernel#tileIndirect}). The {@code wp - wo} columns between output rows are
+     * computed and dropped. Backward-data is the same computation on dy with the filter flipped and its
+     * channels swapped (packed once per call) and the padding mirrored ({@code (R-1)·dilation - pad}).
+     */
+    static final class Indirect {
+        private final float[] in;
+        private final int inBase;
+        private final int inChannels;
+        private final int cg;
+        private final int hp;
+        private final int wp;
+        private final int[] taps;
+        private final float[] a;
+        private final int aBase;
+        private final int aGroupStride;
+        private final int depth;
+        private final float[] out;
+        private final int outBase;
+        private final int outChannels;
+        private final int mg;
+        private final int ho;
+        private final int wo;
+        private final float[] bias;
+        private final int bo;
+        private final int images;
+        private final int groups;
+
+        private Indirect(Conv2dProblem p, float[] src, int srcBase, int inChannels, int inH, int inW, int top,
+                         int left, float[] a, int aBase, float[] out, int outBase, int outChannels, int ho, int wo,
+                         float[] bias, int bo) {
+            this.inChannels = inChannels;
+            this.cg = inChannels / p.groups();
+            this.hp = ho + (p.r() - 1) * p.dilationH();
+            this.wp = wo + (p.s() - 1) * p.dilationW();
+            this.depth = cg * p.r() * p.s();
+            this.a = a;
+            this.aBase = aBase;
+            this.aGroupStride = (outChannels / p.groups()) * depth;
+            this.out = out;
+            this.outBase = outBase;
+            this.outChannels = outChannels;
+            this.mg = outChannels / p.groups();
+            this.ho = ho;
+            this.wo = wo;
+            this.bias = bias;
+            this.bo = bo;
+            this.images = p.n();
+            this.groups = p.groups();
+            this.taps = new int[depth];
+            for (int kd = 0; kd < depth; kd++) {
+                int c = kd / (p.r() * p.s());
+                int r = (kd / p.s()) % p.r();
+                int s = kd % p.s();
+                taps[kd] = c * hp * wp + r * p.dilationH() * wp + s * p.dilationW();
+            }
+            // the last run of NR outputs may read up to NR - 1 floats past the last plane
+            long planes = (long) p.n() * inChannels * hp * wp;
+            boolean inPlace = top == 0 && left == 0 && hp == inH && wp == inW && srcBase + planes + NR <= src.length;
+            if (inPlace) {
+                this.in = src;
+                this.inBase = srcBase;
+            } else {
+                this.in = Workspace.floats(SLOT_PADDED, Math.toIntExact(planes + NR));
+                this.inBase = 0;
+                pad(src, srcBase, inH, inW, top, left);
+            }
+        }
+
+        /** Forward: y = conv(x, w) + bias, reading x through the tap table and w in place. */
+        static Indirect forward(Operands o) {
+            Conv2dProblem p = o.p;
+            return new Indirect(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w, o.wo, o.y, o.yo,
+                    p.k(), p.p(), p.q(), o.bias, o.bo);
+        }
+
+        /** Backward-data: dx = correlation of dy with the flipped, channel-swapped filter. */
+        static Indirect backwardData(Operands o) {
+            Conv2dProblem p = o.p;
+            int kg = p.kPerGroup();
+            int cg = p.cPerGroup();
+            int rs = p.r() * p.s();
+            int depth = kg * rs;
+            float[] flipped = Workspace.floats(SLOT_WEIGHTS, p.c() * depth);
+            for (int g = 0; g < p.groups(); g++) {
+                for (int k = 0; k < kg; k++) {
+                    for (int c = 0; c < cg; c++) {
+                        int src = o.wo + ((g * kg + k) * cg + c) * rs;
+                        int dst = (g * cg + c) * depth + k * rs;
+                        for (int t = 0; t < rs; t++) {
+                            flipped[dst + rs - 1 - t] = o.w[src + t];
+                        }
+                    }
+                }
+            }
+            return new Indirect(p, o.y, o.yo, p.k(), p.p(), p.q(), (p.r() - 1) * p.dilationH() - p.padTop(),
+                    (p.s() - 1) * p.dilationW() - p.padLeft(), flipped, 0, o.x, o.xo, p.c(), p.h(), p.w(), null, 0);
+        }
+
+        /** Copies every input plane into {@link #in} with {@code top} rows and {@code left} columns of zeros before it. */
+        private void pad(float[] src, int srcBase, int inH, int inW, int top, int left) {
+            int planes = images * inChannels;
+            int workers = Parallel.workers(planes, (double) planes * hp * wp, 1 << 16);
+            int jFrom = Math.max(0, left);
+            int jTo = Math.min(wp, inW + left);
+            Parallel.run(planes, workers, (worker, plane) -> {
+                int dst = inBase + plane * hp * wp;
+                int srcPlane = srcBase + plane * inH * inW;
+                for (int i = 0; i < hp; i++) {
+                    int row = dst + i * wp;
+                    int si = i - top;
+                    if (si < 0 || si >= inH || jFrom >= jTo) {
+                        Arrays.fill(in, row, row + wp, 0f);
+                        continue;
+                    }
+                    Arrays.fill(in, row, row + jFrom, 0f);
+                    System.arraycopy(src, srcPlane + si * inW + jFrom - left, in, row + jFrom, jTo - jFrom);
+                    Arrays.fill(in, row + jTo, row + wp, 0f);
+                }
+            });
+            if (inBase + planes * hp * wp + NR <= in.length) {
+                Arrays.fill(in, inBase + planes * hp * wp, inBase + planes * hp * wp + NR, 0f);
+            }
+        }
+
+        void run(Blocking b, int pixelsPerTask) {
+            int positions = (ho - 1) * wp + wo;
+            int blocks = pixelBlocks(positions, pixelsPerTask);
+            int tasks = images * groups * blocks;
+            double flops = 2.0 * images * outChannels * (double) depth * ho * wo;
+            int workers = Parallel.workers(tasks, flops, MIN_FLOPS_PER_THREAD);
+            Parallel.run(tasks, workers, (worker, task) -> {
+                int blk = task % blocks;
+                int g = (task / blocks) % groups;
+                int n = task / blocks / groups;
+                int f0 = (int) ((long) positions * blk / blocks);
+                int f1 = (int) ((long) positions * (blk + 1) / blocks);
+                block(n, g, f0, f1, b);
+            });
+        }
+
+        private void block(int n, int g, int f0, int f1, Blocking b) {
+            int planes = inBase + (n * inChannels + g * cg) * hp * wp;
+            int outPlanes = outBase + (n * outChannels + g * mg) * ho * wo;
+            int plane = ho * wo;
+            float[] tile = Workspace.floats(SLOT_TILE, Math.min(b.mc(), mg) * NR);
+            for (int k0 = 0; k0 < depth; k0 += b.kc()) {
+                int kc = Math.min(b.kc(), depth - k0);
+                for (int m0 = 0; m0 < mg; m0 += b.mc()) {
+                    int mc = Math.min(b.mc(), mg - m0);
+                    int aOff = aBase + g * aGroupStride + m0 * depth + k0;
+                    for (int f = f0; f < f1; f += NR) {
+                        MicroKernel.tileIndirect(a, aOff, depth, 1, in, planes + f, taps, k0, kc, tile, 0, NR, mc,
+                                false);
+                        int cols = Math.min(NR, f1 - f);
+                        int pp = f / wp;
+                        int q = f - pp * wp;
+                        for (int j = 0; j < cols; j++, q++) {
+                            if (q == wp) {
+                                q = 0;
+                                pp++;
+                            }
+                            if (q >= wo) {
+                                continue;
+                            }
+                            int at = outPlanes + m0 * plane + pp * wo + q;
+                            for (int i = 0; i < mc; i++, at += plane) {
+                                float v = tile[i * NR + j];
+                                if (k0 > 0) {
+                                    out[at] += v;
+                                } else {
+                                    out[at] = bias == null ? v : v + bias[bo + g * mg + m0 + i];
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -58,6 +58,36 @@ final class MicroKernel {
         }
     }
 
+    /**
+     * As {@link #tile}, but B's rows are found through a table: {@code B[k][j] = b[bOff + bRows[rowsOff + k] + j]}.
+     * Convolutions use it to read rows of the (padded) input in place, one row per filter tap, instead of
+     * packing them (the indirect-convolution idea).
+     */
+    static void tileIndirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows, int rowsOff,
+                             int kLen, float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+        if (Vectorization.ENABLED) {
+            Panama.tileIndirect(a, aOff, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff, ldc, rows, accumulate);
+            return;
+        }
+        for (int i = 0; i < rows; i++) {
+            int ci = cOff + i * ldc;
+            if (!accumulate) {
+                java.util.Arrays.fill(c, ci, ci + NR, 0f);
+            }
+        }
+        for (int k = 0; k < kLen; k++) {
+            int ak = aOff + k * aks;
+            int bk = bOff + bRows[rowsOff + k];
+            for (int i = 0; i < rows; i++) {
+                float ai = a[ak + i * ars];
+                int ci = cOff + i * ldc;
+                for (int j = 0; j < NR; j++) {
+                    c[ci + j] += ai * b[bk + j];
+                }
+            }
+        }
+    }
+
     /** The register-blocked kernels; loaded only on the vector path. */
     private static final class Panama {
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -85,6 +115,32 @@ final class MicroKernel {
             }
         }
 
+        static void tileIndirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows, int rowsOff,
+                                 int kLen, float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+            int i = 0;
+            for (; i + 6 <= rows; i += 6) {
+                rows6Indirect(a, aOff + i * ars, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff + i * ldc, ldc,
+                        accumulate);
+            }
+            int left = rows - i;
+            if (left >= 4) {
+                rows4Indirect(a, aOff + i * ars, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff + i * ldc, ldc,
+                        accumulate);
+                i += 4;
+                left -= 4;
+            }
+            if (left >= 2) {
+                rows2Indirect(a, aOff + i * ars, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff + i * ldc, ldc,
+                        accumulate);
+                i += 2;
+                left -= 2;
+            }
+            if (left == 1) {
+                rows1Indirect(a, aOff + i * ars, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff + i * ldc, ldc,
+                        accumulate);
+            }
+        }
+
         private static void store(FloatVector v0, FloatVector v1, float[] c, int off, boolean accumulate) {
             if (accumulate) {
                 v0 = v0.add(FloatVector.fromArray(S, c, off));
@@ -95,7 +151,7 @@ final class MicroKernel {
         }
 
         private static void rows6(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
-                                  float[] c, int cOff, int ldc, boolean accumulate) {
+                     float[] c, int cOff, int ldc, boolean accumulate) {
             FloatVector c00 = FloatVector.zero(S);
             FloatVector c01 = c00;
             FloatVector c10 = FloatVector.zero(S);
@@ -147,7 +203,7 @@ final class MicroKernel {
         }
 
         private static void rows4(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
-                                  float[] c, int cOff, int ldc, boolean accumulate) {
+                     float[] c, int cOff, int ldc, boolean accumulate) {
             FloatVector c00 = FloatVector.zero(S);
             FloatVector c01 = c00;
             FloatVector c10 = FloatVector.zero(S);
@@ -185,7 +241,7 @@ final class MicroKernel {
         }
 
         private static void rows2(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
-                                  float[] c, int cOff, int ldc, boolean accumulate) {
+                     float[] c, int cOff, int ldc, boolean accumulate) {
             FloatVector c00 = FloatVector.zero(S);
             FloatVector c01 = c00;
             FloatVector c10 = FloatVector.zero(S);
@@ -209,13 +265,148 @@ final class MicroKernel {
         }
 
         private static void rows1(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int kLen,
-                                  float[] c, int cOff, int ldc, boolean accumulate) {
+                     float[] c, int cOff, int ldc, boolean accumulate) {
             FloatVector c00 = FloatVector.zero(S);
             FloatVector c01 = c00;
             int a0 = aOff;
             int bk = bOff;
             int ak = 0;
             for (int k = 0; k < kLen; k++, bk += ldb, ak += aks) {
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+            }
+            store(c00, c01, c, cOff, accumulate);
+        }
+
+        private static void rows6Indirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows,
+                                          int rowsOff, int kLen,
+                             float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            FloatVector c20 = FloatVector.zero(S);
+            FloatVector c21 = c20;
+            FloatVector c30 = FloatVector.zero(S);
+            FloatVector c31 = c30;
+            FloatVector c40 = FloatVector.zero(S);
+            FloatVector c41 = c40;
+            FloatVector c50 = FloatVector.zero(S);
+            FloatVector c51 = c50;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int a2 = aOff + 2 * ars;
+            int a3 = aOff + 3 * ars;
+            int a4 = aOff + 4 * ars;
+            int a5 = aOff + 5 * ars;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, ak += aks) {
+                int bk = bOff + bRows[rowsOff + k];
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+                FloatVector x2 = FloatVector.broadcast(S, a[a2 + ak]);
+                c20 = x2.fma(b0, c20);
+                c21 = x2.fma(b1, c21);
+                FloatVector x3 = FloatVector.broadcast(S, a[a3 + ak]);
+                c30 = x3.fma(b0, c30);
+                c31 = x3.fma(b1, c31);
+                FloatVector x4 = FloatVector.broadcast(S, a[a4 + ak]);
+                c40 = x4.fma(b0, c40);
+                c41 = x4.fma(b1, c41);
+                FloatVector x5 = FloatVector.broadcast(S, a[a5 + ak]);
+                c50 = x5.fma(b0, c50);
+                c51 = x5.fma(b1, c51);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+            store(c20, c21, c, cOff + 2 * ldc, accumulate);
+            store(c30, c31, c, cOff + 3 * ldc, accumulate);
+            store(c40, c41, c, cOff + 4 * ldc, accumulate);
+            store(c50, c51, c, cOff + 5 * ldc, accumulate);
+        }
+
+        private static void rows4Indirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows,
+                                          int rowsOff, int kLen,
+                             float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            FloatVector c20 = FloatVector.zero(S);
+            FloatVector c21 = c20;
+            FloatVector c30 = FloatVector.zero(S);
+            FloatVector c31 = c30;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int a2 = aOff + 2 * ars;
+            int a3 = aOff + 3 * ars;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, ak += aks) {
+                int bk = bOff + bRows[rowsOff + k];
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+                FloatVector x2 = FloatVector.broadcast(S, a[a2 + ak]);
+                c20 = x2.fma(b0, c20);
+                c21 = x2.fma(b1, c21);
+                FloatVector x3 = FloatVector.broadcast(S, a[a3 + ak]);
+                c30 = x3.fma(b0, c30);
+                c31 = x3.fma(b1, c31);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+            store(c20, c21, c, cOff + 2 * ldc, accumulate);
+            store(c30, c31, c, cOff + 3 * ldc, accumulate);
+        }
+
+        private static void rows2Indirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows,
+                                          int rowsOff, int kLen,
+                             float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            FloatVector c10 = FloatVector.zero(S);
+            FloatVector c11 = c10;
+            int a0 = aOff;
+            int a1 = aOff + ars;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, ak += aks) {
+                int bk = bOff + bRows[rowsOff + k];
+                FloatVector b0 = FloatVector.fromArray(S, b, bk);
+                FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
+                FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);
+                c00 = x0.fma(b0, c00);
+                c01 = x0.fma(b1, c01);
+                FloatVector x1 = FloatVector.broadcast(S, a[a1 + ak]);
+                c10 = x1.fma(b0, c10);
+                c11 = x1.fma(b1, c11);
+            }
+            store(c00, c01, c, cOff, accumulate);
+            store(c10, c11, c, cOff + ldc, accumulate);
+        }
+
+        private static void rows1Indirect(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int[] bRows,
+                                          int rowsOff, int kLen,
+                             float[] c, int cOff, int ldc, boolean accumulate) {
+            FloatVector c00 = FloatVector.zero(S);
+            FloatVector c01 = c00;
+            int a0 = aOff;
+            int ak = 0;
+            for (int k = 0; k < kLen; k++, ak += aks) {
+                int bk = bOff + bRows[rowsOff + k];
                 FloatVector b0 = FloatVector.fromArray(S, b, bk);
                 FloatVector b1 = FloatVector.fromArray(S, b, bk + L);
                 FloatVector x0 = FloatVector.broadcast(S, a[a0 + ak]);

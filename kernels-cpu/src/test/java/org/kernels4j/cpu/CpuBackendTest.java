@@ -49,7 +49,9 @@ class CpuBackendTest {
         assertEquals(Runtime.getRuntime().availableProcessors(), c.computeUnits());
         assertEquals(false, c.dialectKernels());
         assertEquals(Vectorization.architecture(), c.architecture());
-        assertSame(d, CpuTensor.wrap(new float[1], 1).device());
+        try (CpuTensor wrapped = CpuTensor.wrap(new float[1], 1)) {
+            assertSame(d, wrapped.device());
+        }
         var e = assertThrows(UnsupportedOperationException.class,
                 () -> d.compileKernel(KernelSource.of("k", "__kernel void k() {}", "k")));
         assertTrue(e.getMessage().contains("own Java kernels"), e.getMessage());
