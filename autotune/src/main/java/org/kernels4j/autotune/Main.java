@@ -3,6 +3,8 @@ package org.kernels4j.autotune;
 import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 
+import org.kernels4j.spi.Debug;
+
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -28,6 +30,18 @@ public final class Main implements Runnable {
     /** The command line with every contributed subcommand, for tests and embedding. */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((e, line, parsed) -> {
+            if (e instanceof CommandLine.ParameterException pe) {
+                throw pe;
+            }
+            line.getErr().println("kernels4j " + line.getCommandName() + ": " + (e.getMessage() == null
+                    ? e.toString() : e.getMessage()) + (Debug.enabled(1) ? "" : " (KERNELS4J_DEBUG=1 shows the stack trace)"));
+            if (Debug.enabled(1)) {
+                e.printStackTrace(line.getErr());
+            }
+            line.getErr().flush();
+            return 1;
+        });
         try {
             for (CliExtension e : ServiceLoader.load(CliExtension.class, Main.class.getClassLoader())) {
                 for (Object c : e.subcommands()) {

@@ -45,8 +45,9 @@ final class TuneCommand implements Callable<Integer> {
             description = "The problem set: the built-in cpu or gpu set, or a file with one 'name op key=value ...' per line.")
     String shapes;
 
-    @Option(names = "--budget", paramLabel = "DURATION", description = "Time for the whole run, e.g. 90s, 10m, 1h (default: ${DEFAULT-VALUE}).")
-    String budget = "10m";
+    @Option(names = "--budget", paramLabel = "DURATION", defaultValue = "10m", converter = DurationConverter.class,
+            description = "Time for the whole run, e.g. 90s, 10m, 1h (default: ${DEFAULT-VALUE}).")
+    Duration budget;
 
     @Option(names = "--strategy", paramLabel = "NAME",
             description = "exhaustive, random, local, or auto (exhaustive for small spaces, else local; default: ${DEFAULT-VALUE}).")
@@ -67,7 +68,6 @@ final class TuneCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
-        Duration time = parseDuration(budget);
         Tuner tuner = new Tuner(new Tuner.Settings(Strategy.parse(strategy), fraction, repeats, seed));
         Map<Device, List<Problem>> work = new LinkedHashMap<>();
         for (BackendStatus s : Backends.statuses()) {
@@ -111,7 +111,7 @@ final class TuneCommand implements Callable<Integer> {
                 public void candidate(String text) {
                     bar.setExtraMessage(text);
                 }
-            }).run(work, time);
+            }).run(work, budget);
             bar.stepTo(bar.getMax());
             bar.setExtraMessage("done");
         }
@@ -160,9 +160,20 @@ final class TuneCommand implements Callable<Integer> {
             end = m.end();
         }
         if (end != t.length() || end == 0 || d.isZero()) {
-            throw new CommandLine.ParameterException(new CommandLine(new TuneCommand()),
-                    "--budget: expected a duration such as 90s, 10m or 1h, got '" + s + "'");
+            throw new IllegalArgumentException("expected a duration such as 90s, 10m or 1h, got '" + s + "'");
         }
         return d;
+    }
+
+    /** Reads {@code --budget}. */
+    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+        @Override
+        public Duration convert(String value) {
+            try {
+                return parseDuration(value);
+            } catch (IllegalArgumentException | java.time.format.DateTimeParseException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
     }
 }
