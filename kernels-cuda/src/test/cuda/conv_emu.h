@@ -388,6 +388,7 @@ struct Buffer {
 #define blockDim (emu::st().block)
 #define gridDim (emu::st().grid)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 inline void __syncthreads() { emu::block_barrier(); }
 

@@ -7,7 +7,10 @@
 // Exits non-zero on the first failure.
 #include "conv_emu.h"
 
+#include "../../main/cuda/conv_depthwise.cu"
 #include "../../main/cuda/conv_igemm.cu"
+#include "../../main/cuda/conv_simt.cu"
+#include "../../main/cuda/conv_support.cu"
 
 #include <string>
 
@@ -260,6 +263,175 @@ void run_igemm(const IgemmEntry& e, const Problem& p, int splitLen, emu::Schedul
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Portable kernels: SIMT implicit GEMM and depthwise (any layout), with wgrad partials summed by
+// conv_reduce_* and the bias gradient by conv_bias_grad_* + conv_reduce_*.
+
+using PortableFn = void (*)(const void*, const void*, const void*, void*, int, int, int, int, int, int, int, int, int,
+                            int, int, int, int, int, int, int, int, int);
+using ReduceFn = void (*)(const float*, void*, long long, int);
+using BiasGradFn = void (*)(const void*, float*, int, int, int, int, int);
+
+struct PortableEntry {
+    const char* name;
+    PortableFn fn;
+    int pass;
+    DT dt;
+    bool depthwise;
+};
+
+#define PE(NAME, PASS, DTYPE, DW) PortableEntry{#NAME, reinterpret_cast<PortableFn>(NAME), PASS, DTYPE, DW}
+#define PE_DTYPE(SUF, DTYPE)                                                                                     \
+    PE(conv_simt_fprop_##SUF, 0, DTYPE, false), PE(conv_simt_dgrad_##SUF, 1, DTYPE, false),                       \
+        PE(conv_simt_wgrad_##SUF, 2, DTYPE, false), PE(conv_dw_fprop_##SUF, 0, DTYPE, true),                      \
+        PE(conv_dw_dgrad_##SUF, 1, DTYPE, true), PE(conv_dw_wgrad_##SUF, 2, DTYPE, true)
+
+const PortableEntry PORTABLE[] = {PE_DTYPE(f32, DT_F32), PE_DTYPE(f16, DT_F16), PE_DTYPE(bf16, DT_BF16)};
+
+ReduceFn reducer(DT dt) {
+    return dt == DT_F32 ? reinterpret_cast<ReduceFn>(conv_reduce_f32)
+                        : dt == DT_F16 ? reinterpret_cast<ReduceFn>(conv_reduce_f16) : reinterpret_cast<ReduceFn>(conv_reduce_bf16);
+}
+
+BiasGradFn bias_grader(DT dt) {
+    return dt == DT_F32 ? reinterpret_cast<BiasGradFn>(conv_bias_grad_f32)
+                        : dt == DT_F16 ? reinterpret_cast<BiasGradFn>(conv_bias_grad_f16)
+                                       : reinterpret_cast<BiasGradFn>(conv_bias_grad_bf16);
+}
+
+size_t dt_bytes(DT dt) { return dt == DT_F32 ? 4 : 2; }
+
+// Sums fp32 partials [splits][count] into a T output with conv_reduce_* and returns it as doubles.
+std::vector<double> reduce_partials(DT dt, const float* partial, long long count, int splits, emu::Schedule sched,
+                                    bool after) {
+    emu::Buffer out((size_t)count * dt_bytes(dt), after);
+    const unsigned blocks = (unsigned)std::min<long long>((count + 255) / 256, 65535);
+    ReduceFn fn = reducer(dt);
+    void* o = out.data;
+    emu::launch(dim3{std::max(1u, blocks), 1u, 1u}, dim3{256u, 1u, 1u}, 0, sched, [&] { fn(partial, o, count, splits); });
+    std::vector<double> v((size_t)count);
+    for (long long i = 0; i < count; ++i) v[(size_t)i] = load(dt, out.data, (size_t)i);
+    return v;
+}
+
+void run_portable(const PortableEntry& e, const Problem& p, Layout l, int splitLen, emu::Schedule sched, bool bias,
+                  std::mt19937& rng) {
+    const DT dt = e.dt;
+    const size_t es = dt_bytes(dt);
+    const int P = p.P(), Q = p.Q();
+    const size_t nx = (size_t)p.N * p.H * p.W * p.C, nw = (size_t)p.K * p.R * p.S * p.Cg(),
+                 ny = (size_t)p.N * P * Q * p.K;
+    auto x = random_values(nx, dt, rng), w = random_values(nw, dt, rng), dy = random_values(ny, dt, rng);
+    std::vector<double> b;
+    if (bias && e.pass == 0) b = random_values(p.K, dt, rng);
+    Reference ref = reference(p, l, x, w, b, dy);
+    const bool after = (rng() & 1) != 0;
+    emu::Buffer bx(nx * es, after), bw(nw * es, after), bdy(ny * es, after), bb(std::max<size_t>(1, p.K) * es, after);
+    store(dt, bx.data, x);
+    store(dt, bw.data, w);
+    store(dt, bdy.data, dy);
+    if (!b.empty()) store(dt, bb.data, b);
+    const void* a = e.pass == 0 ? bx.data : bdy.data;
+    const void* bm = e.pass == 2 ? bx.data : bw.data;
+    const void* bp = b.empty() ? nullptr : bb.data;
+
+    int splits = 1;
+    dim3 grid, block;
+    size_t nout;
+    if (e.depthwise) {
+        if (e.pass == 2) {
+            splits = (p.N * P * Q + splitLen - 1) / splitLen;
+            grid = dim3{(unsigned)((p.K + 31) / 32), (unsigned)splits, 1u};
+            block = dim3{32u, 8u, 1u};
+            nout = (size_t)splits * nw;
+        } else {
+            const long per_image = e.pass == 0 ? (long)p.K * P * Q : (long)p.C * p.H * p.W;
+            grid = dim3{(unsigned)((per_image + 255) / 256), (unsigned)p.N, 1u};
+            block = dim3{256u, 1u, 1u};
+            nout = e.pass == 0 ? ny : nx;
+        }
+    } else {
+        int M, NG, KD;
+        if (e.pass == 0) { M = p.N * P * Q; NG = p.Kg(); KD = p.R * p.S * p.Cg(); }
+        else if (e.pass == 1) { M = p.N * p.H * p.W; NG = p.Cg(); KD = p.R * p.S * p.Kg(); }
+        else { M = p.Kg(); NG = p.R * p.S * p.Cg(); KD = p.N * P * Q; }
+        if (e.pass == 2) splits = (KD + splitLen - 1) / splitLen;
+        grid = dim3{(unsigned)(((M + 63) / 64) * ((NG + 63) / 64)), 1u, (unsigned)(p.groups * splits)};
+        block = dim3{256u, 1u, 1u};
+        nout = e.pass == 0 ? ny : e.pass == 1 ? nx : (size_t)splits * nw;
+    }
+    emu::Buffer bo(nout * (e.pass == 2 ? 4 : es), after);
+    void* o = bo.data;
+    emu::launch(grid, block, 0, sched, [&] {
+        e.fn(a, bm, bp, o, p.N, p.H, p.W, p.C, p.K, p.R, p.S, P, Q, p.sh, p.sw, p.pt, p.pl, p.dh, p.dw, p.groups,
+             splitLen, l == NCHW ? 1 : 0);
+    });
+    const std::string what = std::string(e.name) + (l == NCHW ? " NCHW " : " NHWC ") + p.str() +
+                             (e.pass == 2 ? " split " + std::to_string(splitLen) : "") + describe(sched);
+    if (e.pass == 2) {
+        compare(what + " +reduce", reduce_partials(dt, bo.as<float>(), (long long)nw, splits, sched, after), ref.dw,
+                ref.dwabs, dt);
+        return;
+    }
+    std::vector<double> out(nout);
+    for (size_t i = 0; i < nout; ++i) out[i] = load(dt, bo.data, i);
+    compare(what, out, e.pass == 0 ? ref.y : ref.dx, e.pass == 0 ? ref.yabs : ref.dxabs, dt);
+
+    if (e.pass == 0) {  // the bias gradient of the same problem, from dy
+        const int pq = P * Q, bsplits = (p.N * pq + splitLen - 1) / splitLen;
+        emu::Buffer part((size_t)bsplits * p.K * 4, after);
+        BiasGradFn fn = bias_grader(dt);
+        const void* d = bdy.data;
+        float* pp = part.as<float>();
+        emu::launch(dim3{(unsigned)((p.K + 31) / 32), (unsigned)bsplits, 1u}, dim3{32u, 8u, 1u}, 0, sched,
+                    [&] { fn(d, pp, p.N, p.K, pq, splitLen, l == NCHW ? 1 : 0); });
+        std::vector<double> dbabs(p.K, 0.0);
+        for (int n = 0; n < p.N; ++n)
+            for (int k = 0; k < p.K; ++k)
+                for (int j = 0; j < pq; ++j) dbabs[k] += std::fabs(dy[Index{p, l}.y(n, k, j / Q, j % Q)]);
+        compare(std::string("conv_bias_grad ") + (l == NCHW ? "NCHW " : "NHWC ") + p.str() + " split " +
+                    std::to_string(splitLen) + describe(sched) + " +reduce",
+                reduce_partials(dt, pp, p.K, bsplits, sched, after), ref.db, dbabs, dt);
+    }
+}
+
+void run_transpose(bool wide, int batch, int rows, int cols, emu::Schedule sched, std::mt19937& rng) {
+    const size_t n = (size_t)batch * rows * cols, es = wide ? 4 : 2;
+    const bool after = (rng() & 1) != 0;
+    emu::Buffer in(n * es, after), out(n * es, after);
+    std::vector<uint32_t> v(n);
+    for (auto& e : v) e = (uint32_t)rng() & (wide ? 0x7fffffffu : 0x7fffu);
+    for (size_t i = 0; i < n; ++i) {
+        if (wide) in.as<uint32_t>()[i] = v[i];
+        else in.as<uint16_t>()[i] = (uint16_t)v[i];
+    }
+    const dim3 grid{(unsigned)((cols + 31) / 32), (unsigned)std::min((rows + 31) / 32, 2), (unsigned)std::min(batch, 2)};
+    const void* ip = in.data;
+    void* op = out.data;
+    emu::launch(grid, dim3{32u, 8u, 1u}, 0, sched, [&] {
+        if (wide) conv_transpose_b32(static_cast<const uint32_t*>(ip), static_cast<uint32_t*>(op), batch, rows, cols);
+        else conv_transpose_b16(static_cast<const uint16_t*>(ip), static_cast<uint16_t*>(op), batch, rows, cols);
+    });
+    long bad = 0;
+    for (int b = 0; b < batch; ++b)
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < cols; ++c) {
+                const size_t src = ((size_t)b * rows + r) * cols + c, dst = ((size_t)b * cols + c) * rows + r;
+                const uint32_t got = wide ? out.as<uint32_t>()[dst] : out.as<uint16_t>()[dst];
+                if (got != v[src]) ++bad;
+            }
+    ++checks;
+    char what[128];
+    std::snprintf(what, sizeof what, "conv_transpose_%s batch %d rows %d cols %d (grid strides)", wide ? "b32" : "b16",
+                  batch, rows, cols);
+    if (bad) {
+        ++failures;
+        std::printf("FAIL %s: %ld elements wrong\n", what, bad);
+    } else {
+        std::printf("ok   %s\n", what);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -299,6 +471,34 @@ int main(int argc, char** argv) {
         };
         run_set(vec, sizeof vec / sizeof vec[0]);
         run_set(any, sizeof any / sizeof any[0]);
+    }
+    const Problem portable[] = {
+        {2, 6, 7, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},       // 3x3 pad 1
+        {3, 6, 10, 6, 9, 3, 2, 2, 1, 1, 0, 2, 1, 1, 2, 3},       // groups 3, stride 2x1, asymmetric pad, dil 1x2
+        {2, 3, 11, 13, 70, 5, 4, 2, 2, 2, 1, 2, 2, 1, 1, 1},     // C=3, NG=70 spans two tiles
+        {1, 20, 5, 5, 17, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},      // 1x1
+    };
+    const Problem depthwise[] = {
+        {2, 5, 9, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5},        // groups = C = K
+        {3, 4, 10, 8, 8, 3, 2, 2, 1, 2, 0, 1, 1, 2, 2, 4},       // channel multiplier 2, stride 2x1, dilation 2
+        {1, 40, 6, 5, 40, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 40},     // 40 channels: two 32-channel blocks in wgrad
+    };
+    for (const PortableEntry& e : PORTABLE) {
+        if (!filter.empty() && std::string(e.name).find(filter) == std::string::npos) continue;
+        const Problem* ps = e.depthwise ? depthwise : portable;
+        const size_t n = e.depthwise ? sizeof depthwise / sizeof depthwise[0] : sizeof portable / sizeof portable[0];
+        for (size_t i = 0; i < n; ++i)
+            for (Layout l : {NHWC, NCHW}) {
+                const emu::Schedule s = SCHEDULES[variant++ % nsched];
+                run_portable(e, ps[i], l, 48, s, true, rng);
+                if (e.pass == 2 || (e.pass == 0 && i == 0)) run_portable(e, ps[i], l, 1 << 20, s, false, rng);
+            }
+    }
+    if (filter.empty() || std::string("conv_transpose").find(filter) != std::string::npos) {
+        for (bool wide : {false, true}) {
+            run_transpose(wide, 3, 37, 70, SCHEDULES[variant++ % nsched], rng);
+            run_transpose(wide, 1, 100, 9, SCHEDULES[variant++ % nsched], rng);
+        }
     }
     std::printf("%d checks, %d failures (%ld launches)\n", checks, failures, emu::st().launches);
     return failures == 0 && checks > 0 ? 0 : 1;
