@@ -17,6 +17,7 @@ Usage (GPU machine, repository root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -28,10 +29,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 GiB = 1 << 30
+# the problems (module constants so that a CPU dry run can shrink them)
+COPY_BYTES = GiB
+MATMUL_SIZE = 8192
+SDPA_SHAPE = (8, 16, 4096, 128)
 
 
 def copy_bandwidth(probe_dir: str, quick: bool) -> dict:
-    nbytes = (GiB // 2) if quick else GiB
+    nbytes = COPY_BYTES // 2 if quick else COPY_BYTES
     n = nbytes // 4
     gen, seed = h.generator()
     src = h.uniform((n,), torch.float32, gen)
@@ -73,7 +78,7 @@ def _set_tf32(enabled: bool) -> str:
 
 
 def matmul(quick: bool) -> dict:
-    size = 8192
+    size = MATMUL_SIZE
     flops = 2.0 * size ** 3
     out = {"m=n=k": size, "flops_per_product": flops, "rows": [],
            "bf16_reduced_precision_reduction": torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
@@ -130,21 +135,25 @@ def _cuda_kernels(fn) -> list[str]:
 
 def sdpa(quick: bool) -> dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    B, H, N, D = 8, 16, 4096, 128
+    B, H, N, D = SDPA_SHAPE
     gen, seed = h.generator()
     q, k, v = (h.randn((B, H, N, D), torch.bfloat16, gen) for _ in range(3))
     out = {"shape": [B, H, N, D], "dtype": "bf16", "seed": seed,
            "flops_fwd": 4.0 * B * H * N * N * D, "flops_note": "4*B*H*N*N*d forward, halved when causal; bwd 2.5x fwd"}
     try:
         choice = torch._fused_sdp_choice(q, k, v)
-        out["torch_fused_sdp_choice"] = SDPBackend(choice).name if not isinstance(choice, SDPBackend) else choice.name
+        out["torch_fused_sdp_choice"] = (choice if isinstance(choice, SDPBackend) else SDPBackend(choice)).name
     except Exception as e:  # a private function: may move between versions
         out["torch_fused_sdp_choice"] = f"unavailable: {e}"
-    kernels = _cuda_kernels(lambda: F.scaled_dot_product_attention(q, k, v))
-    out["default_kernels"] = kernels
-    out["default_backend_from_kernels"] = _backend_of(kernels)
-    causal_kernels = _cuda_kernels(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-    out["default_causal_backend_from_kernels"] = _backend_of(causal_kernels)
+    try:
+        kernels = _cuda_kernels(lambda: F.scaled_dot_product_attention(q, k, v))
+        out["default_kernels"] = kernels
+        out["default_backend_from_kernels"] = _backend_of(kernels)
+        causal_kernels = _cuda_kernels(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        out["default_causal_kernels"] = causal_kernels
+        out["default_causal_backend_from_kernels"] = _backend_of(causal_kernels)
+    except Exception as e:  # the profiler is a second opinion; the timings below still run
+        out["default_backend_from_kernels"] = f"profiler failed: {type(e).__name__}: {e}"
 
     # float64 reference on batch 0 only: [16, 4096, 4096] fp64 scores are 2 GiB
     q0, k0, v0 = (t[:1].double() for t in (q, k, v))
@@ -162,7 +171,7 @@ def sdpa(quick: bool) -> dict:
             rows.append(row)
             flops = out["flops_fwd"] / (2 if causal else 1)
             try:
-                ctx = sdpa_kernel([backend]) if backend is not None else _nullcontext()
+                ctx = sdpa_kernel([backend]) if backend is not None else contextlib.nullcontext()
                 with ctx:
                     o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                     h.sync(f"sdpa {name}")
@@ -184,14 +193,6 @@ def sdpa(quick: bool) -> dict:
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     out["rows"] = rows
     return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main() -> int:
@@ -224,7 +225,7 @@ def main() -> int:
                       f"copy, {result['copy']['bytes_per_buffer'] / GiB:.2f} GiB buffers, GB/s = (read + written) / time")
     if "rows" in result["matmul"]:
         h.print_table(result["matmul"]["rows"], ["dtype", "median_ms", "TFLOP/s", "spread", "rel_error_vs_fp64", "error"],
-                      "matmul 8192^3 (torch.matmul, random data)")
+                      f"matmul {MATMUL_SIZE}^3 (torch.matmul, random data)")
     if "rows" in result["sdpa"]:
         s = result["sdpa"]
         print(f"sdpa bf16 {s['shape']}: torch._fused_sdp_choice = {s.get('torch_fused_sdp_choice')}; "

@@ -205,14 +205,16 @@ def cmd_summary(a) -> int:
         rows.append(("copy, cuMemcpyDtoDAsync (Java/JCuda)", fmt(cb.get("cuMemcpyDtoDAsync_gb_per_s"), " GB/s"), ""))
     if ceil:
         c = ceil.get("copy") or {}
-        rows.append(("copy, torch copy_", fmt(c.get("torch_gb_per_s"), " GB/s"), "read + written"))
+        copy_err = (c.get("error") or "").strip().splitlines()[-1:] or [""]
+        rows.append(("copy, torch copy_", fmt(c.get("torch_gb_per_s"), " GB/s"), "read + written " + copy_err[0]))
         rows.append(("copy, our kernel (cupy)", fmt(c.get("ours_best_gb_per_s"), " GB/s"), ""))
-        for r in (ceil.get("matmul") or {}).get("rows", []):
-            rows.append((f"matmul 8192^3 {r.get('dtype')}", fmt(r.get("TFLOP/s"), " TFLOP/s"),
+        mm = ceil.get("matmul") or {}
+        for r in mm.get("rows", []):
+            rows.append((f"matmul {mm.get('m=n=k')}^3 {r.get('dtype')}", fmt(r.get("TFLOP/s"), " TFLOP/s"),
                          f"rel err {fmt(r.get('rel_error_vs_fp64'))}" if "error" not in r else r["error"].splitlines()[-1]))
         s = ceil.get("sdpa") or {}
         if s:
-            rows.append(("SDPA bf16 [8,16,4096,128] choice", str(s.get("torch_fused_sdp_choice")),
+            rows.append((f"SDPA bf16 {s.get('shape')} choice", str(s.get("torch_fused_sdp_choice")),
                          f"kernels: {s.get('default_backend_from_kernels')}; causal: {s.get('default_causal_backend_from_kernels')}"))
             for r in s.get("rows", []):
                 if "error" in r:
@@ -247,12 +249,12 @@ def cmd_summary(a) -> int:
     print("\n==== device-check summary ====")
     w = max([len(s[0]) for s in steps] + [4])
     for s in steps:
-        print(f"{s[0].ljust(w)}  {s[1]:<12} {s[2]:>6}s  {s[3] if len(s) > 3 else ''}")
+        print(f"{s[0].ljust(w)}  {s[1]:<12} {s[2]:>6}s  {(s[3] if len(s) > 3 else '')[:110]}")
     if rows:
         print()
         w = max(len(r[0]) for r in rows)
         for r in rows:
-            print(f"{r[0].ljust(w)}  {str(r[1]):<20} {r[2] or ''}")
+            print(f"{r[0].ljust(w)}  {str(r[1]):<20} {(r[2] or '')[:90]}")
     print(f"\nfiles under $OUT: {' '.join(sorted(os.listdir(o)))}")
     return 0
 

@@ -101,23 +101,23 @@ class Module:
 
 
 def load_module(kernels_dir: str, name: str, prefer_ptx: bool = False) -> Module:
-    """Loads ``<name>.sm_<XY>.cubin`` for this device's compute capability, else ``<name>.ptx``.
+    """Loads the best build of module ``name`` for this device from ``kernels_dir``.
 
-    The build names its outputs as DESIGN.md's convention says (``layernorm.sm_90.cubin``,
-    ``layernorm.ptx``). ``prefer_ptx`` loads the PTX even when a cubin exists, to test the path that
+    Order: ``<name>.sm_<XY>a.cubin`` (arch-specific features such as wgmma; runs only on exactly this
+    compute capability), ``<name>.sm_<XY>.cubin``, then ``<name>.ptx`` (JIT-compiled by the driver),
+    as the kernels-cuda build names them. ``prefer_ptx`` loads the PTX first, to test the path that
     devices without a shipped cubin take.
     """
     _need_cupy()
     major, minor = compute_capability()
-    cubin = os.path.join(kernels_dir, f"{name}.sm_{major}{minor}.cubin")
-    ptx = os.path.join(kernels_dir, f"{name}.ptx")
-    candidates = [(ptx, "ptx"), (cubin, "cubin")] if prefer_ptx else [(cubin, "cubin"), (ptx, "ptx")]
-    for path, kind in candidates:
+    cubins = [(os.path.join(kernels_dir, f"{name}.sm_{major}{minor}{v}.cubin"), "cubin") for v in ("a", "")]
+    ptx = [(os.path.join(kernels_dir, f"{name}.ptx"), "ptx")]
+    for path, kind in (ptx + cubins if prefer_ptx else cubins + ptx):
         if os.path.isfile(path):
             return Module(cupy.RawModule(path=path), path, kind)
     present = sorted(f for f in os.listdir(kernels_dir) if f.startswith(name)) if os.path.isdir(kernels_dir) else []
-    raise FileNotFoundError(
-        f"no {name}.sm_{major}{minor}.cubin or {name}.ptx in {kernels_dir} (present: {present or 'nothing'})")
+    raise FileNotFoundError(f"no {name}.sm_{major}{minor}[a].cubin or {name}.ptx in {kernels_dir} "
+                            f"(present: {present or 'nothing'})")
 
 
 def i32(v: int) -> np.int32:
@@ -286,7 +286,7 @@ def verdict(name: str, err: float, tol: float, unwritten_count: int = 0, stray: 
 # timing
 
 
-def sets_needed(bytes_per_set: int, factor: float = 3.0, cap: int = 32) -> int:
+def sets_needed(bytes_per_set: int, factor: float = 3.0, cap: int = 64) -> int:
     """How many input sets to rotate over so that their total exceeds ``factor`` x L2."""
     return max(1, min(cap, math.ceil(factor * l2_bytes() / max(1, bytes_per_set))))
 
@@ -351,7 +351,7 @@ def fmt(v, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
-        return "ok" if v else "FAIL"
+        return "yes" if v else "no"
     if isinstance(v, float):
         if math.isnan(v) or math.isinf(v):
             return str(v)
@@ -368,13 +368,17 @@ def table(rows: Iterable[dict], columns: Sequence[str] | None = None, title: str
         columns = []
         for r in rows:
             columns.extend(k for k in r if k not in columns)
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    cells = [[_clip(fmt(r.get(c))) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     lines = [title] if title else []
     lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells)
     return "\n".join(lines)
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def print_table(rows: Iterable[dict], columns: Sequence[str] | None = None, title: str | None = None) -> None:
