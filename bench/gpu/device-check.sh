@@ -58,7 +58,7 @@ run_step() {
   local name=$1 want=$2; shift 2
   local left=$((BUDGET - ($(date +%s) - START) - 30))
   local t=$((want < left ? want : left))
-  if [ "$t" -lt 20 ]; then
+  if [ "$left" -lt 20 ]; then
     say "=== $name: skipped, only $((left + 30)) s of the budget left"
     record "$name" skipped 0 "budget"
     return

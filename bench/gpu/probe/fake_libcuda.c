@@ -16,14 +16,15 @@ typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
 enum { OK = 0, ERR_INVALID_VALUE = 1, ERR_NOT_FOUND = 500 };
 
-/* set FAKE_CUDA_BREAK=axpy to make the fake compute one element wrong: the probe must notice */
+/* FAKE_CUDA_BREAK=axpy|copy makes the fake compute one element wrong, =init makes it find no device:
+ * the probe must notice each */
 static int broken(const char *what)
 {
     const char *b = getenv("FAKE_CUDA_BREAK");
     return b && strcmp(b, what) == 0;
 }
 
-CUresult cuInit(unsigned flags) { (void)flags; return OK; }
+CUresult cuInit(unsigned flags) { (void)flags; return broken("init") ? 100 /* CUDA_ERROR_NO_DEVICE */ : OK; }
 CUresult cuDriverGetVersion(int *v) { *v = 13000; return OK; }
 CUresult cuDeviceGetCount(int *n) { *n = 1; return OK; }
 CUresult cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal == 0 ? OK : ERR_INVALID_VALUE; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the built probe (.gpu/probe/probe.jar) against fake_libcuda.c, a CPU stand-in for the driver,
 # so that the probe's whole CUDA path is exercised here before the one real device call: a correct
-# run must pass, and a fake that computes one wrong element (or copies one wrong float) must fail.
+# run must pass; a fake that computes one wrong element or copies one wrong float must fail; one that
+# finds no device must be reported as unavailable (exit status 3).
 # Called by prepare.sh after it builds the probe; needs gcc and python3. Timings here mean nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -47,4 +48,6 @@ probe 1 axpy FAKE_CUDA_BREAK=axpy
 grep -q '"bit_exact_mismatches": 1' "$tmp/axpy.json" || { echo "[selftest] FAILED: one wrong element not counted" >&2; exit 1; }
 probe 1 copy FAKE_CUDA_BREAK=copy
 grep -q '"correct": false' "$tmp/copy.json" || { echo "[selftest] FAILED: wrong copy not detected" >&2; exit 1; }
-echo "[selftest] probe against the fake driver: correct run passes, a wrong element and a wrong copy fail"
+probe 3 init FAKE_CUDA_BREAK=init
+grep -q 'cuInit failed: CUDA_ERROR_NO_DEVICE' "$tmp/init.json" || { echo "[selftest] FAILED: no device not reported" >&2; exit 1; }
+echo "[selftest] probe against the fake driver: a correct run passes; a wrong element, a wrong copy and no device are reported"

@@ -117,6 +117,10 @@ final class CudaProbe implements AutoCloseable {
         cuCtxSetCurrent(context);
         stream = new CUstream();
         cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
+        // what the kernel and copy steps size themselves from, read here so that they do not depend
+        // on the properties step (one attribute this driver refuses must not hide a working kernel)
+        multiprocessors = attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        l2Bytes = attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
         s.put("summary", "driver API " + s.get("driver_api_version_text") + ", " + count[0] + " device(s)");
     }
 
@@ -134,33 +138,40 @@ final class CudaProbe implements AutoCloseable {
         cuMemGetInfo(free, ctxTotal);
         String[] bus = new String[1];
         cuDeviceGetPCIBusId(bus, 64, device);
-        multiprocessors = attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-        l2Bytes = attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
         s.put("name", deviceName);
         s.put("compute_capability", major + "." + minor);
         s.put("multiprocessors", multiprocessors);
         s.put("total_memory_bytes", total[0]);
         s.put("free_memory_bytes", free[0]);
         s.put("l2_cache_bytes", l2Bytes);
-        s.put("shared_memory_per_block_bytes", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK));
-        s.put("shared_memory_per_block_optin_bytes", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
-        s.put("shared_memory_per_multiprocessor_bytes", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR));
-        s.put("registers_per_block", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK));
-        s.put("registers_per_multiprocessor", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR));
-        s.put("max_threads_per_block", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK));
-        s.put("max_threads_per_multiprocessor", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR));
-        s.put("warp_size", attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_WARP_SIZE));
+        s.put("shared_memory_per_block_bytes", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK));
+        s.put("shared_memory_per_block_optin_bytes", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
+        s.put("shared_memory_per_multiprocessor_bytes", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR));
+        s.put("registers_per_block", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK));
+        s.put("registers_per_multiprocessor", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR));
+        s.put("max_threads_per_block", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK));
+        s.put("max_threads_per_multiprocessor", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR));
+        s.put("warp_size", attrOrError(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_WARP_SIZE));
         s.put("pci_bus_id", bus[0]);
         s.put("attributes", allAttributes());
-        s.put("summary", String.format("%s, cc %d.%d, %d SMs, %.1f GiB, L2 %.0f MiB, smem/block opt-in %d KiB",
+        s.put("summary", String.format("%s, cc %d.%d, %d SMs, %.1f GiB, L2 %.0f MiB, smem/block opt-in %s bytes",
                 deviceName, major, minor, multiprocessors, total[0] / (double) (1L << 30), l2Bytes / (double) (1 << 20),
-                attr(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN) / 1024));
+                s.get("shared_memory_per_block_optin_bytes")));
     }
 
     private int attr(int attribute) {
         int[] v = new int[1];
         cuDeviceGetAttribute(v, attribute, device);
         return v[0];
+    }
+
+    /** The attribute's value, or the driver's error as text (a refused attribute is a fact, not a failure). */
+    private Object attrOrError(int attribute) {
+        try {
+            return attr(attribute);
+        } catch (CudaException e) {
+            return "error: " + e.getMessage();
+        }
     }
 
     /** Every CU_DEVICE_ATTRIBUTE_* JCuda knows, with the driver's answer or its error. */
@@ -171,8 +182,8 @@ final class CudaProbe implements AutoCloseable {
                     || !f.getName().startsWith("CU_DEVICE_ATTRIBUTE_") || f.getName().endsWith("_MAX")) continue;
             String key = f.getName().substring("CU_DEVICE_ATTRIBUTE_".length()).toLowerCase();
             try {
-                m.put(key, attr(f.getInt(null)));
-            } catch (CudaException | IllegalAccessException e) {
+                m.put(key, attrOrError(f.getInt(null)));
+            } catch (IllegalAccessException e) {
                 m.put(key, "error: " + e.getMessage());
             }
         }
