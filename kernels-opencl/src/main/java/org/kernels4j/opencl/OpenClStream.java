@@ -16,6 +16,7 @@ final class OpenClStream implements Stream {
     private final boolean profiling;
     private final boolean isDefault;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private boolean released;
 
     OpenClStream(OpenClDevice device, cl_command_queue queue, boolean profiling, boolean isDefault) {
         this.device = device;
@@ -49,8 +50,11 @@ final class OpenClStream implements Stream {
         finish();
     }
 
-    void finish() {
-        OpenClCalls.check(CL.clFinish(queue), "clFinish");
+    /** Waits for the queue; a no-op once closed (the device's synchronize may race with a close). */
+    synchronized void finish() {
+        if (!released) {
+            OpenClCalls.check(CL.clFinish(queue), "clFinish");
+        }
     }
 
     /** Submits what is queued so far without waiting, so that it starts while the caller goes on. */
@@ -72,11 +76,14 @@ final class OpenClStream implements Stream {
         if (isDefault || !closed.compareAndSet(false, true)) {
             return;
         }
-        try {
-            finish();
-        } finally {
-            device.forget(this);
-            CL.clReleaseCommandQueue(queue);
+        device.forget(this);
+        synchronized (this) {
+            try {
+                OpenClCalls.check(CL.clFinish(queue), "clFinish");
+            } finally {
+                released = true;
+                CL.clReleaseCommandQueue(queue);
+            }
         }
     }
 

@@ -87,104 +87,210 @@ inline int conv_split_kk(int kk, int chans, int r, int s, int* fr, int* fs) {
 #endif
 }
 
-/* x at output pixel (img, op, oq) and filter tap (ci, fr, fs) of group g: the im2col element, 0 in the padding. */
-inline float conv_im2col(__global const k4j_t* x, conv_shape z, int g, int img, int op, int oq, int kk) {
-    int fr;
-    int fs;
-    const int ci = conv_split_kk(kk, z.cg, z.r, z.s, &fr, &fs);
-    const int ih = op * z.sh - z.pt + fr * z.dh;
-    const int iw = oq * z.sw - z.pl + fs * z.dw;
-    if (ih < 0 || ih >= z.h || iw < 0 || iw >= z.w) {
+/*
+ * Gathers without divisions in the inner loop: a tile load's GEMM row and column stay fixed for a work item's load
+ * slot across reduction steps, so their decompositions ("slots") are computed once; the reduction index of
+ * each step is decomposed once per workgroup into a small table in local memory ("tab": three ints per index),
+ * double-buffered so that the next step's table is written while the current one is read.
+ *
+ *   pass      A slot (row)                B slot (column)            table entry (reduction index)
+ *   forward   img, op*sh-pt, oq*sw-pl     output channel             ci, fr, fs
+ *   bwd-data  img, ih, iw                 input channel              ko, fr, fs
+ *   bwd-filt  output channel              ci, fr*dh, fs*dw           img, op, oq
+ * A negative first component marks a slot or index outside the problem: its elements are 0.
+ */
+inline void conv_slot_a(const int pass, conv_shape z, int row, int rows, int* s0, int* s1, int* s2) {
+    *s0 = -1;
+    *s1 = 0;
+    *s2 = 0;
+    if (row < 0 || row >= rows) {
+        return;
+    }
+    if (pass == CONV_FWD) {
+        const int img = row / (z.p * z.q);
+        const int rem = row - img * (z.p * z.q);
+        const int op = rem / z.q;
+        *s0 = img;
+        *s1 = op * z.sh - z.pt;
+        *s2 = (rem - op * z.q) * z.sw - z.pl;
+    } else if (pass == CONV_DGRAD) {
+        const int img = row / (z.h * z.w);
+        const int rem = row - img * (z.h * z.w);
+        const int ih = rem / z.w;
+        *s0 = img;
+        *s1 = ih;
+        *s2 = rem - ih * z.w;
+    } else {
+        *s0 = row;
+    }
+}
+
+inline void conv_slot_b(const int pass, conv_shape z, int col, int cols, int* s0, int* s1, int* s2) {
+    *s0 = -1;
+    *s1 = 0;
+    *s2 = 0;
+    if (col < 0 || col >= cols) {
+        return;
+    }
+    if (pass == CONV_WGRAD) {
+        int fr;
+        int fs;
+        *s0 = conv_split_kk(col, z.cg, z.r, z.s, &fr, &fs);
+        *s1 = fr * z.dh;
+        *s2 = fs * z.dw;
+    } else {
+        *s0 = col;
+    }
+}
+
+inline void conv_table_entry(const int pass, conv_shape z, int idx, int end, K4J_LOCAL_PTR int* t) {
+    if (idx >= end) {
+        t[0] = -1;
+        t[1] = 0;
+        t[2] = 0;
+    } else if (pass == CONV_WGRAD) {
+        const int img = idx / (z.p * z.q);
+        const int rem = idx - img * (z.p * z.q);
+        const int op = rem / z.q;
+        t[0] = img;
+        t[1] = op;
+        t[2] = rem - op * z.q;
+    } else {
+        int fr;
+        int fs;
+        t[0] = conv_split_kk(idx, pass == CONV_FWD ? z.cg : z.kg, z.r, z.s, &fr, &fs);
+        t[1] = fr;
+        t[2] = fs;
+    }
+}
+
+/* x at input row ih, column iw of channel ch, 0 in the padding. */
+inline float conv_x(__global const k4j_t* x, conv_shape z, int img, int ch, int ih, int iw) {
+    return ih >= 0 && ih < z.h && iw >= 0 && iw < z.w ? k4j_load(x, conv_act(img, ch, ih, iw, z.c, z.h, z.w)) : 0.0f;
+}
+
+/* Element of A for slot (s0, s1, s2) and table entry (t0, t1, t2). */
+inline float conv_elem_a(const int pass, __global const k4j_t* src, conv_shape z, int g,
+                         int s0, int s1, int s2, int t0, int t1, int t2) {
+    if (s0 < 0 || t0 < 0) {
         return 0.0f;
     }
-    return k4j_load(x, conv_act(img, g * z.cg + ci, ih, iw, z.c, z.h, z.w));
-}
-
-/* Element (row, col) of the GEMM operand A of `pass`; row < rows and col < the reduction end are checked by the caller. */
-inline float conv_a(const int pass, __global const k4j_t* src, conv_shape z, int g, int row, int col) {
     if (pass == CONV_FWD) {
-        const int pq = z.p * z.q;
-        const int img = row / pq;
-        const int rem = row - img * pq;
-        const int op = rem / z.q;
-        return conv_im2col(src, z, g, img, op, rem - op * z.q, col);
+        return conv_x(src, z, s0, g * z.cg + t0, s1 + t1 * z.dh, s2 + t2 * z.dw);
     } else if (pass == CONV_DGRAD) {
-        const int hw = z.h * z.w;
-        const int img = row / hw;
-        const int rem = row - img * hw;
-        const int ih = rem / z.w;
-        const int iw = rem - ih * z.w;
-        int fr;
-        int fs;
-        const int ko = conv_split_kk(col, z.kg, z.r, z.s, &fr, &fs);
-        const int th = ih + z.pt - fr * z.dh;
-        const int tw = iw + z.pl - fs * z.dw;
-        if (th < 0 || tw < 0) {
+        // output row op reads input row ih through tap fr when op * sh = ih + pt - fr * dh
+        int op = s1 + z.pt - t1 * z.dh;
+        int oq = s2 + z.pl - t2 * z.dw;
+        if (op < 0 || oq < 0) {
             return 0.0f;
         }
-        const int op = th / z.sh;
-        const int oq = tw / z.sw;
-        if (op * z.sh != th || oq * z.sw != tw || op >= z.p || oq >= z.q) {
+        if (z.sh > 1) {
+            if (op % z.sh != 0) {
+                return 0.0f;
+            }
+            op /= z.sh;
+        }
+        if (z.sw > 1) {
+            if (oq % z.sw != 0) {
+                return 0.0f;
+            }
+            oq /= z.sw;
+        }
+        if (op >= z.p || oq >= z.q) {
             return 0.0f;
         }
-        return k4j_load(src, conv_act(img, g * z.kg + ko, op, oq, z.k, z.p, z.q));
+        return k4j_load(src, conv_act(s0, g * z.kg + t0, op, oq, z.k, z.p, z.q));
     } else {
-        const int pq = z.p * z.q;
-        const int img = col / pq;
-        const int rem = col - img * pq;
-        const int op = rem / z.q;
-        return k4j_load(src, conv_act(img, g * z.kg + row, op, rem - op * z.q, z.k, z.p, z.q));
+        return k4j_load(src, conv_act(t0, g * z.kg + s0, t1, t2, z.k, z.p, z.q));
     }
 }
 
-/* Element (row, col) of the GEMM operand B of `pass`. */
-inline float conv_b(const int pass, __global const k4j_t* src, conv_shape z, int g, int row, int col) {
+/* Element of B for slot (s0, s1, s2), table entry (t0, t1, t2) and reduction index kk. */
+inline float conv_elem_b(const int pass, __global const k4j_t* src, conv_shape z, int g,
+                         int s0, int s1, int s2, int t0, int t1, int t2, int kk) {
+    if (s0 < 0 || t0 < 0) {
+        return 0.0f;
+    }
     if (pass == CONV_FWD) {
-        return k4j_load(src, (size_t) (g * z.kg + col) * (size_t) (z.cg * z.r * z.s) + row);
+        return k4j_load(src, (size_t) (g * z.kg + s0) * (size_t) (z.cg * z.r * z.s) + kk);
     } else if (pass == CONV_DGRAD) {
-        int fr;
-        int fs;
-        const int ko = conv_split_kk(row, z.kg, z.r, z.s, &fr, &fs);
 #if CONV_NHWC
-        return k4j_load(src, (((size_t) (g * z.kg + ko) * z.r + fr) * z.s + fs) * z.cg + col);
+        return k4j_load(src, (((size_t) (g * z.kg + t0) * z.r + t1) * z.s + t2) * z.cg + s0);
 #else
-        return k4j_load(src, (((size_t) (g * z.kg + ko) * z.cg + col) * z.r + fr) * z.s + fs);
+        return k4j_load(src, (((size_t) (g * z.kg + t0) * z.cg + s0) * z.r + t1) * z.s + t2);
 #endif
     } else {
-        const int pq = z.p * z.q;
-        const int img = row / pq;
-        const int rem = row - img * pq;
-        const int op = rem / z.q;
-        return conv_im2col(src, z, g, img, op, rem - op * z.q, col);
+        return conv_x(src, z, t0, g * z.cg + s0, t1 * z.sh - z.pt + s1, t2 * z.sw - z.pl + s2);
     }
 }
+
+/* Tile loads per work item. */
+#define CONV_LA ((CONV_TM * CONV_TK + CONV_THREADS - 1) / CONV_THREADS)
+#define CONV_LB ((CONV_TN * CONV_TK + CONV_THREADS - 1) / CONV_THREADS)
 
 /*
  * acc += A[m0 .. m0+TM, red0 .. red1) * B[red0 .. red1, n0 .. n0+TN) for this work item's block. a_kfast / b_kfast
  * choose which index of a tile load runs across neighbouring work items (the one contiguous in memory).
+ * tab: 2 * 3 * CONV_TK ints of local memory.
  */
 inline void conv_gemm_tile(const int pass, const int a_kfast, const int b_kfast,
                            __global const k4j_t* a_src, __global const k4j_t* b_src, conv_shape z, int g,
                            int m0, int n0, int rows, int cols, int red0, int red1,
-                           K4J_LOCAL_PTR float* as, K4J_LOCAL_PTR float* bs, float acc[CONV_WM][CONV_WN]) {
+                           K4J_LOCAL_PTR float* as, K4J_LOCAL_PTR float* bs, K4J_LOCAL_PTR int* tab,
+                           float acc[CONV_WM][CONV_WN]) {
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
     const int tn = lid / (CONV_TM / CONV_WM);
+    int a_at[CONV_LA];
+    int a_kk[CONV_LA];
+    int a0[CONV_LA];
+    int a1[CONV_LA];
+    int a2[CONV_LA];
+    for (int i = 0; i < CONV_LA; ++i) {
+        const int e = lid + i * CONV_THREADS;
+        const int kk = a_kfast ? e % CONV_TK : e / CONV_TM;
+        const int mm = a_kfast ? e / CONV_TK : e % CONV_TM;
+        a_kk[i] = e < CONV_TM * CONV_TK ? kk : -1;
+        a_at[i] = kk * (CONV_TM + 1) + mm;
+        conv_slot_a(pass, z, m0 + mm, rows, &a0[i], &a1[i], &a2[i]);
+    }
+    int b_at[CONV_LB];
+    int b_kk[CONV_LB];
+    int b0[CONV_LB];
+    int b1[CONV_LB];
+    int b2[CONV_LB];
+    for (int i = 0; i < CONV_LB; ++i) {
+        const int e = lid + i * CONV_THREADS;
+        const int kk = b_kfast ? e % CONV_TK : e / CONV_TN;
+        const int nn = b_kfast ? e / CONV_TK : e % CONV_TN;
+        b_kk[i] = e < CONV_TN * CONV_TK ? kk : -1;
+        b_at[i] = kk * (CONV_TN + 1) + nn;
+        conv_slot_b(pass, z, n0 + nn, cols, &b0[i], &b1[i], &b2[i]);
+    }
+    if (lid < CONV_TK) {
+        conv_table_entry(pass, z, red0 + lid, red1, tab + 3 * lid);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int buf = 0;
     for (int k0 = red0; k0 < red1; k0 += CONV_TK) {
-        for (int e = lid; e < CONV_TM * CONV_TK; e += CONV_THREADS) {
-            const int kk = a_kfast ? e % CONV_TK : e / CONV_TM;
-            const int mm = a_kfast ? e / CONV_TK : e % CONV_TM;
-            const int row = m0 + mm;
-            const int col = k0 + kk;
-            as[kk * (CONV_TM + 1) + mm] = (row < rows && col < red1) ? conv_a(pass, a_src, z, g, row, col) : 0.0f;
+        K4J_LOCAL_PTR const int* t = tab + buf * 3 * CONV_TK;
+        for (int i = 0; i < CONV_LA; ++i) {
+            const int kk = a_kk[i];
+            if (kk >= 0) {
+                as[a_at[i]] = conv_elem_a(pass, a_src, z, g, a0[i], a1[i], a2[i], t[3 * kk], t[3 * kk + 1], t[3 * kk + 2]);
+            }
         }
-        for (int e = lid; e < CONV_TN * CONV_TK; e += CONV_THREADS) {
-            const int kk = b_kfast ? e % CONV_TK : e / CONV_TN;
-            const int nn = b_kfast ? e / CONV_TK : e % CONV_TN;
-            const int row = k0 + kk;
-            const int col = n0 + nn;
-            bs[kk * (CONV_TN + 1) + nn] = (row < red1 && col < cols) ? conv_b(pass, b_src, z, g, row, col) : 0.0f;
+        for (int i = 0; i < CONV_LB; ++i) {
+            const int kk = b_kk[i];
+            if (kk >= 0) {
+                bs[b_at[i]] = conv_elem_b(pass, b_src, z, g, b0[i], b1[i], b2[i], t[3 * kk], t[3 * kk + 1],
+                                          t[3 * kk + 2], k0 + kk);
+            }
         }
+        if (lid < CONV_TK) {
+            conv_table_entry(pass, z, k0 + CONV_TK + lid, red1, tab + (buf ^ 1) * 3 * CONV_TK + 3 * lid);
+        }
+        buf ^= 1;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < CONV_TK; ++kk) {
             float a[CONV_WM];
@@ -218,13 +324,14 @@ __kernel void conv_fwd(__global const k4j_t* restrict x, __global const k4j_t* r
                        __global const k4j_t* restrict bias, __global k4j_t* restrict y, CONV_SHAPE_PARAMS) {
     __local float as[CONV_TK * (CONV_TM + 1)];
     __local float bs[CONV_TK * (CONV_TN + 1)];
+    __local int tab[2 * 3 * CONV_TK];
     const conv_shape z = conv_make_shape(n, c, h, w, k, r, s, p, q, sh, sw, pt, pl, dh, dw, groups);
     const int g = (int) get_group_id(2);
     const int rows = n * p * q;
     const int m0 = (int) get_group_id(0) * CONV_TM;
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
-    conv_gemm_tile(CONV_FWD, CONV_NHWC, 1, x, wt, z, g, m0, n0, rows, z.kg, 0, z.cg * r * s, as, bs, acc);
+    conv_gemm_tile(CONV_FWD, CONV_NHWC, 1, x, wt, z, g, m0, n0, rows, z.kg, 0, z.cg * r * s, as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
     const int tn = lid / (CONV_TM / CONV_WM);
@@ -252,6 +359,7 @@ __kernel void conv_dgrad(__global const k4j_t* restrict dy, __global const k4j_t
                          __global k4j_t* restrict dx, CONV_SHAPE_PARAMS) {
     __local float as[CONV_TK * (CONV_TM + 1)];
     __local float bs[CONV_TK * (CONV_TN + 1)];
+    __local int tab[2 * 3 * CONV_TK];
     const conv_shape z = conv_make_shape(n, c, h, w, k, r, s, p, q, sh, sw, pt, pl, dh, dw, groups);
     const int g = (int) get_group_id(2);
     const int rows = n * h * w;
@@ -259,7 +367,7 @@ __kernel void conv_dgrad(__global const k4j_t* restrict dy, __global const k4j_t
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
     conv_gemm_tile(CONV_DGRAD, CONV_NHWC, CONV_NHWC ? 0 : 1, dy, wt, z, g, m0, n0, rows, z.cg, 0, z.kg * r * s,
-                   as, bs, acc);
+                   as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
     const int tn = lid / (CONV_TM / CONV_WM);
@@ -290,6 +398,7 @@ __kernel void conv_wgrad(__global const k4j_t* restrict dy, __global const k4j_t
                          __global float* restrict ws, int splits, int chunk, CONV_SHAPE_PARAMS) {
     __local float as[CONV_TK * (CONV_TM + 1)];
     __local float bs[CONV_TK * (CONV_TN + 1)];
+    __local int tab[2 * 3 * CONV_TK];
     const conv_shape z = conv_make_shape(n, c, h, w, k, r, s, p, q, sh, sw, pt, pl, dh, dw, groups);
     const int g = (int) get_group_id(2) / splits;
     const int split = (int) get_group_id(2) - g * splits;
@@ -301,7 +410,7 @@ __kernel void conv_wgrad(__global const k4j_t* restrict dy, __global const k4j_t
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
     conv_gemm_tile(CONV_WGRAD, CONV_NHWC ? 0 : 1, CONV_NHWC ? 0 : 1, dy, x, z, g, m0, n0, z.kg, taps, red0, red1,
-                   as, bs, acc);
+                   as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
     const int tn = lid / (CONV_TM / CONV_WM);
