@@ -88,7 +88,7 @@ final class AttentionOpenCl implements AttentionKernels {
     @Override
     public void forward(Stream stream, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse) {
         OpenClStream s = device.stream(stream);
-        checkHeadDim(p);
+        checkLimits(p);
         cl_mem qm = OpenClTensor.memOrNull(q, device, "q");
         cl_mem km = OpenClTensor.memOrNull(k, device, "k");
         cl_mem vm = OpenClTensor.memOrNull(v, device, "v");
@@ -120,7 +120,7 @@ final class AttentionOpenCl implements AttentionKernels {
     public void backward(Stream stream, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
                          Tensor dO, Tensor dq, Tensor dk, Tensor dv) {
         OpenClStream s = device.stream(stream);
-        checkHeadDim(p);
+        checkLimits(p);
         cl_mem qm = OpenClTensor.memOrNull(q, device, "q");
         cl_mem km = OpenClTensor.memOrNull(k, device, "k");
         cl_mem vm = OpenClTensor.memOrNull(v, device, "v");
@@ -182,10 +182,15 @@ final class AttentionOpenCl implements AttentionKernels {
         return all;
     }
 
-    private static void checkHeadDim(AttentionProblem p) {
+    private static void checkLimits(AttentionProblem p) {
         if (p.headDim() > MAX_HEAD_DIM) {
             throw new IllegalArgumentException("q: head dimension d=" + p.headDim() + " is not supported by the OpenCL "
                     + "attention kernels (expected d <= " + MAX_HEAD_DIM + ")");
+        }
+        long rows = (long) p.batch() * p.heads() * Math.max(p.queries(), p.keys());
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("q: " + rows + " rows of B*H*N exceed the OpenCL attention kernels' "
+                    + "32-bit row index (at most " + Integer.MAX_VALUE + ")");
         }
     }
 
