@@ -63,7 +63,7 @@ final class LayerNormOpenCl implements LayerNormKernels {
         if (p.rows() == 0) {
             return;
         }
-        Layout l = layout(p, FORWARD.resolve(device, p.dtype(), p));
+        Layout l = layout(p, FORWARD.resolve(device, p.dtype(), p), "ln_forward");
         CompiledKernel k = kernel(p.dtype(), l, "ln_forward");
         long groups = OpenClDevice.ceilDiv(p.rows(), l.teamsPerGroup());
         Debug.log(1, () -> describe("forward", p, l, groups));
@@ -92,7 +92,7 @@ final class LayerNormOpenCl implements LayerNormKernels {
             return;
         }
         Parameters tp = BACKWARD.resolve(device, p.dtype(), p);
-        Layout l = layout(p, tp);
+        Layout l = layout(p, tp, "ln_backward");
         long maxGroups = Math.max(1L, (long) device.capabilities().computeUnits() * tp.get("LN_GROUPS_PER_CU"));
         long groups = Math.min(OpenClDevice.ceilDiv(p.rows(), l.teamsPerGroup()), maxGroups);
         long teams = groups * l.teamsPerGroup();
@@ -131,9 +131,16 @@ final class LayerNormOpenCl implements LayerNormKernels {
         }
     }
 
-    private Layout layout(LayerNormProblem p, Parameters tp) {
-        int wg = Pow2.floor(Math.min(tp.get("LN_WG"), device.capabilities().maxWorkgroupSize()));
+    /**
+     * The layout for {@code p}: the workgroup is LN_WG capped by the device, then halved while the compiled
+     * {@code entry} allows less (a kernel's own limit can be below the device's).
+     */
+    private Layout layout(LayerNormProblem p, Parameters tp, String entry) {
         int vec = p.cols() % 4 == 0 ? 4 : 1;
+        int wg = Pow2.floor(Math.min(tp.get("LN_WG"), device.capabilities().maxWorkgroupSize()));
+        while (wg > 1 && kernel(p.dtype(), new Layout(vec, 1, wg), entry).maxWorkGroupSize() < wg) {
+            wg /= 2;
+        }
         long vectors = p.cols() / vec;
         int team = Pow2.ceil((int) Math.min(wg, OpenClDevice.ceilDiv(vectors, tp.get("LN_VECS_PER_ITEM"))));
         return new Layout(vec, team, wg);
