@@ -79,6 +79,30 @@ class AttentionConformanceTest {
             out.add(new Case(t, 1, 2, 2, 5, 0, 32, CausalMask.BOTTOM_RIGHT, null));
             out.add(new Case(t, 1, 2, 2, 0, 7, 32, CausalMask.TOP_LEFT, null));
             out.add(new Case(t, 0, 2, 2, 3, 3, 32, CausalMask.NONE, null));
+            // Random shapes: fixed by default, new ones with another kernels4j.conformance.seed. Half of them
+            // have head dims every backend supports.
+            SplittableRandom shapes = TestData.random("attention shapes " + t);
+            for (int i = 0; i < RANDOM_CASES; i++) {
+                int kvHeads = shapes.nextInt(1, 4);
+                out.add(new Case(t, shapes.nextInt(1, 3), kvHeads * shapes.nextInt(1, 4), kvHeads,
+                        shapes.nextInt(0, 80), shapes.nextInt(0, 80),
+                        i % 2 == 0 ? shapes.nextInt(HeadDims.MIN_GUARANTEED, 129) : shapes.nextInt(1, 33),
+                        CausalMask.values()[shapes.nextInt(3)],
+                        shapes.nextBoolean() ? null : (float) shapes.nextDouble(0.05, 0.5)));
+            }
+        }
+        return out;
+    }
+
+    /** Random cases per device and dtype, on top of the fixed list. */
+    static final int RANDOM_CASES = 4;
+
+    /** A quarter of the cases, for the allocating variants (same code paths after allocation). */
+    static List<Case> someCases() {
+        List<Case> all = cases();
+        List<Case> out = new ArrayList<>();
+        for (int i = 0; i < all.size(); i += 4) {
+            out.add(all.get(i));
         }
         return out;
     }
@@ -149,6 +173,39 @@ class AttentionConformanceTest {
             Accuracy.assertClose(c + ": dq", t, TestData.read(dq), ref.dq(), plain == null ? null : plain.dq());
             Accuracy.assertClose(c + ": dk", t, TestData.read(dk), ref.dk(), plain == null ? null : plain.dk());
             Accuracy.assertClose(c + ": dv", t, TestData.read(dv), ref.dv(), plain == null ? null : plain.dv());
+        }
+    }
+
+    /** The allocating forward and backward give the same accuracy as the out-parameter ones. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("someCases")
+    void allocatingVariants(Case c) {
+        Device device = c.target().device();
+        DType t = c.target().dtype();
+        AttentionProblem p = c.problem();
+        Inputs in = inputs(c);
+        ReferenceAttention.Forward ref = ReferenceAttention.forward(p, in.q(), in.k(), in.v());
+        ReferenceAttention.Backward refB = ReferenceAttention.backward(p, in.q(), in.k(), in.v(), in.dO());
+        ReferenceAttention.Forward plain = t == DType.FLOAT32 ? null
+                : PlainLowPrecision.attentionForward(t, p, in.q(), in.k(), in.v());
+        ReferenceAttention.Backward plainB = t == DType.FLOAT32 ? null
+                : PlainLowPrecision.attentionBackward(t, p, in.q(), in.k(), in.v(), in.dO());
+        try (Stream stream = device.createStream();
+             Tensor q = TestData.upload(device, t, in.q(), c.qShape());
+             Tensor k = TestData.upload(device, t, in.k(), c.kShape());
+             Tensor v = TestData.upload(device, t, in.v(), c.kShape());
+             Tensor dO = TestData.upload(device, t, in.dO(), c.qShape())) {
+            Attention.Outputs[] o = new Attention.Outputs[1];
+            HeadDims.runOrSkip(c.d(), () -> o[0] = c.op().forward(stream, q, k, v));
+            try (Attention.Outputs out = o[0];
+                 Attention.Gradients g = c.op().backward(stream, q, k, v, out.o(), out.lse(), dO)) {
+                Accuracy.assertClose(c + ": o", t, TestData.read(out.o()), ref.o(), plain == null ? null : plain.o());
+                Accuracy.assertClose(c + ": lse", t, TestData.read(out.lse()), ref.lse(),
+                        plain == null ? null : plain.lse());
+                Accuracy.assertClose(c + ": dq", t, TestData.read(g.dq()), refB.dq(), plainB == null ? null : plainB.dq());
+                Accuracy.assertClose(c + ": dk", t, TestData.read(g.dk()), refB.dk(), plainB == null ? null : plainB.dk());
+                Accuracy.assertClose(c + ": dv", t, TestData.read(g.dv()), refB.dv(), plainB == null ? null : plainB.dv());
+            }
         }
     }
 }

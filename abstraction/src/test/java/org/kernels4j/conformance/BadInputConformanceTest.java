@@ -151,7 +151,7 @@ class BadInputConformanceTest {
             switch (c.fault()) {
                 case AS_GIVEN -> blame = e.baselineError();
                 case NULL_STREAM -> stream = null;
-                case OTHER_DEVICE_STREAM -> stream = foreign.defaultStream();
+                case OTHER_DEVICE_STREAM -> stream = otherDevice(device, foreign).defaultStream();
                 case NULL -> args = BadInputs.with(args, c.arg(), null);
                 case ALIAS -> args = BadInputs.with(args, c.arg(), args.get(c.aliasOf()));
                 default -> {
@@ -232,11 +232,21 @@ class BadInputConformanceTest {
                 t = device.allocate(own, s);
             }
             case WRONG_DTYPE -> t = otherDtype(device, own, shape);
-            case OTHER_DEVICE -> t = foreign.allocate(own, shape);
+            case OTHER_DEVICE -> t = otherDevice(device, foreign).allocate(own, shape);
             default -> throw new IllegalStateException(c.fault().toString());
         }
         fill(t, a, rnd);
         return t;
+    }
+
+    /** Another device of the same backend where there is one (the realistic mix-up), else the foreign test device. */
+    private static Device otherDevice(Device device, ForeignDevice foreign) {
+        for (Device d : device.backend().devices()) {
+            if (!d.equals(device)) {
+                return d;
+            }
+        }
+        return foreign;
     }
 
     /**

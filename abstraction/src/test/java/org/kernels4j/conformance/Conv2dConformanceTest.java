@@ -77,6 +77,35 @@ class Conv2dConformanceTest {
                     out.add(new Case(t, f, s));
                 }
             }
+            // Random geometries: fixed by default, new ones with another kernels4j.conformance.seed.
+            SplittableRandom shapes = TestData.random("conv shapes " + t);
+            for (int i = 0; i < RANDOM_CASES; i++) {
+                int g = shapes.nextInt(1, 4);
+                int r = shapes.nextInt(1, 6);
+                int s = shapes.nextInt(1, 6);
+                int dh = shapes.nextInt(1, 3);
+                int dw = shapes.nextInt(1, 3);
+                int[] pad = {shapes.nextInt(0, 3), shapes.nextInt(0, 3), shapes.nextInt(0, 3), shapes.nextInt(0, 3)};
+                int h = Math.max(1, dh * (r - 1) + 1 - pad[0] - pad[2]) + shapes.nextInt(0, 12);
+                int w = Math.max(1, dw * (s - 1) + 1 - pad[1] - pad[3]) + shapes.nextInt(0, 12);
+                Shape shape = new Shape("random", shapes.nextInt(0, 3), g * shapes.nextInt(1, 5), h, w,
+                        g * shapes.nextInt(1, 5), r, s, shapes.nextInt(1, 4), shapes.nextInt(1, 4), pad, dh, dw, g,
+                        shapes.nextBoolean());
+                out.add(new Case(t, shapes.nextBoolean() ? Format.NCHW : Format.NHWC, shape));
+            }
+        }
+        return out;
+    }
+
+    /** Random geometries per device and dtype, on top of the fixed list. */
+    static final int RANDOM_CASES = 4;
+
+    /** A quarter of the cases, for the allocating variants (same code paths after allocation). */
+    static List<Case> someCases() {
+        List<Case> all = cases();
+        List<Case> out = new ArrayList<>();
+        for (int i = 0; i < all.size(); i += 4) {
+            out.add(all.get(i));
         }
         return out;
     }
@@ -155,6 +184,35 @@ class Conv2dConformanceTest {
             if (db != null) {
                 Accuracy.assertClose(c + ": db", t, TestData.read(db), ref.db(), plain == null ? null : plain.db());
             }
+        }
+    }
+
+    /** The allocating forward and backward give the same accuracy as the out-parameter ones. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("someCases")
+    void allocatingVariants(Case c) {
+        Device device = c.target().device();
+        DType t = c.target().dtype();
+        Conv2dProblem p = c.problem();
+        Inputs in = inputs(c, p);
+        double[] ref = ReferenceConv2d.forward(p, in.x(), in.w(), in.bias());
+        double[] refDx = ReferenceConv2d.backwardData(p, in.dy(), in.w());
+        ReferenceConv2d.FilterGradients refF = ReferenceConv2d.backwardFilter(p, in.dy(), in.x());
+        boolean half = t != DType.FLOAT32;
+        try (Stream stream = device.createStream();
+             Tensor x = TestData.upload(device, t, in.x(), p.xShape());
+             Tensor w = TestData.upload(device, t, in.w(), p.wShape());
+             Tensor bias = in.bias() == null ? null : TestData.upload(device, t, in.bias(), p.k());
+             Tensor dy = TestData.upload(device, t, in.dy(), p.yShape());
+             Tensor y = c.op().forward(stream, x, w, bias);
+             Conv2d.Gradients g = c.op().backward(stream, dy, x, w, true)) {
+            Accuracy.assertClose(c + ": y", t, TestData.read(y), ref,
+                    half ? PlainLowPrecision.convForward(t, p, in.x(), in.w(), in.bias()) : null);
+            Accuracy.assertClose(c + ": dx", t, TestData.read(g.dx()), refDx,
+                    half ? PlainLowPrecision.convBackwardData(t, p, in.dy(), in.w()) : null);
+            ReferenceConv2d.FilterGradients plainF = half ? PlainLowPrecision.convBackwardFilter(t, p, in.dy(), in.x()) : null;
+            Accuracy.assertClose(c + ": dw", t, TestData.read(g.dw()), refF.dw(), half ? plainF.dw() : null);
+            Accuracy.assertClose(c + ": db", t, TestData.read(g.db()), refF.db(), half ? plainF.db() : null);
         }
     }
 }

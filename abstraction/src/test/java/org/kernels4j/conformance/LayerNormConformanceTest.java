@@ -65,6 +65,32 @@ class LayerNormConformanceTest {
                 out.add(new Case(t, kind, new int[] {0, 7}, true, true, LayerNorm.DEFAULT_EPSILON, 0));
                 out.add(new Case(t, kind, new int[] {3, 513}, true, true, LayerNorm.DEFAULT_EPSILON, 8.0));
             }
+            // Random shapes: fixed by default, new ones with another kernels4j.conformance.seed.
+            SplittableRandom shapes = TestData.random("layernorm shapes " + t);
+            for (int i = 0; i < RANDOM_CASES; i++) {
+                int d = shapes.nextInt(1, 2049);
+                int[] shape = switch (shapes.nextInt(3)) {
+                    case 0 -> new int[] {d};
+                    case 1 -> new int[] {shapes.nextInt(0, 10), d};
+                    default -> new int[] {shapes.nextInt(1, 4), shapes.nextInt(1, 5), d};
+                };
+                out.add(new Case(t, shapes.nextBoolean() ? LayerNorm.Kind.LAYER_NORM : LayerNorm.Kind.RMS_NORM, shape,
+                        shapes.nextBoolean(), shapes.nextBoolean(), LayerNorm.DEFAULT_EPSILON,
+                        shapes.nextBoolean() ? 0 : 2.0));
+            }
+        }
+        return out;
+    }
+
+    /** Random cases per device and dtype, on top of the fixed list. */
+    static final int RANDOM_CASES = 4;
+
+    /** A quarter of the cases, for the allocating variants (same code paths after allocation). */
+    static List<Case> someCases() {
+        List<Case> all = cases();
+        List<Case> out = new ArrayList<>();
+        for (int i = 0; i < all.size(); i += 4) {
+            out.add(all.get(i));
         }
         return out;
     }
@@ -150,6 +176,39 @@ class LayerNormConformanceTest {
             if (dbeta != null) {
                 Accuracy.assertClose(c + ": dbeta", t, TestData.read(dbeta), ref.dbeta(),
                         plain == null ? null : plain.dbeta());
+            }
+        }
+    }
+
+    /** The allocating forward and backward give the same accuracy as the out-parameter ones. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("someCases")
+    void allocatingVariants(Case c) {
+        var device = c.target().device();
+        DType t = c.target().dtype();
+        LayerNormProblem p = c.problem();
+        Inputs in = inputs(c);
+        ReferenceLayerNorm.Forward ref = ReferenceLayerNorm.forward(p, in.x(), in.gamma(), in.beta());
+        ReferenceLayerNorm.Backward refB = ReferenceLayerNorm.backward(p, in.dy(), in.x(), in.gamma());
+        ReferenceLayerNorm.Forward plain = t == DType.FLOAT32 ? null
+                : PlainLowPrecision.layerNormForward(t, p, in.x(), in.gamma(), in.beta());
+        ReferenceLayerNorm.Backward plainB = t == DType.FLOAT32 ? null
+                : PlainLowPrecision.layerNormBackward(t, p, in.dy(), in.x(), in.gamma());
+        try (Stream stream = device.createStream();
+             Tensor x = TestData.upload(device, t, in.x(), c.xShape());
+             Tensor gamma = in.gamma() == null ? null : TestData.upload(device, t, in.gamma(), p.cols());
+             Tensor beta = in.beta() == null ? null : TestData.upload(device, t, in.beta(), p.cols());
+             Tensor dy = TestData.upload(device, t, in.dy(), c.xShape());
+             LayerNorm.Outputs o = c.op().forward(stream, x, gamma, beta);
+             LayerNorm.Gradients g = c.op().backward(stream, dy, x, gamma, o.mean(), o.rstd(), true)) {
+            Accuracy.assertClose(c + ": y", t, TestData.read(o.y()), ref.y(), plain == null ? null : plain.y());
+            Accuracy.assertClose(c + ": rstd", t, TestData.read(o.rstd()), ref.rstd(), plain == null ? null : plain.rstd());
+            Accuracy.assertClose(c + ": dx", t, TestData.read(g.dx()), refB.dx(), plainB == null ? null : plainB.dx());
+            Accuracy.assertClose(c + ": dbeta", t, TestData.read(g.dbeta()), refB.dbeta(),
+                    plainB == null ? null : plainB.dbeta());
+            if (g.dgamma() != null) {
+                Accuracy.assertClose(c + ": dgamma", t, TestData.read(g.dgamma()), refB.dgamma(),
+                        plainB == null ? null : plainB.dgamma());
             }
         }
     }

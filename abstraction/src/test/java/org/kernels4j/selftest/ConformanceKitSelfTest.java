@@ -6,6 +6,7 @@ import static org.junit.platform.engine.discovery.DiscoverySelectors.selectClass
 import static org.junit.platform.engine.discovery.DiscoverySelectors.selectPackage;
 
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,6 +20,7 @@ import org.junit.platform.launcher.TestExecutionListener;
 import org.junit.platform.launcher.TestIdentifier;
 import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
 import org.junit.platform.launcher.core.LauncherFactory;
+import org.kernels4j.DType;
 import org.kernels4j.conformance.ConformanceBackend;
 
 /**
@@ -107,6 +109,7 @@ class ConformanceKitSelfTest {
     @AfterEach
     void reset() {
         ReferenceKernels.fault = ReferenceKernels.Fault.NONE;
+        ReferenceBackendProvider.dtypes = EnumSet.allOf(DType.class);
     }
 
     @Test
@@ -134,16 +137,20 @@ class ConformanceKitSelfTest {
 
     @Test
     void unwrittenElementsFail() {
+        ReferenceBackendProvider.dtypes = EnumSet.of(DType.FLOAT32);
         Run r = run(ReferenceBackendProvider.NAME, ReferenceKernels.Fault.SKIP_LAST_ELEMENT,
                 opClasses("LayerNormConformanceTest", "AttentionConformanceTest", "Conv2dConformanceTest"));
         List<String> failed = r.failed(ALL);
         assertTrue(failed.size() >= r.count(ALL) * 9 / 10, "expected nearly every case to fail, got " + failed.size()
                 + " of " + r.count(ALL));
-        assertTrue(failed.stream().allMatch(m -> m.contains("never written")), failed.toString());
+        // Outputs of the allocating variants are not poisoned (the op allocates them): they fail on the value.
+        assertTrue(failed.stream().allMatch(m -> m.contains("never written") || m.contains("allocatingVariants")),
+                failed.toString());
     }
 
     @Test
     void fp32ErrorsOfFiveTimesTheToleranceFail() {
+        ReferenceBackendProvider.dtypes = EnumSet.of(DType.FLOAT32);
         Run r = run(ReferenceBackendProvider.NAME, ReferenceKernels.Fault.SCALE_BY_1E4,
                 opClasses("LayerNormConformanceTest", "AttentionConformanceTest", "Conv2dConformanceTest"));
         List<String> failed = r.failed(FP32);

@@ -2,6 +2,7 @@ package org.kernels4j.selftest;
 
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 
 import org.kernels4j.Backend;
 import org.kernels4j.DType;
@@ -29,6 +30,9 @@ public final class ReferenceBackendProvider implements BackendProvider {
 
     /** The backend's name, for {@code kernels4j.conformance.backend}. */
     public static final String NAME = "selftest";
+
+    /** The dtypes the device reports; the self-test narrows it to fp32 for runs about fp32 only. */
+    static volatile Set<DType> dtypes = EnumSet.allOf(DType.class);
 
     @Override
     public String name() {
@@ -90,7 +94,7 @@ public final class ReferenceBackendProvider implements BackendProvider {
 
         @Override
         public DeviceCapabilities capabilities() {
-            return new DeviceCapabilities(EnumSet.allOf(DType.class), true, false, 0, 0, 1, 1,
+            return new DeviceCapabilities(dtypes, true, false, 0, 0, 1, 1,
                     Runtime.getRuntime().maxMemory(), "1", "host", false);
         }
 
