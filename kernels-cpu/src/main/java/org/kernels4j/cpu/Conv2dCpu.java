@@ -116,6 +116,10 @@ final class Conv2dCpu implements Conv2dKernels {
         boolean nchw = p.format() == Conv2d.Format.NCHW;
         Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (nchw && p.strideH() == 1 && p.strideW() == 1) {
+            Indirect.forward(o).run(blocking, tp.get("PIXELS"));
+            return;
+        }
         int pixels = p.p() * p.q();
         int blocks = pixelBlocks(pixels, tp.get("PIXELS"));
         int tasks = p.n() * p.groups() * blocks;
@@ -144,6 +148,10 @@ final class Conv2dCpu implements Conv2dKernels {
         boolean nchw = p.format() == Conv2d.Format.NCHW;
         Parameters tp = DATA_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (nchw && p.strideH() == 1 && p.strideW() == 1) {
+            Indirect.backwardData(o).run(blocking, tp.get("PIXELS"));
+            return;
+        }
         int phases = p.strideH() * p.strideW();
         int[] phasePixels = new int[phases];
         int[] phaseBlocks = new int[phases];

@@ -37,7 +37,7 @@ final class CpuDevice implements DeviceImplementation {
         this.backend = backend;
         this.name = cpuName();
         this.capabilities = new DeviceCapabilities(Set.of(DType.FLOAT32), true, true, 0, 0, 1,
-                Parallel.THREADS, Runtime.getRuntime().maxMemory(),
+                Runtime.getRuntime().availableProcessors(), Runtime.getRuntime().maxMemory(),
                 "Java " + Runtime.version() + (Vectorization.ENABLED
                         ? " vector-" + Vectorization.VECTOR_BITS : " scalar"),
                 Vectorization.architecture(), false);

@@ -15,7 +15,8 @@ import java.util.concurrent.locks.LockSupport;
  * a shared counter, so uneven tasks (causal attention) and a busy core (the machine is shared) balance
  * themselves; the caller never waits for a pool thread that has not started, it simply claims the tasks
  * itself. A loop started from inside a loop body runs serially on that thread: parallel loops never nest,
- * so the machine is never oversubscribed by kernels4j.
+ * so the machine is never oversubscribed by kernels4j. The system property {@code kernels4j.cpu.threads}
+ * sets the number of threads (like an intra-op thread count); it defaults to the available processors.
  */
 final class Parallel {
 
@@ -33,7 +34,8 @@ final class Parallel {
     }
 
     /** Threads that may run one loop: the pool plus the caller. */
-    static final int THREADS = Math.max(1, Runtime.getRuntime().availableProcessors());
+    static final int THREADS = Math.max(1,
+            Integer.getInteger("kernels4j.cpu.threads", Runtime.getRuntime().availableProcessors()));
 
     private static final ExecutorService POOL = THREADS > 1 ? Executors.newFixedThreadPool(THREADS - 1, r -> {
         Thread t = new Thread(r);

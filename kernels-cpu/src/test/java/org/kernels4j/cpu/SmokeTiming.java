@@ -1,5 +1,6 @@
 package org.kernels4j.cpu;
 
+import java.lang.management.ManagementFactory;
 import java.util.Random;
 
 import org.kernels4j.Attention;
@@ -25,9 +26,14 @@ public final class SmokeTiming {
     public static void main(String[] args) {
         String filter = args.length > 0 ? args[0] : "";
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 5;
-        System.out.println(Vectorization.DESCRIPTION + ", " + Parallel.THREADS + " threads");
+        System.out.println(Vectorization.DESCRIPTION + ", " + Parallel.THREADS + " threads, "
+                + (CPU_CLOCK ? "thread CPU time" : "wall time"));
         Stream s = Check.device().defaultStream();
         Random rnd = new Random(1);
+        if (Vectorization.ENABLED) {
+            System.out.printf("FMA peak (Vector API loop, %d threads): %.1f GFLOP/s%n", Parallel.THREADS, Peak.gflops());
+        }
+        System.out.printf("copy bandwidth (arraycopy 64 MiB, 1 thread, read + write): %.1f GB/s%n", copyBandwidth());
         if ("ln".startsWith(filter) || filter.startsWith("ln")) {
             layerNorm(s, rnd, "ln-8k-1k", 8192, 1024, reps);
             layerNorm(s, rnd, "ln-4k-4k", 4096, 4096, reps);
@@ -48,14 +54,59 @@ public final class SmokeTiming {
         }
     }
 
+    private static double copyBandwidth() {
+        float[] a = new float[16 << 20];
+        float[] b = new float[16 << 20];
+        double ms = median(() -> System.arraycopy(a, 0, b, 0, a.length), 5);
+        return 2.0 * 4 * a.length / ms / 1e6;
+    }
+
+    /** Every thread runs independent FMA chains in registers; loaded only on the vector path. */
+    private static final class Peak {
+        private static final jdk.incubator.vector.VectorSpecies<Float> S = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+        static double gflops() {
+            int iters = 20_000_000;
+            float[] sink = new float[Parallel.THREADS];
+            Runnable all = () -> Parallel.run(Parallel.THREADS, Parallel.THREADS, (w, t) -> sink[t] = chains(iters));
+            double ms = median(all, 3);
+            return 12.0 * 2 * S.length() * iters * Parallel.THREADS / ms / 1e6;
+        }
+
+        private static float chains(int iters) {
+            var m = jdk.incubator.vector.FloatVector.broadcast(S, 0.999f);
+            var c = jdk.incubator.vector.FloatVector.broadcast(S, 0.001f);
+            var a0 = jdk.incubator.vector.FloatVector.broadcast(S, 1f);
+            var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0;
+            var a6 = a0; var a7 = a0; var a8 = a0; var a9 = a0; var a10 = a0; var a11 = a0;
+            for (int i = 0; i < iters; i++) {
+                a0 = a0.fma(m, c); a1 = a1.fma(m, c); a2 = a2.fma(m, c); a3 = a3.fma(m, c);
+                a4 = a4.fma(m, c); a5 = a5.fma(m, c); a6 = a6.fma(m, c); a7 = a7.fma(m, c);
+                a8 = a8.fma(m, c); a9 = a9.fma(m, c); a10 = a10.fma(m, c); a11 = a11.fma(m, c);
+            }
+            return a0.add(a1).add(a2).add(a3).add(a4).add(a5).add(a6).add(a7).add(a8).add(a9).add(a10).add(a11)
+                    .reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        }
+    }
+
+    /**
+     * With one thread ({@code -Dkernels4j.cpu.threads=1}) the calling thread's CPU time is measured, which
+     * stays meaningful on a machine shared with other jobs; otherwise wall time.
+     */
+    private static final boolean CPU_CLOCK = Parallel.THREADS == 1;
+
+    private static long now() {
+        return CPU_CLOCK ? ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime() : System.nanoTime();
+    }
+
     private static double median(Runnable r, int reps) {
         r.run();
         r.run();
         double[] t = new double[reps];
         for (int i = 0; i < reps; i++) {
-            long t0 = System.nanoTime();
+            long t0 = now();
             r.run();
-            t[i] = (System.nanoTime() - t0) / 1e6;
+            t[i] = (now() - t0) / 1e6;
         }
         java.util.Arrays.sort(t);
         return t[reps / 2];
