@@ -1,0 +1,134 @@
+package org.kernels4j.bench;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * The machine's measured ceilings for the roofline, on the CPU backend's thread count: memory-copy bandwidth
+ * (a large array copy split over the threads; bytes counted as read + written, the way layer norm's are) and
+ * the FMA peak (a Vector API loop of independent fused multiply-adds in the preferred vector width).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+public class Ceilings {
+
+    /** Floats per copied array: 256 MiB, far beyond any cache. */
+    static final int COPY_FLOATS = 64 << 20;
+    /** Bytes one {@link #copy} call moves: the source read and the destination written. */
+    static final double COPY_BYTES = 2.0 * COPY_FLOATS * Float.BYTES;
+
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    /** Independent accumulators per thread: enough to cover the FMA latency on two pipes. */
+    static final int ACCUMULATORS = 12;
+    /** Loop trips per thread per {@link #fma} call. */
+    static final int FMA_TRIPS = 4 << 20;
+
+    /** FLOPs one {@link #fma} call does on {@code threads} threads (2 per lane per FMA). */
+    static double fmaFlops(int threads) {
+        return 2.0 * SPECIES.length() * ACCUMULATORS * (double) FMA_TRIPS * threads;
+    }
+
+    private float[] src;
+    private float[] dst;
+    private ExecutorService pool;
+    private int threads;
+
+    /** Allocates the arrays and the thread pool. */
+    @Setup
+    public void setUp() {
+        threads = Threads.intraOp();
+        src = new float[COPY_FLOATS];
+        dst = new float[COPY_FLOATS];
+        for (int i = 0; i < src.length; i++) {
+            src[i] = i;
+        }
+        pool = Executors.newFixedThreadPool(threads);
+    }
+
+    /** Stops the pool. */
+    @TearDown
+    public void tearDown() {
+        pool.shutdownNow();
+    }
+
+    /** Copies 256 MiB, each thread its contiguous share. */
+    @Benchmark
+    public void copy() throws InterruptedException, ExecutionException {
+        List<Future<?>> parts = new ArrayList<>();
+        int share = (COPY_FLOATS + threads - 1) / threads;
+        for (int t = 0; t < threads; t++) {
+            int from = t * share;
+            int len = Math.min(share, COPY_FLOATS - from);
+            parts.add(pool.submit(() -> System.arraycopy(src, from, dst, from, len)));
+        }
+        for (Future<?> f : parts) {
+            f.get();
+        }
+    }
+
+    /** {@link #FMA_TRIPS} rounds of {@link #ACCUMULATORS} independent vector FMAs on each thread. */
+    @Benchmark
+    public void fma(Blackhole bh) throws InterruptedException, ExecutionException {
+        List<Future<Float>> parts = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            float seed = t + 1;
+            parts.add(pool.submit(() -> fmaLoop(seed)));
+        }
+        for (Future<Float> f : parts) {
+            bh.consume(f.get());
+        }
+    }
+
+    static float fmaLoop(float seed) {
+        // a < 1 keeps every accumulator bounded (it converges to b / (1 - a)), so no overflow or denormals
+        FloatVector a = FloatVector.broadcast(SPECIES, 0.999f);
+        FloatVector b = FloatVector.broadcast(SPECIES, seed * 1e-3f);
+        FloatVector c0 = FloatVector.broadcast(SPECIES, seed);
+        FloatVector c1 = c0.add(1f);
+        FloatVector c2 = c0.add(2f);
+        FloatVector c3 = c0.add(3f);
+        FloatVector c4 = c0.add(4f);
+        FloatVector c5 = c0.add(5f);
+        FloatVector c6 = c0.add(6f);
+        FloatVector c7 = c0.add(7f);
+        FloatVector c8 = c0.add(8f);
+        FloatVector c9 = c0.add(9f);
+        FloatVector c10 = c0.add(10f);
+        FloatVector c11 = c0.add(11f);
+        for (int i = 0; i < FMA_TRIPS; i++) {
+            c0 = c0.fma(a, b);
+            c1 = c1.fma(a, b);
+            c2 = c2.fma(a, b);
+            c3 = c3.fma(a, b);
+            c4 = c4.fma(a, b);
+            c5 = c5.fma(a, b);
+            c6 = c6.fma(a, b);
+            c7 = c7.fma(a, b);
+            c8 = c8.fma(a, b);
+            c9 = c9.fma(a, b);
+            c10 = c10.fma(a, b);
+            c11 = c11.fma(a, b);
+        }
+        return c0.add(c1).add(c2).add(c3).add(c4).add(c5).add(c6).add(c7).add(c8).add(c9).add(c10).add(c11)
+                .reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+    }
+}
