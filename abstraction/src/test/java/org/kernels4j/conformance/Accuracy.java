@@ -81,12 +81,6 @@ public final class Accuracy {
         }
     }
 
-    /** Relative error norm {@code |actual - reference| / |reference|} over finite reference elements. */
-    public static double relativeError(double[] actual, double[] reference) {
-        Error e = error(actual, reference, "actual");
-        return e.norm / Math.max(e.referenceNorm, Double.MIN_NORMAL);
-    }
-
     private record Error(double norm, double referenceNorm, int finite, int worst) {
     }
 
