@@ -68,7 +68,8 @@ final class OpenClDevice implements DeviceImplementation {
         this.id = id;
         this.name = OpenClCalls.deviceString(id, CL.CL_DEVICE_NAME);
         this.vendor = OpenClCalls.deviceString(id, CL.CL_DEVICE_VENDOR);
-        this.extensions = Set.of(OpenClCalls.deviceString(id, CL.CL_DEVICE_EXTENSIONS).split("\\s+"));
+        // Set.copyOf, not Set.of: some drivers list an extension twice
+        this.extensions = Set.copyOf(Arrays.asList(OpenClCalls.deviceString(id, CL.CL_DEVICE_EXTENSIONS).split("\\s+")));
         this.maxAllocation = OpenClCalls.deviceLong(id, CL.CL_DEVICE_MAX_MEM_ALLOC_SIZE);
         cl_context_properties props = new cl_context_properties();
         props.addProperty(CL.CL_CONTEXT_PLATFORM, platform);

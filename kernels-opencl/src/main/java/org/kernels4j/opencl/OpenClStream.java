@@ -29,10 +29,6 @@ final class OpenClStream implements Stream {
         return queue;
     }
 
-    boolean profiling() {
-        return profiling;
-    }
-
     void checkOpen() {
         if (closed.get()) {
             throw new IllegalStateException("stream of " + device.id() + " is closed");
