@@ -12,7 +12,9 @@
  *     forms; `kernel`, `global`, `local` without underscores are not mapped.
  *   - Kernels take no by-value structs; parameters are pointers, int, long, float (and K4J_DYNAMIC_LOCAL).
  *   - Helper functions are declared `inline` (on CUDA `inline` becomes `__device__ inline`). Include any
- *     system header before this one.
+ *     system header before this one; on CUDA a translation unit that includes it holds device code only.
+ *   - Launch: the host rounds the global size up to a multiple of the workgroup size (kernels check bounds);
+ *     a CUDA launcher uses grid = global / local and block = local per dimension (so gridDim.y/z <= 65535).
  *   - A helper that takes a pointer to local memory declares it `K4J_LOCAL_PTR float* p` (`__local` on OpenCL,
  *     a generic pointer on CUDA, where `__shared__` cannot qualify a parameter).
  *   - Static local arrays are declared at kernel scope: `__local float tile[TILE];`.
