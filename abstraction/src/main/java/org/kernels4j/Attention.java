@@ -155,6 +155,27 @@ public final class Attention {
         }
     }
 
+    /**
+     * The problem this attention poses for {@code q} of shape {@code [B, Hq, Nq, d]} and {@code k}/{@code v} of
+     * shape {@code [B, Hkv, Nk, d]}.
+     *
+     * @throws IllegalArgumentException naming the argument when the shapes do not fit
+     */
+    public AttentionProblem problem(int[] qShape, int[] kShape, DType dtype) {
+        if (qShape == null || qShape.length != 4) {
+            throw new IllegalArgumentException("q: expected rank 4 ([B, Hq, Nq, d]), got "
+                    + (qShape == null ? "null" : "rank " + qShape.length));
+        }
+        if (kShape == null || kShape.length != 4) {
+            throw new IllegalArgumentException("k: expected rank 4 ([B, Hkv, Nk, d]), got "
+                    + (kShape == null ? "null" : "rank " + kShape.length));
+        }
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: must not be null");
+        }
+        return problemOf(qShape, kShape, dtype);
+    }
+
     private AttentionProblem problemOf(Stream stream, Tensor q, Tensor k, Tensor v) {
         Checks.present(q, "q");
         Checks.rank(q, "q", 4, "[B, Hq, Nq, d]");
@@ -169,27 +190,32 @@ public final class Attention {
         Checks.sameDevice(v, "v", d, "q");
         Checks.rank(v, "v", 4, "[B, Hkv, Nk, d]");
         Checks.dtype(v, "v", q.dtype(), "same as q");
-        int b = q.dim(0);
-        int hq = q.dim(1);
-        int nq = q.dim(2);
-        int hd = q.dim(3);
-        int hkv = k.dim(1);
-        int nk = k.dim(2);
+        AttentionProblem p = problemOf(q.shape(), k.shape(), q.dtype());
+        Checks.shape(v, "v", k.shape(), "same as k");
+        return p;
+    }
+
+    private AttentionProblem problemOf(int[] qs, int[] ks, DType dtype) {
+        int b = qs[0];
+        int hq = qs[1];
+        int nq = qs[2];
+        int hd = qs[3];
+        int hkv = ks[1];
+        int nk = ks[2];
         if (hd < 1) {
             throw new IllegalArgumentException("q: expected head dimension d >= 1, got " + hd);
         }
-        if (k.dim(0) != b) {
-            throw new IllegalArgumentException("k: expected batch " + b + " (same as q), got " + k.dim(0));
+        if (ks[0] != b) {
+            throw new IllegalArgumentException("k: expected batch " + b + " (same as q), got " + ks[0]);
         }
-        if (k.dim(3) != hd) {
-            throw new IllegalArgumentException("k: expected head dimension " + hd + " (same as q), got " + k.dim(3));
+        if (ks[3] != hd) {
+            throw new IllegalArgumentException("k: expected head dimension " + hd + " (same as q), got " + ks[3]);
         }
         if (hkv < 1 || hq % hkv != 0) {
             throw new IllegalArgumentException("k: key/value head count " + hkv
                     + " must be >= 1 and divide q's head count " + hq);
         }
-        Checks.shape(v, "v", k.shape(), "same as k");
-        return new AttentionProblem(b, hq, hkv, nq, nk, hd, scaleFor(hd), mask, q.dtype());
+        return new AttentionProblem(b, hq, hkv, nq, nk, hd, scaleFor(hd), mask, dtype);
     }
 
     private static void checkLike(Tensor t, String name, Tensor like, String likeName) {

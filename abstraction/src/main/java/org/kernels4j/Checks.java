@@ -28,6 +28,9 @@ final class Checks {
         if (s == null) {
             throw new IllegalArgumentException("stream: must not be null");
         }
+        if (s.isClosed()) {
+            throw new IllegalStateException("stream: is closed");
+        }
         if (!s.device().equals(device)) {
             throw new IllegalArgumentException("stream: expected a stream of device " + device.id()
                     + " (where the tensors are), got one of " + s.device().id());

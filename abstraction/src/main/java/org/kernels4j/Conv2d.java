@@ -167,6 +167,15 @@ public final class Conv2d {
      * @throws IllegalArgumentException naming the argument when the shapes do not fit
      */
     public Conv2dProblem problem(int[] xShape, int[] wShape, DType dtype) {
+        if (xShape == null) {
+            throw new IllegalArgumentException("x: shape must not be null");
+        }
+        if (wShape == null) {
+            throw new IllegalArgumentException("w: shape must not be null");
+        }
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: must not be null");
+        }
         if (xShape.length != 4) {
             throw new IllegalArgumentException("x: expected rank 4 (" + xLayout() + "), got rank " + xShape.length
                     + " with shape " + Arrays.toString(xShape));

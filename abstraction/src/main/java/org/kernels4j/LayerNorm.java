@@ -14,7 +14,9 @@ import org.kernels4j.spi.LayerNormProblem;
  *
  * <p>Shapes: {@code x} and {@code y} are {@code [..., D]} (rank 1 or more, D = the normalised length),
  * {@code gamma}, {@code beta} and their gradients {@code [D]}, the saved {@code mean} and {@code rstd} are
- * {@link DType#FLOAT32} with the leading dimensions' shape ({@code [1]} for rank-1 {@code x}). All other
+ * {@link DType#FLOAT32} with one element per row: any shape with that many elements is accepted (the
+ * allocating variants use the leading dimensions' shape, {@code [1]} for rank-1 {@code x}; PyTorch's
+ * {@code [..., 1]} works too). As in PyTorch, {@code epsilon = 0} on a constant row gives an infinite rstd. All other
  * tensors share {@code x}'s dtype and device. Instances are immutable and thread-safe; validation happens
  * before anything is queued, and a rejected call writes nothing.
  */
@@ -193,6 +195,33 @@ public final class LayerNorm {
         Checks.distinct(new Tensor[] {dx, dgamma, dbeta}, new String[] {"dx", "dgamma", "dbeta"},
                 new Tensor[] {dy, x, gamma, mean, rstd}, new String[] {"dy", "x", "gamma", "mean", "rstd"});
         return p;
+    }
+
+    /**
+     * The problem this normalisation poses for an input of shape {@code xShape}: rows and the normalised length.
+     *
+     * @throws IllegalArgumentException naming the argument when the shape does not fit
+     */
+    public LayerNormProblem problem(int[] xShape, DType dtype) {
+        if (xShape == null) {
+            throw new IllegalArgumentException("x: shape must not be null");
+        }
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: must not be null");
+        }
+        if (xShape.length < 1) {
+            throw new IllegalArgumentException("x: expected rank >= 1 ([..., D]), got rank 0");
+        }
+        int cols = xShape[xShape.length - 1];
+        if (cols < 1) {
+            throw new IllegalArgumentException("x: expected a normalised (last) dimension >= 1, got shape "
+                    + Arrays.toString(xShape));
+        }
+        long rows = org.kernels4j.spi.AbstractTensor.elementCount(xShape) / cols;
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("x: expected at most " + Integer.MAX_VALUE + " rows, got " + rows);
+        }
+        return new LayerNormProblem(kind, epsilon, (int) rows, cols, dtype);
     }
 
     private LayerNormProblem problemOf(Tensor x) {

@@ -20,6 +20,11 @@ public interface Stream extends AutoCloseable {
     /** Records an event after the work queued so far, for timing or waiting. */
     Event record();
 
+    /** Whether {@link #close()} released this stream; ops reject closed streams. */
+    default boolean isClosed() {
+        return false;
+    }
+
     /** Releases the stream after finishing its work; has no effect on a device's default stream. */
     @Override
     void close();

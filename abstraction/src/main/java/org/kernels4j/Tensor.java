@@ -9,8 +9,9 @@ import java.nio.FloatBuffer;
  * <p>Host transfers block the caller and first wait for all work queued on the tensor's device, so the
  * data read is what the ops wrote. {@code float[]} and {@link FloatBuffer} transfers convert to and from
  * the tensor's dtype (round to nearest even); {@link ByteBuffer} transfers copy the raw element bytes in
- * the tensor's dtype and need a native-order buffer. Buffers are read or written from their position for
- * exactly {@link #elementCount()} elements; their position is left unchanged.
+ * the tensor's dtype and need a native-order buffer. A buffer must have exactly {@link #elementCount()}
+ * elements ({@link #byteSize()} bytes) remaining; they are read or written from its position, and the
+ * position is left unchanged.
  *
  * <p>Tensors hold device memory: close them. A tensor that becomes unreachable unclosed is freed and
  * reported as a leak. Using a closed tensor throws {@link IllegalStateException}.
@@ -49,19 +50,19 @@ public interface Tensor extends AutoCloseable {
     /** Copies {@code src} (exactly {@link #elementCount()} values) into the tensor. */
     void copyFrom(float[] src);
 
-    /** Copies the buffer's next {@link #elementCount()} values into the tensor. */
+    /** Copies the buffer's remaining values (exactly {@link #elementCount()}) into the tensor. */
     void copyFrom(FloatBuffer src);
 
-    /** Copies the buffer's next {@link #byteSize()} bytes (elements in this dtype, native order). */
+    /** Copies the buffer's remaining bytes (exactly {@link #byteSize()}: elements in this dtype, native order). */
     void copyFrom(ByteBuffer src);
 
     /** Copies the tensor into {@code dst} (exactly {@link #elementCount()} values). */
     void copyTo(float[] dst);
 
-    /** Copies the tensor into the buffer's next {@link #elementCount()} slots. */
+    /** Copies the tensor into the buffer's remaining slots (exactly {@link #elementCount()}). */
     void copyTo(FloatBuffer dst);
 
-    /** Copies the tensor's raw bytes (this dtype, native order) into the buffer's next {@link #byteSize()} bytes. */
+    /** Copies the tensor's raw bytes (this dtype, native order) into the buffer's remaining {@link #byteSize()} bytes. */
     void copyTo(ByteBuffer dst);
 
     /** The contents as a new {@code float[]}. */

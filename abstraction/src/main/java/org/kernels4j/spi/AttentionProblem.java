@@ -19,6 +19,18 @@ import org.kernels4j.DType;
 public record AttentionProblem(int batch, int heads, int kvHeads, int queries, int keys, int headDim, float scale,
                                Attention.CausalMask mask, DType dtype) {
 
+    /** Validates the sizes (built by {@link Attention#problem}, or by hand in tools and tests). */
+    public AttentionProblem {
+        if (batch < 0 || heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || queries < 0 || keys < 0 || headDim < 1) {
+            throw new IllegalArgumentException("attention problem: expected batch >= 0, heads >= 1, kvHeads >= 1 dividing"
+                    + " heads, queries >= 0, keys >= 0, headDim >= 1; got B=" + batch + " Hq=" + heads + " Hkv=" + kvHeads
+                    + " Nq=" + queries + " Nk=" + keys + " d=" + headDim);
+        }
+        if (mask == null || dtype == null) {
+            throw new IllegalArgumentException("attention problem: mask and dtype must not be null");
+        }
+    }
+
     /** Query heads per key/value head. */
     public int groupSize() {
         return heads / kvHeads;
