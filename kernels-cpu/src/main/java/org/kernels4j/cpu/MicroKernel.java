@@ -15,8 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
  * </ul>
  * On the vector path the tile is held in registers: {@link #MR} rows × two vectors, the classic
  * {@code 6×16} AVX2 / {@code 6×32} AVX-512 shape (12 accumulators, two B loads and one broadcast live),
- * with 4-, 2- and 1-row variants for the remainder rows. The scalar twin runs the same loop nest on C in
- * place.
+ * with 4-, 2- and 1-row variants for the remainder rows. The scalar twin blocks the tile 2 × 4 in local
+ * variables.
  */
 final class MicroKernel {
 
@@ -39,23 +39,7 @@ final class MicroKernel {
             Panama.tile(a, aOff, ars, aks, b, bOff, ldb, kLen, c, cOff, ldc, rows, accumulate);
             return;
         }
-        for (int i = 0; i < rows; i++) {
-            int ci = cOff + i * ldc;
-            if (!accumulate) {
-                java.util.Arrays.fill(c, ci, ci + NR, 0f);
-            }
-        }
-        int bk = bOff;
-        for (int k = 0; k < kLen; k++, bk += ldb) {
-            int ak = aOff + k * aks;
-            for (int i = 0; i < rows; i++) {
-                float ai = a[ak + i * ars];
-                int ci = cOff + i * ldc;
-                for (int j = 0; j < NR; j++) {
-                    c[ci + j] += ai * b[bk + j];
-                }
-            }
-        }
+        scalarTile(a, aOff, ars, aks, b, bOff, ldb, null, 0, kLen, c, cOff, ldc, rows, accumulate);
     }
 
     /**
@@ -69,22 +53,73 @@ final class MicroKernel {
             Panama.tileIndirect(a, aOff, ars, aks, b, bOff, bRows, rowsOff, kLen, c, cOff, ldc, rows, accumulate);
             return;
         }
-        for (int i = 0; i < rows; i++) {
-            int ci = cOff + i * ldc;
-            if (!accumulate) {
-                java.util.Arrays.fill(c, ci, ci + NR, 0f);
+        scalarTile(a, aOff, ars, aks, b, bOff, 0, bRows, rowsOff, kLen, c, cOff, ldc, rows, accumulate);
+    }
+
+    /**
+     * The scalar twin of both tiles ({@code bRows} null: B rows {@code ldb} apart): 2 × 4 blocks of the tile
+     * in 8 local accumulators, which the JIT keeps in registers (with the four B values and the A value,
+     * within the 16 floating-point registers of x86-64), so each loaded value feeds several multiply-adds.
+     */
+    private static void scalarTile(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int ldb, int[] bRows,
+                                   int rowsOff, int kLen, float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+        int i = 0;
+        for (; i + 2 <= rows; i += 2) {
+            int a0 = aOff + i * ars;
+            int a1 = a0 + ars;
+            for (int j = 0; j < NR; j += 4) {
+                float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f;
+                float c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+                for (int k = 0, ak = 0; k < kLen; k++, ak += aks) {
+                    int bk = (bRows == null ? bOff + k * ldb : bOff + bRows[rowsOff + k]) + j;
+                    float b0 = b[bk];
+                    float b1 = b[bk + 1];
+                    float b2 = b[bk + 2];
+                    float b3 = b[bk + 3];
+                    float x = a[a0 + ak];
+                    c00 += x * b0;
+                    c01 += x * b1;
+                    c02 += x * b2;
+                    c03 += x * b3;
+                    x = a[a1 + ak];
+                    c10 += x * b0;
+                    c11 += x * b1;
+                    c12 += x * b2;
+                    c13 += x * b3;
+                }
+                int ci = cOff + i * ldc + j;
+                store4(c, ci, c00, c01, c02, c03, accumulate);
+                store4(c, ci + ldc, c10, c11, c12, c13, accumulate);
             }
         }
-        for (int k = 0; k < kLen; k++) {
-            int ak = aOff + k * aks;
-            int bk = bOff + bRows[rowsOff + k];
-            for (int i = 0; i < rows; i++) {
-                float ai = a[ak + i * ars];
-                int ci = cOff + i * ldc;
-                for (int j = 0; j < NR; j++) {
-                    c[ci + j] += ai * b[bk + j];
+        for (; i < rows; i++) {
+            int a0 = aOff + i * ars;
+            for (int j = 0; j < NR; j += 4) {
+                float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f;
+                for (int k = 0, ak = 0; k < kLen; k++, ak += aks) {
+                    int bk = (bRows == null ? bOff + k * ldb : bOff + bRows[rowsOff + k]) + j;
+                    float x = a[a0 + ak];
+                    c00 += x * b[bk];
+                    c01 += x * b[bk + 1];
+                    c02 += x * b[bk + 2];
+                    c03 += x * b[bk + 3];
                 }
+                store4(c, cOff + i * ldc + j, c00, c01, c02, c03, accumulate);
             }
+        }
+    }
+
+    private static void store4(float[] c, int at, float v0, float v1, float v2, float v3, boolean accumulate) {
+        if (accumulate) {
+            c[at] += v0;
+            c[at + 1] += v1;
+            c[at + 2] += v2;
+            c[at + 3] += v3;
+        } else {
+            c[at] = v0;
+            c[at + 1] = v1;
+            c[at + 2] = v2;
+            c[at + 3] = v3;
         }
     }
 
