@@ -20,6 +20,9 @@
 //                                 (grouped-query sums need no workspace); when with_dq != 0 it also adds
 //                                 dS.K into the fp32 dQ accumulator with atomics (the fast mode).
 //   k4j_attn_dq_convert_<dt>      dQ = scale * accumulator, rounded to the storage type.
+//   k4j_attn_copy_rows            grid-stride, 256 threads: rows of 16-bit elements to another row length,
+//                                 zero-filled; the launcher pads Q, K, V, O, dO to a multiple of 8 columns
+//                                 (and cuts the results back) when d is not one, so any d <= 256 runs.
 //   k4j_attn_bwd_dq_<dt>_d<kD>    grid (ceil(Nq/BM), Hq, B): the deterministic mode's dQ, a query-block
 //                                 kernel that recomputes P and dP per key block and writes dQ directly
 //                                 (no atomics, O(N d) memory; the bwd kernel then runs with with_dq = 0).
@@ -529,6 +532,19 @@ __device__ __forceinline__ void attn_dq_convert(const float* __restrict__ acc, u
     }
 }
 
+// dst[r][c] = c < src_cols ? src[r][c] : 0 for c < dst_cols, 16-bit elements: pads rows whose length is not
+// a multiple of 8 (the tiles need 16-byte rows) with zeros, and cuts the padding off again.
+__device__ __forceinline__ void attn_copy_rows(const uint16_t* __restrict__ src, int src_cols, uint16_t* __restrict__ dst,
+                                               int dst_cols, int64_t rows) {
+    const int64_t n = rows * dst_cols;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const int64_t r = i / dst_cols;
+        const int c = static_cast<int>(i - r * dst_cols);
+        stg(dst + i, c < src_cols ? ldg(src + r * src_cols + c) : static_cast<uint16_t>(0));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Backward, key-block kernel. kNWarps warps = kKG key groups x kDS dim slices; warp (kg, ds) owns keys
 // kg*16..+15 of the block and, for dK/dV, head dims ds*kDV..+kDV (kDS = 2 halves the accumulators of
@@ -1014,22 +1030,390 @@ __device__ __forceinline__ void attn_bwd_dq(const uint16_t* __restrict__ q, cons
     }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// fp32 storage: the same algorithm on CUDA cores (the tensor cores take no fp32 operands at full
+// precision), for correctness where fp32 is asked for rather than speed. Deterministic, no atomics, any d
+// and any alignment (scalar loads). A warp owns 4 rows (queries, or keys in the dK/dV kernel); the other
+// side comes in tiles of 32, one per lane for the dot products, while the products with V, dO, Q or K give
+// each lane the head-dim columns lane, lane + 32, ... Shared tiles the lanes index by row carry one float
+// of padding per row, so 32 lanes reading one column of 32 rows hit 32 banks.
+
+constexpr int F32_ROWS = 4;
+
+template <int kD, int kWarps>
+struct F32Shape {
+    static constexpr int kThreads = kWarps * 32;
+    static constexpr int BM = kWarps * F32_ROWS;  // rows per CTA
+    static constexpr int LDP = kD + 1;
+    static constexpr int CPL = kD / 32;  // columns per lane
+    static constexpr int kSmemFwd = 4 * (BM * kD + 32 * LDP + 32 * kD + BM * 32);
+    static constexpr int kSmemDkdv = 4 * (2 * BM * kD + 2 * 32 * LDP + 2 * 32 + 2 * BM * 32);
+    static constexpr int kSmemDq = 4 * (2 * BM * kD + 2 * 32 * LDP + BM * 32);
+    static_assert(kD % 32 == 0 && kD >= 32 && kD <= 256, "head dimension tile");
+};
+
+// Rows [row0, row0 + kRows) of a [n][d] fp32 matrix into s[kRows][ld], zero-filled beyond n and d.
+template <int kRows, int kD, int kThreads>
+__device__ __forceinline__ void load_tile_f32(float* s, int ld, const float* g, int row0, int n, int d) {
+    for (int i = threadIdx.x; i < kRows * kD; i += kThreads) {
+        const int r = i / kD;
+        const int c = i - r * kD;
+        float x = 0.f;
+        if (row0 + r < n && c < d) x = ldg(g + static_cast<int64_t>(row0 + r) * d + c);
+        sts(s + r * ld + c, x);
+    }
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) v = fmaxf(v, shfl_xor(v, m));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) v += shfl_xor(v, m);
+    return v;
+}
+
+template <int kD, int kWarps>
+__device__ __forceinline__ void attn_fwd_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                             const float* __restrict__ v, float* __restrict__ o,
+                                             float* __restrict__ lse, int nq, int nk, int hq, int hkv, int d,
+                                             float scale, int causal, int offset) {
+    using S = F32Shape<kD, kWarps>;
+    constexpr int R = F32_ROWS;
+    float* sQ = reinterpret_cast<float*>(dyn_smem());  // [BM][kD]
+    float* sK = sQ + S::BM * kD;                        // [32][LDP]
+    float* sV = sK + 32 * S::LDP;                       // [32][kD]
+    float* sP = sV + 32 * kD;                           // [BM][32]
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int m_block = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int hk = h / (hq / hkv);
+    const int64_t qhead = static_cast<int64_t>(b) * hq + h;
+    const int64_t khead = static_cast<int64_t>(b) * hkv + hk;
+    const float* qh = q + qhead * nq * d;
+    float* oh = o + qhead * nq * d;
+    float* lseh = lse + qhead * nq;
+    const float* kh = k + khead * nk * d;
+    const float* vh = v + khead * nk * d;
+    const int m0 = m_block * S::BM;
+    const int rows_end = imin(m0 + S::BM, nq);
+    const int n_end = causal ? key_limit(rows_end - 1, nk, causal, offset) : nk;
+    const int n_blocks = (n_end + 31) / 32;
+    const int wr = warp * R;  // the warp's first row in the block
+
+    const float scale_log2 = scale * LOG2E;
+    const bool pos_scale = scale_log2 > 0.f;
+    const float c = pos_scale ? scale_log2 : 1.f;
+    float acc[R][S::CPL];
+    float row_m[R];
+    float row_l[R];  // this lane's share: the keys it held
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        row_m[r] = -INFINITY;
+        row_l[r] = 0.f;
+#pragma unroll
+        for (int t = 0; t < S::CPL; ++t) acc[r][t] = 0.f;
+    }
+    load_tile_f32<S::BM, kD, S::kThreads>(sQ, kD, qh, m0, nq, d);
+    for (int nb = n_blocks - 1; nb >= 0; --nb) {
+        __syncthreads();  // every warp is done with the previous K, V and P
+        load_tile_f32<32, kD, S::kThreads>(sK, S::LDP, kh, nb * 32, nk, d);
+        load_tile_f32<32, kD, S::kThreads>(sV, kD, vh, nb * 32, nk, d);
+        __syncthreads();
+        const int key = nb * 32 + lane;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float s = 0.f;
+#pragma unroll 8
+            for (int cc = 0; cc < kD; ++cc) s = fmaf(lds(sQ + (wr + r) * kD + cc), lds(sK + lane * S::LDP + cc), s);
+            if (!pos_scale) s *= scale_log2;
+            if (key >= key_limit(m0 + wr + r, nk, causal, offset)) s = -INFINITY;
+            const float mx = fmaxf(row_m[r], warp_max(s));
+            const float base = mx == -INFINITY ? 0.f : mx * c;
+            const float corr = exp2f(row_m[r] * c - base);
+            const float p = exp2f(fmaf(s, c, -base));
+            row_m[r] = mx;
+            row_l[r] = row_l[r] * corr + p;
+#pragma unroll
+            for (int t = 0; t < S::CPL; ++t) acc[r][t] *= corr;
+            sts(sP + (wr + r) * 32 + lane, p);
+        }
+        __syncwarp();
+        for (int j = 0; j < 32; ++j) {
+            float vv[S::CPL];
+#pragma unroll
+            for (int t = 0; t < S::CPL; ++t) vv[t] = lds(sV + j * kD + lane + 32 * t);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                const float p = lds(sP + (wr + r) * 32 + j);
+#pragma unroll
+                for (int t = 0; t < S::CPL; ++t) acc[r][t] = fmaf(p, vv[t], acc[r][t]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int row = m0 + wr + r;
+        const float l = warp_sum(row_l[r]);
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        if (row < nq) {
+            if (lane == 0) stg(lseh + row, l > 0.f ? (row_m[r] * c + log2f(l)) * LN2 : -INFINITY);
+#pragma unroll
+            for (int t = 0; t < S::CPL; ++t) {
+                const int col = lane + 32 * t;
+                if (col < d) stg(oh + static_cast<int64_t>(row) * d + col, acc[r][t] * inv);
+            }
+        }
+    }
+}
+
+__device__ __forceinline__ void attn_bwd_prep_f32(const float* __restrict__ out, const float* __restrict__ dout,
+                                                  float* __restrict__ delta, int64_t rows, int d) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    float s = 0.f;
+    for (int cc = lane; cc < d; cc += 32) s = fmaf(ldg(out + row * d + cc), ldg(dout + row * d + cc), s);
+    s = warp_sum(s);
+    if (lane == 0) stg(delta + row, s);
+}
+
+// dK and dV of 4 keys per warp, over every query head of the group and every query tile that sees them.
+template <int kD, int kWarps>
+__device__ __forceinline__ void attn_bwd_dkdv_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                                  const float* __restrict__ v, const float* __restrict__ dout,
+                                                  const float* __restrict__ lse, const float* __restrict__ delta,
+                                                  float* __restrict__ dk, float* __restrict__ dv, int nq, int nk,
+                                                  int hq, int hkv, int d, float scale, int causal, int offset) {
+    using S = F32Shape<kD, kWarps>;
+    constexpr int R = F32_ROWS;
+    float* sK = reinterpret_cast<float*>(dyn_smem());  // [BM][kD]
+    float* sV = sK + S::BM * kD;                        // [BM][kD]
+    float* sQ = sV + S::BM * kD;                        // [32][LDP]
+    float* sdO = sQ + 32 * S::LDP;                      // [32][LDP]
+    float* sL = sdO + 32 * S::LDP;                      // [32], lse * log2(e)
+    float* sD = sL + 32;                                // [32]
+    float* sP = sD + 32;                                // [BM][32]
+    float* sS = sP + S::BM * 32;                        // [BM][32]
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int hk = blockIdx.y;
+    const int b = blockIdx.z;
+    const int group = hq / hkv;
+    const int n0 = blockIdx.x * S::BM;
+    const int wr = warp * R;
+    const int64_t khead = static_cast<int64_t>(b) * hkv + hk;
+    const float* kh = k + khead * nk * d;
+    const float* vh = v + khead * nk * d;
+    const int m_first = causal ? imax(0, n0 - offset) / 32 : 0;
+    const int m_count = imax(0, (nq + 31) / 32 - m_first);
+    const int total = group * m_count;
+    const float scale_log2 = scale * LOG2E;
+
+    float acc_dk[R][S::CPL];
+    float acc_dv[R][S::CPL];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int t = 0; t < S::CPL; ++t) acc_dk[r][t] = acc_dv[r][t] = 0.f;
+    }
+    load_tile_f32<S::BM, kD, S::kThreads>(sK, kD, kh, n0, nk, d);
+    load_tile_f32<S::BM, kD, S::kThreads>(sV, kD, vh, n0, nk, d);
+    for (int it = 0; it < total; ++it) {
+        const int h = hk * group + it / m_count;
+        const int m0 = (m_first + it % m_count) * 32;
+        const int64_t qhead = static_cast<int64_t>(b) * hq + h;
+        __syncthreads();  // every warp is done with the previous query tile
+        load_tile_f32<32, kD, S::kThreads>(sQ, S::LDP, q + qhead * nq * d, m0, nq, d);
+        load_tile_f32<32, kD, S::kThreads>(sdO, S::LDP, dout + qhead * nq * d, m0, nq, d);
+        if (threadIdx.x < 32) {
+            float l2 = INFINITY;  // P = 0 beyond Nq and for rows that see no key
+            float dd = 0.f;
+            if (m0 + lane < nq) {
+                const float l = ldg(lse + qhead * nq + m0 + lane);
+                if (l != -INFINITY) l2 = l * LOG2E;
+                dd = ldg(delta + qhead * nq + m0 + lane);
+            }
+            sts(sL + lane, l2);
+            sts(sD + lane, dd);
+        }
+        __syncthreads();
+        const int qrow = m0 + lane;
+        const float l2 = lds(sL + lane);
+        const float dd = lds(sD + lane);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int key = n0 + wr + r;
+            float s = 0.f;
+            float dp = 0.f;
+#pragma unroll 8
+            for (int cc = 0; cc < kD; ++cc) {
+                s = fmaf(lds(sK + (wr + r) * kD + cc), lds(sQ + lane * S::LDP + cc), s);
+                dp = fmaf(lds(sV + (wr + r) * kD + cc), lds(sdO + lane * S::LDP + cc), dp);
+            }
+            float p = exp2f(fmaf(s, scale_log2, -l2));
+            if (key >= key_limit(qrow, nk, causal, offset)) p = 0.f;
+            sts(sP + (wr + r) * 32 + lane, p);
+            sts(sS + (wr + r) * 32 + lane, p * (dp - dd));
+        }
+        __syncwarp();
+        for (int j = 0; j < 32; ++j) {
+            float qq[S::CPL];
+            float gg[S::CPL];
+#pragma unroll
+            for (int t = 0; t < S::CPL; ++t) {
+                qq[t] = lds(sQ + j * S::LDP + lane + 32 * t);
+                gg[t] = lds(sdO + j * S::LDP + lane + 32 * t);
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                const float p = lds(sP + (wr + r) * 32 + j);
+                const float ds = lds(sS + (wr + r) * 32 + j);
+#pragma unroll
+                for (int t = 0; t < S::CPL; ++t) {
+                    acc_dv[r][t] = fmaf(p, gg[t], acc_dv[r][t]);
+                    acc_dk[r][t] = fmaf(ds, qq[t], acc_dk[r][t]);
+                }
+            }
+        }
+    }
+    float* dkh = dk + khead * nk * d;
+    float* dvh = dv + khead * nk * d;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int key = n0 + wr + r;
+        if (key >= nk) continue;
+#pragma unroll
+        for (int t = 0; t < S::CPL; ++t) {
+            const int col = lane + 32 * t;
+            if (col < d) {
+                stg(dkh + static_cast<int64_t>(key) * d + col, acc_dk[r][t] * scale);
+                stg(dvh + static_cast<int64_t>(key) * d + col, acc_dv[r][t]);
+            }
+        }
+    }
+}
+
+// dQ of 4 query rows per warp over the key tiles they see.
+template <int kD, int kWarps>
+__device__ __forceinline__ void attn_bwd_dq_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                                const float* __restrict__ v, const float* __restrict__ dout,
+                                                const float* __restrict__ lse, const float* __restrict__ delta,
+                                                float* __restrict__ dq, int nq, int nk, int hq, int hkv, int d,
+                                                float scale, int causal, int offset) {
+    using S = F32Shape<kD, kWarps>;
+    constexpr int R = F32_ROWS;
+    float* sQ = reinterpret_cast<float*>(dyn_smem());  // [BM][kD]
+    float* sdO = sQ + S::BM * kD;                       // [BM][kD]
+    float* sK = sdO + S::BM * kD;                       // [32][LDP]
+    float* sV = sK + 32 * S::LDP;                       // [32][LDP]
+    float* sS = sV + 32 * S::LDP;                       // [BM][32]
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int m_block = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int hk = h / (hq / hkv);
+    const int64_t qhead = static_cast<int64_t>(b) * hq + h;
+    const int64_t khead = static_cast<int64_t>(b) * hkv + hk;
+    const float* kh = k + khead * nk * d;
+    const float* vh = v + khead * nk * d;
+    const int m0 = m_block * S::BM;
+    const int wr = warp * R;
+    const int rows_end = imin(m0 + S::BM, nq);
+    const int n_end = causal ? key_limit(rows_end - 1, nk, causal, offset) : nk;
+    const int n_blocks = (n_end + 31) / 32;
+    const float scale_log2 = scale * LOG2E;
+
+    float row_l2[R];
+    float row_d[R];
+    float acc[R][S::CPL];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int row = m0 + wr + r;
+        row_l2[r] = INFINITY;
+        row_d[r] = 0.f;
+        if (row < nq) {
+            const float l = ldg(lse + qhead * nq + row);
+            if (l != -INFINITY) row_l2[r] = l * LOG2E;
+            row_d[r] = ldg(delta + qhead * nq + row);
+        }
+#pragma unroll
+        for (int t = 0; t < S::CPL; ++t) acc[r][t] = 0.f;
+    }
+    load_tile_f32<S::BM, kD, S::kThreads>(sQ, kD, q + qhead * nq * d, m0, nq, d);
+    load_tile_f32<S::BM, kD, S::kThreads>(sdO, kD, dout + qhead * nq * d, m0, nq, d);
+    for (int nb = n_blocks - 1; nb >= 0; --nb) {
+        __syncthreads();  // every warp is done with the previous K, V and dS
+        load_tile_f32<32, kD, S::kThreads>(sK, S::LDP, kh, nb * 32, nk, d);
+        load_tile_f32<32, kD, S::kThreads>(sV, S::LDP, vh, nb * 32, nk, d);
+        __syncthreads();
+        const int key = nb * 32 + lane;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float s = 0.f;
+            float dp = 0.f;
+#pragma unroll 8
+            for (int cc = 0; cc < kD; ++cc) {
+                s = fmaf(lds(sQ + (wr + r) * kD + cc), lds(sK + lane * S::LDP + cc), s);
+                dp = fmaf(lds(sdO + (wr + r) * kD + cc), lds(sV + lane * S::LDP + cc), dp);
+            }
+            float p = exp2f(fmaf(s, scale_log2, -row_l2[r]));
+            if (key >= key_limit(m0 + wr + r, nk, causal, offset)) p = 0.f;
+            sts(sS + (wr + r) * 32 + lane, p * (dp - row_d[r]));
+        }
+        __syncwarp();
+        for (int j = 0; j < 32; ++j) {
+            float kk[S::CPL];
+#pragma unroll
+            for (int t = 0; t < S::CPL; ++t) kk[t] = lds(sK + j * S::LDP + lane + 32 * t);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                const float ds = lds(sS + (wr + r) * 32 + j);
+#pragma unroll
+                for (int t = 0; t < S::CPL; ++t) acc[r][t] = fmaf(ds, kk[t], acc[r][t]);
+            }
+        }
+    }
+    float* dqh = dq + qhead * nq * d;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int row = m0 + wr + r;
+        if (row >= nq) continue;
+#pragma unroll
+        for (int t = 0; t < S::CPL; ++t) {
+            const int col = lane + 32 * t;
+            if (col < d) stg(dqh + static_cast<int64_t>(row) * d + col, acc[r][t] * scale);
+        }
+    }
+}
+
 }  // namespace k4j_attn
 
 // ---------------------------------------------------------------------------------------------------
 // Instantiations. Changing a shape here changes its _cfg record, which the launchers read, so nothing
 // else needs to follow.
 
+// Launchers look these records up by name (the symbol in the loaded image).
 #define K4J_ATTN_CFG(name, threads, smem, rows, keys) \
-    extern "C" __device__ const int name##_cfg[4] = {threads, smem, rows, keys};
+    extern "C" {                                      \
+    __device__ int name##_cfg[4] = {threads, smem, rows, keys}; \
+    }
 
-#define K4J_ATTN_FWD(dtname, DT, KD, BM, BN, NW)                                                              \
-    K4J_ATTN_CFG(k4j_attn_fwd_##dtname##_d##KD, NW * 32, (k4j_attn::FwdShape<KD, BM, BN, NW>::kSmem), BM, BN) \
-    extern "C" __global__ void __launch_bounds__(NW * 32)                                                     \
-        k4j_attn_fwd_##dtname##_d##KD(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* o,  \
-                                      float* lse, int nq, int nk, int hq, int hkv, int d, float scale,        \
-                                      int causal, int offset) {                                               \
-        k4j_attn::attn_fwd<DT, KD, BM, BN, NW>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset);   \
+#define K4J_ATTN_FWD(name, DT, KD, BM, BN, NW)                                                                \
+    K4J_ATTN_CFG(name, NW * 32, (k4j_attn::FwdShape<KD, BM, BN, NW>::kSmem), BM, BN)                           \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                      \
+        name(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* o, float* lse, int nq, int nk, \
+             int hq, int hkv, int d, float scale, int causal, int offset) {                                    \
+        k4j_attn::attn_fwd<DT, KD, BM, BN, NW>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset);    \
     }
 
 #define K4J_ATTN_BWD(name, DT, KD, BM, NW, DS, ST)                                                           \
@@ -1043,16 +1427,21 @@ __device__ __forceinline__ void attn_bwd_dq(const uint16_t* __restrict__ q, cons
                                                    hkv, d, scale, causal, offset, with_dq);                  \
     }
 
-#define K4J_ATTN_DQ(dtname, DT, KD, BM, BN, NW)                                                                  \
-    K4J_ATTN_CFG(k4j_attn_bwd_dq_##dtname##_d##KD, NW * 32, (k4j_attn::DqShape<KD, BM, BN, NW>::kSmem), BM, BN) \
-    extern "C" __global__ void __launch_bounds__(NW * 32)                                                        \
-        k4j_attn_bwd_dq_##dtname##_d##KD(const uint16_t* q, const uint16_t* k, const uint16_t* v,               \
-                                         const uint16_t* dout, const float* lse, const float* delta,            \
-                                         uint16_t* dq, int nq, int nk, int hq, int hkv, int d, float scale,     \
-                                         int causal, int offset) {                                              \
+#define K4J_ATTN_DQ(name, DT, KD, BM, BN, NW)                                                                  \
+    K4J_ATTN_CFG(name, NW * 32, (k4j_attn::DqShape<KD, BM, BN, NW>::kSmem), BM, BN)                            \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                      \
+        name(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* dout, const float* lse,  \
+             const float* delta, uint16_t* dq, int nq, int nk, int hq, int hkv, int d, float scale, int causal, \
+             int offset) {                                                                                     \
         k4j_attn::attn_bwd_dq<DT, KD, BM, BN, NW>(q, k, v, dout, lse, delta, dq, nq, nk, hq, hkv, d, scale,     \
-                                                  causal, offset);                                              \
+                                                  causal, offset);                                             \
     }
+
+K4J_ATTN_CFG(k4j_attn_copy_rows, 256, 0, 0, 0)
+extern "C" __global__ void __launch_bounds__(256)
+    k4j_attn_copy_rows(const uint16_t* src, int src_cols, uint16_t* dst, int dst_cols, long long rows) {
+    k4j_attn::attn_copy_rows(src, src_cols, dst, dst_cols, rows);
+}
 
 #define K4J_ATTN_SMALL(dtname, DT)                                                                            \
     K4J_ATTN_CFG(k4j_attn_bwd_prep_##dtname, 256, 0, 8, 0)                                                    \
@@ -1107,21 +1496,76 @@ __device__ __forceinline__ void attn_bwd_dq(const uint16_t* __restrict__ q, cons
 #define K4J_ATTN_FWD_(...) K4J_ATTN_FWD(__VA_ARGS__)
 #define K4J_ATTN_BWD_(...) K4J_ATTN_BWD(__VA_ARGS__)
 #define K4J_ATTN_DQ_(...) K4J_ATTN_DQ(__VA_ARGS__)
-#define K4J_ATTN_DIM(dtname, DT, KD)                                         \
-    K4J_ATTN_FWD_(dtname, DT, KD, K4J_FWD_D##KD)                             \
-    K4J_ATTN_BWD_(k4j_attn_bwd_##dtname##_d##KD, DT, KD, K4J_BWD_D##KD)      \
-    K4J_ATTN_DQ_(dtname, DT, KD, K4J_DQ_D##KD)
+#define K4J_ATTN_DIM(dtname, DT, KD)                                                \
+    K4J_ATTN_FWD_(k4j_attn_fwd_##dtname##_d##KD, DT, KD, K4J_FWD_D##KD)             \
+    K4J_ATTN_BWD_(k4j_attn_bwd_##dtname##_d##KD, DT, KD, K4J_BWD_D##KD)             \
+    K4J_ATTN_DQ_(k4j_attn_bwd_dq_##dtname##_d##KD, DT, KD, K4J_DQ_D##KD)
 
-#define K4J_ATTN_ALL(dtname, DT)   \
-    K4J_ATTN_SMALL(dtname, DT)     \
-    K4J_ATTN_DIM(dtname, DT, 32)   \
-    K4J_ATTN_DIM(dtname, DT, 64)   \
-    K4J_ATTN_DIM(dtname, DT, 96)   \
-    K4J_ATTN_DIM(dtname, DT, 128)  \
-    K4J_ATTN_DIM(dtname, DT, 160)  \
-    K4J_ATTN_DIM(dtname, DT, 192)  \
-    K4J_ATTN_DIM(dtname, DT, 224)  \
-    K4J_ATTN_DIM(dtname, DT, 256)
+// Alternative shapes for the tuned head dims, in the sm_90 cubin only (where each compiles without
+// spills): the autotuner's candidates beside the defaults, named after their shape.
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900) || defined(K4J_ATTN_HOPPER_SHAPES)
+#define K4J_ATTN_ALTERNATIVES(dtname, DT)                                                     \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n128w8, DT, 64, 128, 128, 8)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n64w4, DT, 64, 64, 64, 4)                     \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n128w4, DT, 64, 64, 128, 4)                   \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n128w8, DT, 128, 128, 128, 8)               \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n64w8, DT, 128, 128, 64, 8)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n32w4, DT, 128, 128, 32, 4)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m64n64w4, DT, 128, 64, 64, 4)                   \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m64w4s1q2, DT, 64, 64, 4, 1, 2)                  \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m32w8s1q2, DT, 64, 32, 8, 1, 2)                  \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m32w4s1q2, DT, 128, 32, 4, 1, 2)                \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m64w4s1q2, DT, 128, 64, 4, 1, 2)                \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m32w8s1q2, DT, 128, 32, 8, 1, 2)
+#else
+#define K4J_ATTN_ALTERNATIVES(dtname, DT)
+#endif
+
+#define K4J_ATTN_ALL(dtname, DT)        \
+    K4J_ATTN_SMALL(dtname, DT)          \
+    K4J_ATTN_DIM(dtname, DT, 32)        \
+    K4J_ATTN_DIM(dtname, DT, 64)        \
+    K4J_ATTN_DIM(dtname, DT, 96)        \
+    K4J_ATTN_DIM(dtname, DT, 128)       \
+    K4J_ATTN_DIM(dtname, DT, 160)       \
+    K4J_ATTN_DIM(dtname, DT, 192)       \
+    K4J_ATTN_DIM(dtname, DT, 224)       \
+    K4J_ATTN_DIM(dtname, DT, 256)       \
+    K4J_ATTN_ALTERNATIVES(dtname, DT)
 
 K4J_ATTN_ALL(f16, k4j_attn::F16)
 K4J_ATTN_ALL(bf16, k4j_attn::BF16)
+
+// fp32: (kD, warps); rows per CTA = 4 * warps, key/query tiles of 32.
+#define K4J_ATTN_F32(KD, NW)                                                                                       \
+    K4J_ATTN_CFG(k4j_attn_fwd_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemFwd), NW * 4, 32)               \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+        k4j_attn_fwd_f32_d##KD(const float* q, const float* k, const float* v, float* o, float* lse, int nq, int nk, \
+                               int hq, int hkv, int d, float scale, int causal, int offset) {                      \
+        k4j_attn::attn_fwd_f32<KD, NW>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset);                 \
+    }                                                                                                              \
+    K4J_ATTN_CFG(k4j_attn_bwd_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemDkdv), 32, NW * 4)              \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+        k4j_attn_bwd_f32_d##KD(const float* q, const float* k, const float* v, const float* dout, const float* lse,  \
+                               const float* delta, float* dk, float* dv, int nq, int nk, int hq, int hkv, int d,     \
+                               float scale, int causal, int offset) {                                              \
+        k4j_attn::attn_bwd_dkdv_f32<KD, NW>(q, k, v, dout, lse, delta, dk, dv, nq, nk, hq, hkv, d, scale, causal,   \
+                                            offset);                                                               \
+    }                                                                                                              \
+    K4J_ATTN_CFG(k4j_attn_bwd_dq_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemDq), NW * 4, 32)             \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+        k4j_attn_bwd_dq_f32_d##KD(const float* q, const float* k, const float* v, const float* dout,               \
+                                  const float* lse, const float* delta, float* dq, int nq, int nk, int hq, int hkv, \
+                                  int d, float scale, int causal, int offset) {                                    \
+        k4j_attn::attn_bwd_dq_f32<KD, NW>(q, k, v, dout, lse, delta, dq, nq, nk, hq, hkv, d, scale, causal, offset);  \
+    }
+
+K4J_ATTN_CFG(k4j_attn_bwd_prep_f32, 256, 0, 8, 0)
+extern "C" __global__ void __launch_bounds__(256)
+    k4j_attn_bwd_prep_f32(const float* out, const float* dout, float* delta, long long rows, int d) {
+    k4j_attn::attn_bwd_prep_f32(out, dout, delta, rows, d);
+}
+K4J_ATTN_F32(32, 4)
+K4J_ATTN_F32(64, 4)
+K4J_ATTN_F32(128, 4)
+K4J_ATTN_F32(256, 2)

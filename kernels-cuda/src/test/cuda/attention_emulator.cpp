@@ -570,7 +570,7 @@ struct Buf {
     static constexpr size_t GUARD = 256;
     explicit Buf(size_t n) : mem(n + 2 * GUARD + 16), bytes(n) {
         std::fill(mem.begin(), mem.end(), 0xA5);
-        emu::buffers.push_back({data(), n});
+        if (n > 0) emu::buffers.push_back({data(), n});
     }
     uint8_t* data() {
         auto p = reinterpret_cast<uintptr_t>(mem.data() + GUARD);
@@ -664,23 +664,6 @@ struct Result {
     long unwritten = 0;
 };
 
-// ||x - ref|| / ||ref|| over finite reference entries; NaN in x counts as unwritten.
-Result compare16(const uint16_t* x, const Tensor& ref, int dt) {
-    Result res;
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double v = emu::from16(dt, x[i]);
-        if (std::isnan(v)) {
-            ++res.unwritten;
-            continue;
-        }
-        num += (v - ref[i]) * (v - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    res.err = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-    return res;
-}
-
 Result compare_lse(const float* x, const Tensor& ref) {
     Result res;
     double worst = 0;
@@ -757,113 +740,225 @@ Dim3 dim3(unsigned x, unsigned y = 1, unsigned z = 1) {
 
 unsigned ceil_div(long a, long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
-bool run_case(const Problem& p, std::mt19937_64& rng, bool deterministic) {
+float load_elem(Buf& b, size_t i, int dt) {
+    return dt == 2 ? b.as<float>()[i] : emu::from16(dt, b.as<uint16_t>()[i]);
+}
+
+// rows x src_cols -> rows x dst_cols through k4j_attn_copy_rows (the launcher's padding of 16-bit rows)
+void copy_rows(Buf& src, int src_cols, Buf& dst, int dst_cols, long rows) {
+    if (rows * dst_cols == 0) return;
+    emu::launch(dim3(std::min(ceil_div(rows * dst_cols, 256), 8u)), dim3(256), 0, [&] {
+        k4j_attn_copy_rows(src.as<uint16_t>(), src_cols, dst.as<uint16_t>(), dst_cols, rows);
+    });
+}
+
+// The launch sequence AttentionCuda.java implements, on emulated buffers. dt: 0 fp16, 1 bf16, 2 fp32.
+bool run_case(const Problem& p, std::mt19937_64& rng, bool deterministic, const Kernels* chosen = nullptr,
+              const char* label = "") {
     emu::buffers.clear();
     const int dt = p.dt, d = p.d;
-    const size_t nqe = static_cast<size_t>(p.b) * p.hq * p.nq * d;
-    const size_t nke = static_cast<size_t>(p.b) * p.hkv * p.nk * d;
-    const size_t rows = static_cast<size_t>(p.b) * p.hq * p.nq;
+    const size_t es = dt == 2 ? 4 : 2;
+    const long qrows = static_cast<long>(p.b) * p.hq * p.nq;
+    const long krows = static_cast<long>(p.b) * p.hkv * p.nk;
+    const size_t nqe = static_cast<size_t>(qrows) * d;
+    const size_t nke = static_cast<size_t>(krows) * d;
     std::normal_distribution<float> nd(0.f, 1.f);
-    auto fill = [&](Buf& buf, size_t n, Tensor& rounded, float scale) {
+    auto fill = [&](Buf& buf, size_t n, Tensor& rounded) {
         rounded.resize(n);
         for (size_t i = 0; i < n; ++i) {
-            const uint16_t h = emu::to16(dt, nd(rng) * scale);
-            buf.as<uint16_t>()[i] = h;
-            rounded[i] = emu::from16(dt, h);
+            const float x = nd(rng);
+            if (dt == 2) {
+                buf.as<float>()[i] = x;
+                rounded[i] = x;
+            } else {
+                const uint16_t hb = emu::to16(dt, x);
+                buf.as<uint16_t>()[i] = hb;
+                rounded[i] = emu::from16(dt, hb);
+            }
         }
     };
-    auto poison16 = [&](Buf& buf, size_t n) { std::fill(buf.as<uint16_t>(), buf.as<uint16_t>() + n, uint16_t(0x7fff)); };
+    auto poison = [&](Buf& buf, size_t n) {
+        if (dt == 2) {
+            std::fill(buf.as<float>(), buf.as<float>() + n, std::numeric_limits<float>::quiet_NaN());
+        } else {
+            std::fill(buf.as<uint16_t>(), buf.as<uint16_t>() + n, uint16_t(0x7fff));
+        }
+    };
     auto poison32 = [&](Buf& buf, size_t n) {
         std::fill(buf.as<float>(), buf.as<float>() + n, std::numeric_limits<float>::quiet_NaN());
     };
 
-    Buf q(nqe * 2), k(nke * 2), v(nke * 2), o(nqe * 2), lse(rows * 4), dout(nqe * 2), delta(rows * 4),
-        dqacc(nqe * 4), dq(nqe * 2), dk(nke * 2), dv(nke * 2);
+    Buf q(nqe * es), k(nke * es), v(nke * es), o(nqe * es), lse(qrows * 4), dout(nqe * es), dq(nqe * es),
+        dk(nke * es), dv(nke * es);
     Tensor rq, rk, rv, rdo;
-    fill(q, nqe, rq, 1.f);
-    fill(k, nke, rk, 1.f);
-    fill(v, nke, rv, 1.f);
-    fill(dout, nqe, rdo, 1.f);
-    poison16(o, nqe);
-    poison32(lse, rows);
-    poison32(delta, rows);
-    poison32(dqacc, nqe);
-    poison16(dq, nqe);
-    poison16(dk, nke);
-    poison16(dv, nke);
+    fill(q, nqe, rq);
+    fill(k, nke, rk);
+    fill(v, nke, rv);
+    fill(dout, nqe, rdo);
+    for (Buf* bf : {&o, &dout, &dq, &dk, &dv}) {
+        if (bf != &dout) poison(*bf, bf == &o || bf == &dq ? nqe : nke);
+    }
+    poison32(lse, qrows);
 
-    const Kernels kn = kernels_for(dt, padded_dim(d));
     const int causal = p.mask != NONE;
     const int offset = p.mask == BOTTOM_RIGHT ? p.nk - p.nq : 0;
+    // 16-bit rows are padded to a multiple of 8 columns (16-byte rows for the tiles); fp32 loads any d.
+    const int dp = dt == 2 ? d : (d + 7) / 8 * 8;
+    const bool padded = dp != d;
+    const size_t nqp = static_cast<size_t>(qrows) * dp, nkp = static_cast<size_t>(krows) * dp;
+    Buf qp(padded ? nqp * 2 : 0), kp(padded ? nkp * 2 : 0), vp(padded ? nkp * 2 : 0), op(padded ? nqp * 2 : 0),
+        dop(padded ? nqp * 2 : 0), dqp(padded ? nqp * 2 : 0), dkp(padded ? nkp * 2 : 0), dvp(padded ? nkp * 2 : 0);
+    Buf delta(qrows * 4), dqacc(nqp * 4);
+    poison32(delta, qrows);
+    poison32(dqacc, nqp);
+    Buf& Q = padded ? qp : q;
+    Buf& K = padded ? kp : k;
+    Buf& V = padded ? vp : v;
+    Buf& O = padded ? op : o;
+    Buf& DO = padded ? dop : dout;
+    Buf& DQ = padded ? dqp : dq;
+    Buf& DK = padded ? dkp : dk;
+    Buf& DV = padded ? dvp : dv;
+    if (padded) {
+        copy_rows(q, d, qp, dp, qrows);
+        copy_rows(k, d, kp, dp, krows);
+        copy_rows(v, d, vp, dp, krows);
+        copy_rows(dout, d, dop, dp, qrows);
+    }
+    const int kd = padded_dim(dp);
 
-    // forward
-    if (p.nq > 0) {
-        const Cfg c = kn.fwd_cfg;
-        emu::launch(dim3(ceil_div(p.nq, c.rows), p.hq, p.b), dim3(c.threads), c.smem, [&] {
-            kn.fwd(q.as<uint16_t>(), k.as<uint16_t>(), v.as<uint16_t>(), o.as<uint16_t>(), lse.as<float>(), p.nq, p.nk,
-                   p.hq, p.hkv, d, p.scale, causal, offset);
-        });
-    }
-    // backward: preprocessing, key-block kernel, then dQ by conversion (atomic mode) or by its own kernel
-    if (rows > 0) {
-        auto prep = dt == 1 ? k4j_attn_bwd_prep_bf16 : k4j_attn_bwd_prep_f16;
-        emu::launch(dim3(ceil_div(static_cast<long>(rows), 8)), dim3(256), 0, [&] {
-            prep(o.as<uint16_t>(), dout.as<uint16_t>(), delta.as<float>(), deterministic ? nullptr : dqacc.as<float>(),
-                 static_cast<long long>(rows), d);
-        });
-    }
-    if (p.nk > 0) {
-        const Cfg c = kn.bwd_cfg;
-        emu::launch(dim3(ceil_div(p.nk, c.keys), p.hkv, p.b), dim3(c.threads), c.smem, [&] {
-            kn.bwd(q.as<uint16_t>(), k.as<uint16_t>(), v.as<uint16_t>(), dout.as<uint16_t>(), lse.as<float>(),
-                   delta.as<float>(), dqacc.as<float>(), dk.as<uint16_t>(), dv.as<uint16_t>(), p.nq, p.nk, p.hq, p.hkv,
-                   d, p.scale, causal, offset, deterministic ? 0 : 1);
-        });
-    }
-    if (p.nq > 0) {
-        if (deterministic) {
-            const Cfg c = kn.dq_cfg;
-            emu::launch(dim3(ceil_div(p.nq, c.rows), p.hq, p.b), dim3(c.threads), c.smem, [&] {
-                kn.dq(q.as<uint16_t>(), k.as<uint16_t>(), v.as<uint16_t>(), dout.as<uint16_t>(), lse.as<float>(),
-                      delta.as<float>(), dq.as<uint16_t>(), p.nq, p.nk, p.hq, p.hkv, d, p.scale, causal, offset);
-            });
+    if (dt == 2) {
+        Cfg fc, bc, qc;
+        decltype(&k4j_attn_fwd_f32_d32) ffn;
+        decltype(&k4j_attn_bwd_f32_d32) bfn;
+        decltype(&k4j_attn_bwd_dq_f32_d32) qfn;
+#define K4J_F32_PICK(KD)                                         \
+    ffn = k4j_attn_fwd_f32_d##KD;                                \
+    fc = cfg_of(k4j_attn_fwd_f32_d##KD##_cfg);                   \
+    bfn = k4j_attn_bwd_f32_d##KD;                                \
+    bc = cfg_of(k4j_attn_bwd_f32_d##KD##_cfg);                   \
+    qfn = k4j_attn_bwd_dq_f32_d##KD;                             \
+    qc = cfg_of(k4j_attn_bwd_dq_f32_d##KD##_cfg);
+        if (kd <= 32) {
+            K4J_F32_PICK(32)
+        } else if (kd <= 64) {
+            K4J_F32_PICK(64)
+        } else if (kd <= 128) {
+            K4J_F32_PICK(128)
         } else {
-            auto conv = dt == 1 ? k4j_attn_dq_convert_bf16 : k4j_attn_dq_convert_f16;
-            emu::launch(dim3(std::min(ceil_div(static_cast<long>(nqe), 256 * 8), 4u)), dim3(256), 0,
-                        [&] { conv(dqacc.as<float>(), dq.as<uint16_t>(), static_cast<long long>(nqe), p.scale); });
+            K4J_F32_PICK(256)
+        }
+        if (qrows > 0) {
+            emu::launch(dim3(ceil_div(p.nq, fc.rows), p.hq, p.b), dim3(fc.threads), fc.smem, [&] {
+                ffn(q.as<float>(), k.as<float>(), v.as<float>(), o.as<float>(), lse.as<float>(), p.nq, p.nk, p.hq,
+                    p.hkv, d, p.scale, causal, offset);
+            });
+            emu::launch(dim3(ceil_div(qrows, 8)), dim3(256), 0,
+                        [&] { k4j_attn_bwd_prep_f32(o.as<float>(), dout.as<float>(), delta.as<float>(), qrows, d); });
+        }
+        if (krows > 0) {
+            emu::launch(dim3(ceil_div(p.nk, bc.keys), p.hkv, p.b), dim3(bc.threads), bc.smem, [&] {
+                bfn(q.as<float>(), k.as<float>(), v.as<float>(), dout.as<float>(), lse.as<float>(), delta.as<float>(),
+                    dk.as<float>(), dv.as<float>(), p.nq, p.nk, p.hq, p.hkv, d, p.scale, causal, offset);
+            });
+        }
+        if (qrows > 0) {
+            emu::launch(dim3(ceil_div(p.nq, qc.rows), p.hq, p.b), dim3(qc.threads), qc.smem, [&] {
+                qfn(q.as<float>(), k.as<float>(), v.as<float>(), dout.as<float>(), lse.as<float>(), delta.as<float>(),
+                    dq.as<float>(), p.nq, p.nk, p.hq, p.hkv, d, p.scale, causal, offset);
+            });
+        }
+    } else {
+        const Kernels kn = chosen != nullptr ? *chosen : kernels_for(dt, kd);
+        if (qrows > 0) {
+            const Cfg c = kn.fwd_cfg;
+            emu::launch(dim3(ceil_div(p.nq, c.rows), p.hq, p.b), dim3(c.threads), c.smem, [&] {
+                kn.fwd(Q.as<uint16_t>(), K.as<uint16_t>(), V.as<uint16_t>(), O.as<uint16_t>(), lse.as<float>(), p.nq,
+                       p.nk, p.hq, p.hkv, dp, p.scale, causal, offset);
+            });
+            if (padded) copy_rows(op, dp, o, d, qrows);
+            auto prep = dt == 1 ? k4j_attn_bwd_prep_bf16 : k4j_attn_bwd_prep_f16;
+            emu::launch(dim3(ceil_div(qrows, 8)), dim3(256), 0, [&] {
+                prep(O.as<uint16_t>(), DO.as<uint16_t>(), delta.as<float>(), deterministic ? nullptr : dqacc.as<float>(),
+                     qrows, dp);
+            });
+        }
+        if (krows > 0) {
+            const Cfg c = kn.bwd_cfg;
+            emu::launch(dim3(ceil_div(p.nk, c.keys), p.hkv, p.b), dim3(c.threads), c.smem, [&] {
+                kn.bwd(Q.as<uint16_t>(), K.as<uint16_t>(), V.as<uint16_t>(), DO.as<uint16_t>(), lse.as<float>(),
+                       delta.as<float>(), dqacc.as<float>(), DK.as<uint16_t>(), DV.as<uint16_t>(), p.nq, p.nk, p.hq,
+                       p.hkv, dp, p.scale, causal, offset, deterministic ? 0 : 1);
+            });
+        }
+        if (qrows > 0) {
+            if (deterministic) {
+                const Cfg c = kn.dq_cfg;
+                emu::launch(dim3(ceil_div(p.nq, c.rows), p.hq, p.b), dim3(c.threads), c.smem, [&] {
+                    kn.dq(Q.as<uint16_t>(), K.as<uint16_t>(), V.as<uint16_t>(), DO.as<uint16_t>(), lse.as<float>(),
+                          delta.as<float>(), DQ.as<uint16_t>(), p.nq, p.nk, p.hq, p.hkv, dp, p.scale, causal, offset);
+                });
+            } else {
+                auto conv = dt == 1 ? k4j_attn_dq_convert_bf16 : k4j_attn_dq_convert_f16;
+                emu::launch(dim3(std::min(ceil_div(static_cast<long>(nqp), 256 * 8), 4u)), dim3(256), 0, [&] {
+                    conv(dqacc.as<float>(), DQ.as<uint16_t>(), static_cast<long long>(nqp), p.scale);
+                });
+            }
+        }
+        if (padded) {
+            copy_rows(dqp, dp, dq, d, qrows);
+            copy_rows(dkp, dp, dk, d, krows);
+            copy_rows(dvp, dp, dv, d, krows);
         }
     }
 
     const Reference ref = reference(p, rq, rk, rv, rdo);
     // Tolerances: a few units of the storage type's rounding (P and dS are rounded to it before the products
-    // that use them); an indexing or layout mistake gives errors of order 1.
-    const double tol = dt == 1 ? 2.5e-2 : 4e-3;
-    const Result ro = compare16(o.as<uint16_t>(), ref.o, dt);
+    // that use them); an indexing or layout mistake gives errors of order 1. fp32: DESIGN.md's 1e-5.
+    const double tol = dt == 2 ? 1e-5 : dt == 1 ? 2.5e-2 : 4e-3;
+    const double gtol = dt == 2 ? 1e-5 : 2 * tol;
+    auto compare = [&](Buf& x, const Tensor& r) {
+        Result res;
+        double num = 0, den = 0;
+        for (size_t i = 0; i < r.size(); ++i) {
+            const double val = load_elem(x, i, dt);
+            if (std::isnan(val)) {
+                ++res.unwritten;
+                continue;
+            }
+            num += (val - r[i]) * (val - r[i]);
+            den += r[i] * r[i];
+        }
+        res.err = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+        return res;
+    };
+    const Result ro = compare(o, ref.o);
     const Result rl = compare_lse(lse.as<float>(), ref.lse);
-    const Result rq2 = compare16(dq.as<uint16_t>(), ref.dq, dt);
-    const Result rk2 = compare16(dk.as<uint16_t>(), ref.dk, dt);
-    const Result rv2 = compare16(dv.as<uint16_t>(), ref.dv, dt);
+    const Result rq2 = compare(dq, ref.dq);
+    const Result rk2 = compare(dk, ref.dk);
+    const Result rv2 = compare(dv, ref.dv);
     bool guards = true;
-    for (Buf* bf : {&o, &lse, &delta, &dqacc, &dq, &dk, &dv}) guards = guards && bf->guards_intact();
-    // rows that see no key must give exactly O = 0
-    long bad_empty = 0;
+    for (Buf* bf : {&o, &lse, &delta, &dqacc, &dq, &dk, &dv, &qp, &kp, &vp, &op, &dop, &dqp, &dkp, &dvp}) {
+        guards = guards && bf->guards_intact();
+    }
+    long bad_empty = 0;  // rows that see no key must give exactly O = 0
     for (int bb = 0; bb < p.b; ++bb) {
         for (int h = 0; h < p.hq; ++h) {
             for (int i = 0; i < p.nq; ++i) {
                 if (visible(p, i) != 0) continue;
                 const size_t at = ((static_cast<size_t>(bb) * p.hq + h) * p.nq + i) * d;
-                for (int c = 0; c < d; ++c) bad_empty += o.as<uint16_t>()[at + c] != 0;
+                for (int c = 0; c < d; ++c) bad_empty += load_elem(o, at + c, dt) != 0;
             }
         }
     }
-    const bool ok = ro.unwritten == 0 && rl.unwritten == 0 && rq2.unwritten == 0 && rk2.unwritten == 0 &&
-                    rv2.unwritten == 0 && ro.err <= tol && rl.err <= 2e-2 && rq2.err <= 2 * tol && rk2.err <= 2 * tol &&
-                    rv2.err <= 2 * tol && guards && bad_empty == 0;
-    std::printf("%-4s %-5s B=%d Hq=%d Hkv=%d Nq=%d Nk=%d d=%d %-12s scale=%.3f | O %.2e lse %.2e dQ %.2e dK %.2e dV %.2e%s%s%s\n",
-                ok ? "ok" : "FAIL", dt == 1 ? "bf16" : "fp16", p.b, p.hq, p.hkv, p.nq, p.nk, p.d, mask_name(p.mask), p.scale,
-                ro.err, rl.err, rq2.err, rk2.err, rv2.err, deterministic ? " (deterministic dQ)" : "",
-                guards ? "" : " GUARDS OVERWRITTEN",
-                (ro.unwritten + rl.unwritten + rq2.unwritten + rk2.unwritten + rv2.unwritten) ? " UNWRITTEN/NaN" : "");
+    const long unwritten = ro.unwritten + rl.unwritten + rq2.unwritten + rk2.unwritten + rv2.unwritten;
+    const bool ok = unwritten == 0 && ro.err <= tol && rl.err <= 2e-2 && rq2.err <= gtol && rk2.err <= gtol &&
+                    rv2.err <= gtol && guards && bad_empty == 0;
+    static const char* names[] = {"fp16", "bf16", "fp32"};
+    std::printf("%-4s %-5s B=%d Hq=%d Hkv=%d Nq=%d Nk=%d d=%d %-12s scale=%.3f | O %.2e lse %.2e dQ %.2e dK %.2e dV %.2e%s%s%s%s\n",
+                ok ? "ok" : "FAIL", names[dt], p.b, p.hq, p.hkv, p.nq, p.nk, p.d, mask_name(p.mask), p.scale, ro.err,
+                rl.err, rq2.err, rk2.err, rv2.err, deterministic && dt != 2 ? " (deterministic dQ)" : "", label,
+                guards ? "" : " GUARDS OVERWRITTEN", unwritten ? " UNWRITTEN/NaN" : "");
     std::fflush(stdout);
     return ok;
 }
@@ -891,13 +986,59 @@ int main(int argc, char** argv) {
         {1, 2, 1, 129, 1, 96, BOTTOM_RIGHT, 0, 0},
         {1, 1, 1, 100, 100, 64, TOP_LEFT, 1, -0.3f},
         {1, 8, 2, 65, 63, 64, BOTTOM_RIGHT, 0, 0},
+        // rows padded to a multiple of 8 columns by the launcher
+        {1, 2, 1, 37, 41, 37, BOTTOM_RIGHT, 1, 0},
+        {2, 2, 2, 9, 7, 1, NONE, 0, 0},
+        {1, 1, 1, 20, 20, 250, TOP_LEFT, 1, 0},
+        // fp32 (SIMT kernels, any d)
+        {1, 2, 1, 17, 40, 64, NONE, 2, 0},
+        {1, 4, 2, 70, 33, 37, BOTTOM_RIGHT, 2, 0},
+        {2, 2, 2, 33, 70, 128, TOP_LEFT, 2, 0},
+        {1, 2, 1, 20, 35, 256, BOTTOM_RIGHT, 2, 0},
+        {1, 1, 1, 5, 0, 16, NONE, 2, 0},
     };
     if (quick) cases.resize(4);
     int failed = 0;
     for (Problem p : cases) {
         if (p.scale == 0) p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.d)));
-        for (int det = 0; det < 2; ++det) failed += !run_case(p, rng, det == 1);
+        for (int det = 0; det < (p.dt == 2 ? 1 : 2); ++det) failed += !run_case(p, rng, det == 1);
     }
+#ifdef K4J_ATTN_HOPPER_SHAPES
+    // The sm_90 cubin's alternative shapes (tuning candidates), each with the default of the other pass.
+    struct Alternative {
+        const char* name;
+        int kd;
+        Kernels kn;
+    };
+#define K4J_FWD_ALT(KD, tag)                                                                                  \
+    Alternative{"fwd " #tag, KD, [] {                                                                        \
+                    Kernels k = K4J_KERNELS(bf16, KD);                                                       \
+                    k.fwd = k4j_attn_fwd_bf16_d##KD##_##tag;                                                 \
+                    k.fwd_cfg = cfg_of(k4j_attn_fwd_bf16_d##KD##_##tag##_cfg);                               \
+                    return k;                                                                                \
+                }()}
+#define K4J_BWD_ALT(KD, tag)                                                                                  \
+    Alternative{"bwd " #tag, KD, [] {                                                                        \
+                    Kernels k = K4J_KERNELS(bf16, KD);                                                       \
+                    k.bwd = k4j_attn_bwd_bf16_d##KD##_##tag;                                                 \
+                    k.bwd_cfg = cfg_of(k4j_attn_bwd_bf16_d##KD##_##tag##_cfg);                               \
+                    return k;                                                                                \
+                }()}
+    const Alternative alternatives[] = {
+        K4J_FWD_ALT(64, m128n128w8),  K4J_FWD_ALT(64, m64n64w4),    K4J_FWD_ALT(64, m64n128w4),
+        K4J_FWD_ALT(128, m128n128w8), K4J_FWD_ALT(128, m128n64w8),  K4J_FWD_ALT(128, m128n32w4),
+        K4J_FWD_ALT(128, m64n64w4),   K4J_BWD_ALT(64, m64w4s1q2),   K4J_BWD_ALT(64, m32w8s1q2),
+        K4J_BWD_ALT(128, m32w4s1q2),  K4J_BWD_ALT(128, m64w4s1q2),  K4J_BWD_ALT(128, m32w8s1q2),
+    };
+    if (!quick) {
+        for (const Alternative& a : alternatives) {
+            Problem p{1, 2, 1, 150, 131, a.kd, BOTTOM_RIGHT, 1, 0};
+            p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.d)));
+            std::string label = std::string(" [") + a.name + "]";
+            failed += !run_case(p, rng, false, &a.kn, label.c_str());
+        }
+    }
+#endif
     std::printf("%s: %d failed; %llu context switches\n", failed ? "FAILED" : "all passed", failed,
                 static_cast<unsigned long long>(emu::switches));
     return failed ? 1 : 0;
