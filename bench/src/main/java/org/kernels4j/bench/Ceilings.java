@@ -39,8 +39,11 @@ public class Ceilings {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     /** Independent accumulators per thread: enough to cover the FMA latency on two pipes. */
     static final int ACCUMULATORS = 12;
-    /** Loop trips per thread per {@link #fma} call. */
-    static final int FMA_TRIPS = 4 << 20;
+    /**
+     * Loop trips per thread per {@link #fma} call: about a millisecond, so that the loop is called often enough
+     * to be compiled with the vector intrinsics early in the warm-up.
+     */
+    static final int FMA_TRIPS = 1 << 18;
 
     /** FLOPs one {@link #fma} call does on {@code threads} threads (2 per lane per FMA). */
     static double fmaFlops(int threads) {

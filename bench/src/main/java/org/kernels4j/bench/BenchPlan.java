@@ -1,0 +1,92 @@
+package org.kernels4j.bench;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+import org.kernels4j.DType;
+import org.kernels4j.Device;
+
+/**
+ * The benchmarks one {@code bench} run makes, each one JMH benchmark method with its parameters: kernels4j's
+ * ops on every chosen backend (the CPU set on cpu and opencl, the GPU set with its dtypes on cuda), the peers
+ * on the CPU set, and the two ceilings. Filters keep the items whose {@link Item#key()} they match.
+ */
+final class BenchPlan {
+
+    /**
+     * One benchmark: the JMH benchmark class and method, and its parameters.
+     *
+     * @param key the measurement key, as {@link Measurement#key()} will read it back
+     */
+    record Item(String key, String benchmarkClass, String method, Map<String, String> params) {
+        /** JMH's include pattern for exactly this method. */
+        String include() {
+            return "^" + Pattern.quote(BenchPlan.class.getPackageName() + "." + benchmarkClass + "." + method) + "$";
+        }
+    }
+
+    private BenchPlan() {
+    }
+
+    /**
+     * The items for these backends' default devices; {@code peers} adds PyTorch (forward and backward) and
+     * ONNX Runtime (forward) on the CPU set; {@code ceilings} adds the copy and FMA ceilings. A filter list
+     * that is not empty keeps the items whose key any pattern finds (ceilings are kept regardless, since the
+     * roofline needs them).
+     */
+    static List<Item> of(List<Device> devices, boolean peers, boolean ceilings, List<Pattern> filters) {
+        List<Item> items = new ArrayList<>();
+        for (Device d : devices) {
+            String backend = d.backend().name();
+            BenchProblem.Set set = backend.equals("cuda") ? BenchProblem.Set.GPU : BenchProblem.Set.CPU;
+            for (BenchProblem p : ProblemSet.of(set)) {
+                for (DType dt : p.dtypes()) {
+                    if (!d.capabilities().supports(dt)) {
+                        continue;
+                    }
+                    for (Direction dir : Direction.values()) {
+                        items.add(item(Measurement.OURS, "Ours", backend, p.name(), dir.label(), dt.label(),
+                                params("backend", backend, "problem", p.name(), "dtype", dt.label())));
+                    }
+                }
+            }
+        }
+        if (peers) {
+            for (BenchProblem p : ProblemSet.of(BenchProblem.Set.CPU)) {
+                for (Direction dir : Direction.values()) {
+                    items.add(item("torch", "Torch", "cpu", p.name(), dir.label(), "float32", params("problem", p.name())));
+                }
+                items.add(item("ort", "Ort", "cpu", p.name(), "forward", "float32", params("problem", p.name())));
+            }
+        }
+        List<Item> kept = new ArrayList<>();
+        for (Item i : items) {
+            if (filters.isEmpty() || filters.stream().anyMatch(f -> f.matcher(i.key()).find())) {
+                kept.add(i);
+            }
+        }
+        if (ceilings) {
+            kept.add(item(Measurement.CEILING, "Ceilings", "cpu", "copy", "-", "float32", Map.of()));
+            kept.add(item(Measurement.CEILING, "Ceilings", "cpu", "fma", "-", "float32", Map.of()));
+        }
+        return kept;
+    }
+
+    private static Item item(String impl, String cls, String backend, String problem, String direction, String dtype,
+                             Map<String, String> params) {
+        String method = impl.equals(Measurement.CEILING) ? problem : direction;
+        String key = impl + "/" + backend + "/" + dtype + "/" + problem + "/" + direction;
+        return new Item(key, cls, method, params);
+    }
+
+    private static Map<String, String> params(String... kv) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) {
+            m.put(kv[i], kv[i + 1]);
+        }
+        return m;
+    }
+}
