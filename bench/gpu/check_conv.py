@@ -11,8 +11,9 @@ split-K, workspace, NCHW through transposes for fp16/bf16), then
    every case; fp16/bf16 tolerance is twice the error of torch's own computation in that dtype;
 2. timing: the six layers (bf16, NHWC, N=128) fprop/dgrad/wgrad, ours against PyTorch (cuDNN with
    cudnn.benchmark, channels_last), CUDA events, median after warm-up, rotating input sets larger than L2;
-   TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ratio = cuDNN time / our time (target >= 0.7) and the
-   geometric mean;
+   TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ours_GBs = the fewest bytes the pass must move (operands
+   read once, result written once) over our time, against the copy bandwidth; ratio = cuDNN time / our time
+   (target >= 0.7) and the geometric mean;
 3. (not with quick) a sweep of the other tile shapes and split counts per layer, to show which the
    planner should pick.
 
@@ -151,35 +152,45 @@ def gemm_dims(pas, c: Conv):
     return c.Kg, c.R * c.S * c.Cg, c.N * c.P * c.Q
 
 
+# CTAs of a tile one H100/H200 SM holds at once, from the registers (ptxas) and shared memory of the
+# kernels; Conv2dCuda.java asks the driver (cuOccupancyMaxActiveBlocksPerMultiprocessor) instead.
+SLOTS = {"128x256w8": 1, "128x128w8": 2, "128x128w4": 2, "256x64w4": 2, "128x64w4": 3, "64x64w4": 4,
+         "64x256w4": 2, "64x128w4": 3, "128x32w4": 4}
+
+
 def tc_tile(kern, pas, c: Conv, dt, override=None):
-    """Tensor-core entry for an NHWC fp16/bf16 problem: name and its config."""
+    """Tensor-core entry for an NHWC fp16/bf16 problem: name and its config {threads, smem, BM, BN}.
+
+    16-byte loaders ('v') need the contiguous channel count of the operand to be a multiple of 8 (A: Cg for
+    fprop, Kg for dgrad/wgrad; B: Cg). Among the tiles that do not waste most of NG, the largest one whose
+    CTA count still fills every SM slot once is taken, so that large problems get the 64x64 warp tiles and
+    small ones enough CTAs.
+    """
     suf = SUFFIX[dt]
     M, NG, KD = gemm_dims(pas, c)
     va = (c.Cg if pas == "fprop" else c.Kg) % 8 == 0
     vb = c.Cg % 8 == 0
+
+    def ctas(tile):
+        _, _, bm, bn = kern.cfg(f"conv_{pas}_{suf}_{tile}_vv")
+        return cdiv(M, bm) * cdiv(NG, bn) * c.groups
+
     if override:
         tile = override
-    elif pas == "fprop":
-        if not va:
-            tile = "128x64_ss"
+    elif pas in ("fprop", "dgrad"):
+        if not (va and vb):
+            tile = "128x64w4_ss" if pas == "fprop" else ("128x32w4_vs" if va else "128x32w4_ss")
         else:
-            tile = "128x128_vv" if NG > 64 else "128x64_vv"
-            bm, bn = (int(v) for v in tile[:-3].split("x"))
-            if cdiv(M, bm) * cdiv(NG, bn) * c.groups < 2 * kern.sms:
-                tile = "64x64_vv"
-    elif pas == "dgrad":
-        if va and vb:
-            tile = "128x128_vv" if NG > 64 else "128x64_vv"
-            bm, bn = (int(v) for v in tile[:-3].split("x"))
-            if cdiv(M, bm) * cdiv(NG, bn) * c.groups < 2 * kern.sms:
-                tile = "64x64_vv"
+            prefs = (["128x256w8", "128x128w4", "64x64w4"] if NG > 128 else
+                     ["128x128w4", "64x64w4"] if NG > 64 else ["256x64w4", "128x64w4", "64x64w4"])
+            tile = next((t for t in prefs if ctas(t) >= kern.sms * SLOTS[t]), prefs[-1]) + "_vv"
+    elif va and vb:
+        if M > 64:
+            tile = "128x256w8_vv" if NG >= 256 else "128x128w4_vv"
         else:
-            tile = "128x32_vs" if va else "128x32_ss"
+            tile = "64x256w4_vv" if NG >= 256 else ("64x128w4_vv" if NG > 64 else "64x64w4_vv")
     else:
-        if va and vb:
-            tile = "128x128_vv" if M > 64 else ("64x128_vv" if NG > 64 else "64x64_vv")
-        else:
-            tile = "64x64_vs" if va else "64x64_ss"
+        tile = "64x64w4_vs" if va else "64x64w4_ss"
     entry = f"conv_{pas}_{suf}_{tile}"
     return entry, kern.cfg(entry)
 
@@ -478,6 +489,10 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
         return L, wg
 
     flops = c.flops()
+    es = 2
+    # fewest bytes a pass must move: each operand read once, the result written once
+    x_b, y_b, w_b = c.N * c.H * c.W * c.C * es, c.N * c.P * c.Q * c.K * es, c.K * c.R * c.S * c.Cg * es
+    min_bytes = {"fprop": x_b + w_b + y_b, "dgrad": y_b + w_b + x_b, "wgrad": y_b + x_b + w_b}
     for pas in ("fprop", "dgrad", "wgrad"):
         L, fn = ours_fn(pas)
         t_ours = h.time_cuda(fn, sets=sets, repeats=repeats)
@@ -489,6 +504,7 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
                      "ours_TFLOPs": h.tflops(flops, t_ours["median_ms"]),
                      "cudnn_TFLOPs": h.tflops(flops, t_torch["median_ms"]),
                      "ratio": ratio, "target_met": ratio >= 0.7,
+                     "min_bytes": min_bytes[pas], "ours_GBs": h.gbps(min_bytes[pas], t_ours["median_ms"]),
                      "spread_ours": t_ours["spread"], "spread_cudnn": t_torch["spread"], "seed": seed})
         print(f"  {name} {pas}: ours {t_ours['median_ms']:.4f} ms ({L.entry}, splits {L.splits}), "
               f"cudnn {t_torch['median_ms']:.4f} ms, ratio {ratio:.3f}", flush=True)
@@ -507,17 +523,17 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
 
 
 def sweep_variants(kern, pas, c, dt, planned: Launch):
+    """Every other 16-byte-loader tile of the pass, and for wgrad half and twice the planned splits."""
     va = (c.Cg if pas == "fprop" else c.Kg) % 8 == 0
-    vb = c.Cg % 8 == 0
-    if not (va and vb):
+    if not (va and c.Cg % 8 == 0):
         return []
-    tiles = {"fprop": ["128x128_vv", "128x64_vv", "64x64_vv"],
-             "dgrad": ["128x128_vv", "128x64_vv", "64x64_vv"],
-             "wgrad": ["128x128_vv", "64x128_vv", "64x64_vv"]}[pas]
-    out = [(t, None) for t in tiles if not planned.entry.endswith(t)]
+    tiles = {"fprop": ["128x256w8", "128x128w8", "128x128w4", "256x64w4", "128x64w4", "64x64w4"],
+             "dgrad": ["128x256w8", "128x128w8", "128x128w4", "256x64w4", "128x64w4", "64x64w4"],
+             "wgrad": ["128x256w8", "128x128w8", "128x128w4", "64x256w4", "64x128w4", "64x64w4"]}[pas]
+    planned_tile = planned.entry.split("_", 3)[3]
+    out = [(t + "_vv", None) for t in tiles if t + "_vv" != planned_tile]
     if pas == "wgrad":
-        out += [(planned.entry.split("_", 3)[3], max(1, planned.splits // 2)),
-                (planned.entry.split("_", 3)[3], planned.splits * 2)]
+        out += [(planned_tile, max(1, planned.splits // 2)), (planned_tile, planned.splits * 2)]
     return out
 
 
@@ -597,7 +613,7 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
         result[f"geomean_ratio_{pas}"] = math.exp(sum(math.log(r) for r in rs) / len(rs)) if rs else None
     save()
     h.print_table(result["timings"], ["layer", "pass", "kernel", "ours_ms", "cudnn_ms", "ours_TFLOPs", "cudnn_TFLOPs",
-                                      "ratio"], "conv bf16 NHWC N=128: ours vs cuDNN (ratio = cuDNN time / ours)")
+                                      "ours_GBs", "ratio"], "conv bf16 NHWC N=128: ours vs cuDNN (ratio = cuDNN time / ours)")
     if result["sweep"]:
         h.print_table([r for r in result["sweep"] if "ms" in r], ["layer", "pass", "kernel", "splits", "ms", "TFLOPs",
                                                                   "vs_planned"], "tile/split sweep (vs_planned > 1: faster than the plan)")

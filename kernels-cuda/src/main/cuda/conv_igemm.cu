@@ -24,7 +24,7 @@
 // aligned base pointers); 's' moves single elements with plain loads (any size, any 2-byte alignment).
 // Either way out-of-range elements become zeros, so M, NG and KD need not be tile multiples.
 //
-// Entry points conv_<pass>_<f16|bf16>_<BM>x<BN>_<A loader><B loader>, all with the same parameters:
+// Entry points conv_<pass>_<f16|bf16>_<BM>x<BN>w<warps>_<A loader><B loader>, all with the same parameters:
 //   (const T* a, const T* b, const T* bias, void* out,
 //    int N, int H, int W, int C, int K, int R, int S, int P, int Q,
 //    int strideH, int strideW, int padTop, int padLeft, int dilH, int dilW, int groups, int splitLen)
@@ -716,12 +716,12 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
 // ---------------------------------------------------------------------------------------------------
 // Entry points.
 
-#define CONV_IGEMM_ENTRY(NAME, E, PASS, BM, BN, WM, WN, STAGES, VA, VB)                                     \
+#define CONV_IGEMM_ENTRY(NAME, E, PASS, BM, BN, WM, WN, STAGES, VA, VB, MINB)                               \
     extern "C" {                                                                                           \
     __constant__ int NAME##_cfg[4] = {WM * WN * 32, conv::Plan<conv::PASS, BM, BN, STAGES, VA, VB>::SMEM_BYTES, \
                                       BM, BN};                                                             \
     }                                                                                                      \
-    extern "C" __global__ void __launch_bounds__(WM * WN * 32, 2)                                          \
+    extern "C" __global__ void __launch_bounds__(WM * WN * 32, MINB)                                       \
         NAME(const uint16_t* __restrict__ a, const uint16_t* __restrict__ b, const uint16_t* __restrict__ bias, \
              void* __restrict__ out, int N, int H, int W, int C, int K, int R, int S, int P, int Q, int sh,      \
              int sw, int ph, int pw, int dh, int dw, int groups, int splitLen) {                           \
@@ -729,21 +729,34 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
             a, b, bias, out, conv::make_geo(N, H, W, C, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups), splitLen); \
     }
 
-#define CONV_IGEMM_DTYPE(E, SUF)                                                                  \
-    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x128_vv, E, FPROP, 128, 128, 2, 4, 4, true, true)     \
-    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x64_vv, E, FPROP, 128, 64, 2, 2, 4, true, true)       \
-    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_64x64_vv, E, FPROP, 64, 64, 2, 2, 4, true, true)         \
-    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x64_ss, E, FPROP, 128, 64, 2, 2, 4, false, false)     \
-    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x128_vv, E, DGRAD, 128, 128, 2, 4, 4, true, true)     \
-    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x64_vv, E, DGRAD, 128, 64, 2, 2, 4, true, true)       \
-    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_64x64_vv, E, DGRAD, 64, 64, 2, 2, 4, true, true)         \
-    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32_vs, E, DGRAD, 128, 32, 4, 1, 4, true, false)      \
-    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32_ss, E, DGRAD, 128, 32, 4, 1, 4, false, false)     \
-    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x128_vv, E, WGRAD, 128, 128, 2, 4, 4, true, true)     \
-    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x128_vv, E, WGRAD, 64, 128, 2, 2, 4, true, true)       \
-    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64_vv, E, WGRAD, 64, 64, 2, 2, 4, true, true)         \
-    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64_vs, E, WGRAD, 64, 64, 2, 2, 4, true, false)        \
-    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64_ss, E, WGRAD, 64, 64, 2, 2, 4, false, false)
+// Tiles <BM>x<BN>w<warps>. Warp tiles of 64x64 (w4 on 128x128, 256x64, 64x256; w8 on 128x256) read 128
+// bytes of shared memory per mma, 64x32 ones (w8 on 128x128) 192: the larger warp tiles are the ones to
+// beat shared-memory bandwidth, the smaller ones fill the GPU on small problems. One CTA of 256 threads
+// with 64x64 warp tiles needs up to 255 registers per thread, hence min blocks 1 there.
+#define CONV_IGEMM_DTYPE(E, SUF)                                                                        \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x256w8_vv, E, FPROP, 128, 256, 2, 4, 4, true, true, 1)     \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x128w8_vv, E, FPROP, 128, 128, 2, 4, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x128w4_vv, E, FPROP, 128, 128, 2, 2, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_256x64w4_vv, E, FPROP, 256, 64, 4, 1, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x64w4_vv, E, FPROP, 128, 64, 2, 2, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_64x64w4_vv, E, FPROP, 64, 64, 2, 2, 4, true, true, 2)         \
+    CONV_IGEMM_ENTRY(conv_fprop_##SUF##_128x64w4_ss, E, FPROP, 128, 64, 2, 2, 4, false, false, 2)     \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x256w8_vv, E, DGRAD, 128, 256, 2, 4, 4, true, true, 1)     \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x128w8_vv, E, DGRAD, 128, 128, 2, 4, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x128w4_vv, E, DGRAD, 128, 128, 2, 2, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_256x64w4_vv, E, DGRAD, 256, 64, 4, 1, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x64w4_vv, E, DGRAD, 128, 64, 2, 2, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_64x64w4_vv, E, DGRAD, 64, 64, 2, 2, 4, true, true, 2)         \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32w4_vs, E, DGRAD, 128, 32, 4, 1, 4, true, false, 2)      \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32w4_ss, E, DGRAD, 128, 32, 4, 1, 4, false, false, 2)     \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x256w8_vv, E, WGRAD, 128, 256, 2, 4, 4, true, true, 1)     \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x128w8_vv, E, WGRAD, 128, 128, 2, 4, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x128w4_vv, E, WGRAD, 128, 128, 2, 2, 4, true, true, 2)     \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x256w4_vv, E, WGRAD, 64, 256, 1, 4, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x128w4_vv, E, WGRAD, 64, 128, 2, 2, 4, true, true, 2)       \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64w4_vv, E, WGRAD, 64, 64, 2, 2, 4, true, true, 2)         \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64w4_vs, E, WGRAD, 64, 64, 2, 2, 4, true, false, 2)        \
+    CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_64x64w4_ss, E, WGRAD, 64, 64, 2, 2, 4, false, false, 2)
 
 CONV_IGEMM_DTYPE(F16, f16)
 CONV_IGEMM_DTYPE(BF16, bf16)

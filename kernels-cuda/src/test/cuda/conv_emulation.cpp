@@ -185,20 +185,19 @@ struct IgemmEntry {
 };
 
 #define IG(NAME, PASS, DTYPE, VA, VB) IgemmEntry{#NAME, NAME, NAME##_cfg, conv::PASS, DTYPE, VA, VB}
-#define IG_DTYPE(SUF, DTYPE)                                                                                   \
-    IG(conv_fprop_##SUF##_128x128_vv, FPROP, DTYPE, true, true), IG(conv_fprop_##SUF##_128x64_vv, FPROP, DTYPE, true, true), \
-        IG(conv_fprop_##SUF##_64x64_vv, FPROP, DTYPE, true, true),                                             \
-        IG(conv_fprop_##SUF##_128x64_ss, FPROP, DTYPE, false, false),                                          \
-        IG(conv_dgrad_##SUF##_128x128_vv, DGRAD, DTYPE, true, true),                                           \
-        IG(conv_dgrad_##SUF##_128x64_vv, DGRAD, DTYPE, true, true),                                            \
-        IG(conv_dgrad_##SUF##_64x64_vv, DGRAD, DTYPE, true, true),                                             \
-        IG(conv_dgrad_##SUF##_128x32_vs, DGRAD, DTYPE, true, false),                                           \
-        IG(conv_dgrad_##SUF##_128x32_ss, DGRAD, DTYPE, false, false),                                          \
-        IG(conv_wgrad_##SUF##_128x128_vv, WGRAD, DTYPE, true, true),                                           \
-        IG(conv_wgrad_##SUF##_64x128_vv, WGRAD, DTYPE, true, true),                                            \
-        IG(conv_wgrad_##SUF##_64x64_vv, WGRAD, DTYPE, true, true),                                             \
-        IG(conv_wgrad_##SUF##_64x64_vs, WGRAD, DTYPE, true, false),                                            \
-        IG(conv_wgrad_##SUF##_64x64_ss, WGRAD, DTYPE, false, false)
+#define IG_DTYPE(SUF, DTYPE)                                                                                  \
+    IG(conv_fprop_##SUF##_128x256w8_vv, FPROP, DTYPE, true, true), IG(conv_fprop_##SUF##_128x128w8_vv, FPROP, DTYPE, true, true), \
+        IG(conv_fprop_##SUF##_128x128w4_vv, FPROP, DTYPE, true, true), IG(conv_fprop_##SUF##_256x64w4_vv, FPROP, DTYPE, true, true), \
+        IG(conv_fprop_##SUF##_128x64w4_vv, FPROP, DTYPE, true, true), IG(conv_fprop_##SUF##_64x64w4_vv, FPROP, DTYPE, true, true), \
+        IG(conv_fprop_##SUF##_128x64w4_ss, FPROP, DTYPE, false, false),                                        \
+        IG(conv_dgrad_##SUF##_128x256w8_vv, DGRAD, DTYPE, true, true), IG(conv_dgrad_##SUF##_128x128w8_vv, DGRAD, DTYPE, true, true), \
+        IG(conv_dgrad_##SUF##_128x128w4_vv, DGRAD, DTYPE, true, true), IG(conv_dgrad_##SUF##_256x64w4_vv, DGRAD, DTYPE, true, true), \
+        IG(conv_dgrad_##SUF##_128x64w4_vv, DGRAD, DTYPE, true, true), IG(conv_dgrad_##SUF##_64x64w4_vv, DGRAD, DTYPE, true, true), \
+        IG(conv_dgrad_##SUF##_128x32w4_vs, DGRAD, DTYPE, true, false), IG(conv_dgrad_##SUF##_128x32w4_ss, DGRAD, DTYPE, false, false), \
+        IG(conv_wgrad_##SUF##_128x256w8_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_128x128w8_vv, WGRAD, DTYPE, true, true), \
+        IG(conv_wgrad_##SUF##_128x128w4_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_64x256w4_vv, WGRAD, DTYPE, true, true), \
+        IG(conv_wgrad_##SUF##_64x128w4_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_64x64w4_vv, WGRAD, DTYPE, true, true), \
+        IG(conv_wgrad_##SUF##_64x64w4_vs, WGRAD, DTYPE, true, false), IG(conv_wgrad_##SUF##_64x64w4_ss, WGRAD, DTYPE, false, false)
 
 const IgemmEntry IGEMM[] = {IG_DTYPE(f16, DT_F16), IG_DTYPE(bf16, DT_BF16)};
 

@@ -1,0 +1,604 @@
+package org.kernels4j.cuda;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+import org.kernels4j.Conv2d;
+import org.kernels4j.DType;
+import org.kernels4j.Stream;
+import org.kernels4j.Tensor;
+import org.kernels4j.spi.Conv2dKernels;
+import org.kernels4j.spi.Conv2dProblem;
+import org.kernels4j.spi.Debug;
+import org.kernels4j.tuning.ShapeBuckets;
+import org.kernels4j.tuning.TuningSpace;
+
+/**
+ * Convolution on CUDA: the launch side of {@code src/main/cuda/conv_igemm.cu} (tensor cores),
+ * {@code conv_simt.cu} (fp32), {@code conv_depthwise.cu} and {@code conv_support.cu}; their header comments
+ * describe the kernels and their arguments.
+ *
+ * <p>Which kernels run:
+ * <ul>
+ *   <li>depthwise ({@code groups == C}, one input channel per group): the direct depthwise kernels, any dtype,
+ *       NHWC or NCHW natively;</li>
+ *   <li>fp32: the SIMT implicit GEMM, NHWC or NCHW natively;</li>
+ *   <li>fp16/bf16: the tensor-core implicit GEMM, which works in NHWC; NCHW operands are transposed into
+ *       NHWC copies in the stream's workspace and the result transposed back. Its 16-byte loaders need the
+ *       operand's contiguous channel count to be a multiple of 8 and a 16-byte aligned address; otherwise the
+ *       single-element loaders of the same kernels run (still on the tensor cores).</li>
+ * </ul>
+ * The filter gradient is a split-K GEMM: each split writes fp32 partials into the stream's workspace and
+ * {@code conv_reduce_*} adds them in a fixed order (deterministic, no atomics); the bias gradient likewise.
+ *
+ * <p>Workspace (per call, in the stream's scratch buffer, which grows on demand and is kept by the stream):
+ * split-K partials of the filter gradient ({@code splits x K x R*S*C/groups} floats, at most
+ * {@value #PARTIALS_CAP_BYTES} bytes, fewer splits otherwise), the bias-gradient partials, and for NCHW
+ * fp16/bf16 the NHWC copies of the operands and the result.
+ *
+ * <p>Sizes: every kernel indexes one image with 32-bit integers and the GEMM rows (N*P*Q or N*H*W pixels)
+ * too; a batch whose pixels exceed that runs in chunks of images. {@code groups * splits} is at most 65535
+ * (the grid's z extent).
+ */
+final class Conv2dCuda implements Conv2dKernels {
+
+    /** A tensor-core CTA tile {@code <bm>x<bn>w<warps>} (conv_igemm.cu). */
+    record Tile(int bm, int bn, int warps) {
+        String id() {
+            return bm + "x" + bn + "w" + warps;
+        }
+
+        int threads() {
+            return warps * 32;
+        }
+    }
+
+    /** Pipeline depth of every tensor-core kernel (conv_igemm.cu's STAGES). */
+    static final int STAGES = 4;
+    static final int BK_TC = 32;
+    static final int BK_SIMT = 16;
+    static final int SIMT_TILE = 64;
+    static final int Z_MAX = 65535;
+    static final long PARTIALS_CAP_BYTES = 256L << 20;
+    private static final long ALIGN = 256;
+
+    /** The 16-byte-loader tiles of each pass, largest first; a tuning value TILE = i picks the i-th (1-based). */
+    static final List<Tile> FPROP_TILES = List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4),
+            new Tile(256, 64, 4), new Tile(128, 64, 4), new Tile(64, 64, 4));
+    static final List<Tile> DGRAD_TILES = FPROP_TILES;
+    static final List<Tile> WGRAD_TILES = List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4),
+            new Tile(64, 256, 4), new Tile(64, 128, 4), new Tile(64, 64, 4));
+    /** Tiles of the single-element loaders: fprop "ss", dgrad "vs"/"ss", wgrad "vs"/"ss". */
+    static final Tile FPROP_ANY = new Tile(128, 64, 4);
+    static final Tile DGRAD_ANY = new Tile(128, 32, 4);
+    static final Tile WGRAD_ANY = new Tile(64, 64, 4);
+
+    enum Pass {
+        FPROP("fprop", FPROP_TILES), DGRAD("dgrad", DGRAD_TILES), WGRAD("wgrad", WGRAD_TILES);
+
+        final String label;
+        final List<Tile> tiles;
+
+        Pass(String label, List<Tile> tiles) {
+            this.label = label;
+            this.tiles = tiles;
+        }
+    }
+
+    private static final String SOURCES = kernelSources();
+
+    /** Forward: TILE 0 = the occupancy heuristic, i = the i-th tile of {@link #FPROP_TILES}. */
+    static final TuningSpace<Conv2dProblem> FPROP_SPACE = space(Pass.FPROP, false);
+    /** Backward-data, as forward over {@link #DGRAD_TILES}. */
+    static final TuningSpace<Conv2dProblem> DGRAD_SPACE = space(Pass.DGRAD, false);
+    /** Backward-filter: TILE over {@link #WGRAD_TILES}; SPLIT_WAVES = CTAs aimed for, in multiples of the SM count. */
+    static final TuningSpace<Conv2dProblem> WGRAD_SPACE = space(Pass.WGRAD, true);
+
+    private static TuningSpace<Conv2dProblem> space(Pass pass, boolean splits) {
+        List<Integer> tiles = new ArrayList<>();
+        for (int i = 0; i <= pass.tiles.size(); i++) {
+            tiles.add(i);
+        }
+        TuningSpace.Builder<Conv2dProblem> b = TuningSpace.builder("cuda.conv2d." + pass.label, Conv2dProblem.class)
+                .source(SOURCES)
+                .sourceOf(Conv2dCuda.class)
+                .parameter("TILE", 0, tiles.stream().mapToInt(Integer::intValue).toArray());
+        if (splits) {
+            b.parameter("SPLIT_WAVES", 4, 1, 2, 4, 8, 16);
+        }
+        return b.constraint("the tile's shared memory fits a block",
+                        (t, c) -> t.get("TILE") == 0
+                                || smemBytes(pass, pass.tiles.get(t.get("TILE") - 1), true, true) <= c.localMemoryBytes())
+                .bucket(p -> {
+                    long[] d = gemm(pass, p);
+                    return "m" + ShapeBuckets.pow2(d[0]) + "-n" + ShapeBuckets.pow2(d[1]) + "-k" + ShapeBuckets.pow2(d[2]);
+                })
+                .build();
+    }
+
+    private final CudaDevice device;
+    /** CTAs of a kernel one SM holds at once, by kernel name. */
+    private final Map<String, Integer> occupancy = new ConcurrentHashMap<>();
+
+    Conv2dCuda(CudaDevice device) {
+        this.device = device;
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // The three passes
+
+    @Override
+    public void forward(Stream stream, Conv2dProblem p, Tensor x, Tensor w, Tensor bias, Tensor y) {
+        CudaStream s = CudaStream.of(stream);
+        long xa = CudaTensor.address(x, device, "x");
+        long wa = CudaTensor.address(w, device, "w");
+        long ba = CudaTensor.addressOrZero(bias, device, "bias");
+        long ya = CudaTensor.address(y, device, "y");
+        checkIndexable(p);
+        if (p.n() == 0) {
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        int es = p.dtype().byteSize();
+        long xImage = (long) p.c() * p.h() * p.w() * es;
+        long yImage = (long) p.k() * p.p() * p.q() * es;
+        for (int n0 = 0; n0 < p.n(); n0 += batchChunk(p)) {
+            int nb = Math.min(batchChunk(p), p.n() - n0);
+            Conv2dProblem c = withBatch(p, nb);
+            long xc = xa + n0 * xImage;
+            long yc = ya + n0 * yImage;
+            if (depthwise(c)) {
+                depthwise(s, Pass.FPROP, c, xc, wa, ba, yc, 0);
+            } else if (c.dtype() == DType.FLOAT32) {
+                simt(s, Pass.FPROP, c, xc, wa, ba, yc, 1, 0);
+            } else if (!nchw) {
+                igemm(s, Pass.FPROP, c, xc, wa, ba, yc, 1, 0);
+            } else {
+                long xn = 0;
+                long wn = align(xn + xImage * nb);
+                long yn = align(wn + filterBytes(c));
+                s.withWorkspace(align(yn + yImage * nb), ws -> {
+                    transpose(s, xc, ws + xn, es, nb, c.c(), c.h() * c.w());
+                    transpose(s, wa, ws + wn, es, c.k(), c.cPerGroup(), c.r() * c.s());
+                    igemm(s, Pass.FPROP, c, ws + xn, ws + wn, ba, ws + yn, 1, 0);
+                    transpose(s, ws + yn, yc, es, nb, c.p() * c.q(), c.k());
+                });
+            }
+        }
+    }
+
+    @Override
+    public void backwardData(Stream stream, Conv2dProblem p, Tensor dy, Tensor w, Tensor dx) {
+        CudaStream s = CudaStream.of(stream);
+        long dya = CudaTensor.address(dy, device, "dy");
+        long wa = CudaTensor.address(w, device, "w");
+        long dxa = CudaTensor.address(dx, device, "dx");
+        checkIndexable(p);
+        if (p.n() == 0) {
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        int es = p.dtype().byteSize();
+        long xImage = (long) p.c() * p.h() * p.w() * es;
+        long yImage = (long) p.k() * p.p() * p.q() * es;
+        for (int n0 = 0; n0 < p.n(); n0 += batchChunk(p)) {
+            int nb = Math.min(batchChunk(p), p.n() - n0);
+            Conv2dProblem c = withBatch(p, nb);
+            long dyc = dya + n0 * yImage;
+            long dxc = dxa + n0 * xImage;
+            if (depthwise(c)) {
+                depthwise(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 0);
+            } else if (c.dtype() == DType.FLOAT32) {
+                simt(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 1, 0);
+            } else if (!nchw) {
+                igemm(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 1, 0);
+            } else {
+                long dyn = 0;
+                long wn = align(dyn + yImage * nb);
+                long dxn = align(wn + filterBytes(c));
+                s.withWorkspace(align(dxn + xImage * nb), ws -> {
+                    transpose(s, dyc, ws + dyn, es, nb, c.k(), c.p() * c.q());
+                    transpose(s, wa, ws + wn, es, c.k(), c.cPerGroup(), c.r() * c.s());
+                    igemm(s, Pass.DGRAD, c, ws + dyn, ws + wn, 0, ws + dxn, 1, 0);
+                    transpose(s, ws + dxn, dxc, es, nb, c.h() * c.w(), c.c());
+                });
+            }
+        }
+    }
+
+    @Override
+    public void backwardFilter(Stream stream, Conv2dProblem p, Tensor dy, Tensor x, Tensor dw, Tensor db) {
+        CudaStream s = CudaStream.of(stream);
+        long dya = CudaTensor.address(dy, device, "dy");
+        long xa = CudaTensor.address(x, device, "x");
+        long dwa = CudaTensor.address(dw, device, "dw");
+        long dba = CudaTensor.addressOrZero(db, device, "db");
+        checkIndexable(p);
+        long count = (long) p.k() * p.r() * p.s() * p.cPerGroup();
+        if (p.n() == 0) {   // empty sums
+            zero(s, dwa, count, p.dtype());
+            zero(s, dba, p.k(), p.dtype());
+            return;
+        }
+        boolean nchw = p.format() == Conv2d.Format.NCHW;
+        boolean tc = !depthwise(p) && p.dtype() != DType.FLOAT32;
+        int es = p.dtype().byteSize();
+        long xImage = (long) p.c() * p.h() * p.w() * es;
+        long yImage = (long) p.k() * p.p() * p.q() * es;
+        int chunk = batchChunk(p);
+        int chunks = ceilDiv(p.n(), chunk);
+        // one split plan per chunk size (all chunks but the last are full)
+        Split full = wgradSplits(withBatch(p, Math.min(chunk, p.n())), chunks);
+        Split last = wgradSplits(withBatch(p, p.n() - (chunks - 1) * chunk), chunks);
+        int totalSplits = full.splits * (chunks - 1) + last.splits;
+        long partBytes = count * Float.BYTES;
+        long part = 0;
+        long dyn = align(part + partBytes * totalSplits);
+        long xn = align(dyn + (tc && nchw ? yImage * chunk : 0));
+        long dwn = align(xn + (tc && nchw ? xImage * chunk : 0));
+        long end = align(dwn + (tc && nchw ? filterBytes(p) : 0));
+        s.withWorkspace(end, ws -> {
+            int done = 0;
+            for (int i = 0; i < chunks; i++) {
+                int n0 = i * chunk;
+                Conv2dProblem c = withBatch(p, Math.min(chunk, p.n() - n0));
+                Split sp = i == chunks - 1 ? last : full;
+                long pc = ws + part + done * partBytes;
+                long dyc = dya + n0 * yImage;
+                long xc = xa + n0 * xImage;
+                if (depthwise(c)) {
+                    depthwise(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splitLen);
+                } else if (!tc) {
+                    simt(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splits, sp.splitLen);
+                } else if (!nchw) {
+                    igemm(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splits, sp.splitLen);
+                } else {
+                    transpose(s, dyc, ws + dyn, es, c.n(), c.k(), c.p() * c.q());
+                    transpose(s, xc, ws + xn, es, c.n(), c.c(), c.h() * c.w());
+                    igemm(s, Pass.WGRAD, c, ws + dyn, ws + xn, 0, pc, sp.splits, sp.splitLen);
+                }
+                done += sp.splits;
+            }
+            if (tc && nchw) {
+                reduce(s, ws + part, ws + dwn, count, totalSplits, p.dtype());
+                transpose(s, ws + dwn, dwa, es, p.k(), p.r() * p.s(), p.cPerGroup());
+            } else {
+                reduce(s, ws + part, dwa, count, totalSplits, p.dtype());
+            }
+        });
+        if (dba != 0) {
+            biasGrad(s, p, dya, dba, chunk);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // Kernel launches
+
+    private void igemm(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
+                       int splitLen) {
+        boolean[] v = vectorLoaders(pass, p, a, b);
+        String tileName = tileFor(pass, p, v[0], v[1]);
+        Tile t = parse(tileName);
+        String kernel = "conv_" + pass.label + "_" + suffix(p.dtype()) + "_" + tileName;
+        long[] d = gemm(pass, p);
+        long tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
+        int smem = smemBytes(pass, t, v[0], v[1]);
+        Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"
+                + (pass == Pass.WGRAD ? " splits " + splits + " x " + splitLen : "")));
+        device.kernels().launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(t.threads()),
+                smem, args(p, a, b, bias, out, splitLen, null));
+    }
+
+    private void simt(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
+                      int splitLen) {
+        long[] d = gemm(pass, p);
+        long tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
+        String kernel = "conv_simt_" + pass.label + "_" + suffix(p.dtype());
+        Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"));
+        device.kernels().launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(256), 0,
+                args(p, a, b, bias, out, splitLen, p.format() == Conv2d.Format.NCHW));
+    }
+
+    private void depthwise(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out,
+                           int splitLen) {
+        String kernel = "conv_dw_" + pass.label + "_" + suffix(p.dtype());
+        Dim3 grid;
+        Dim3 block;
+        if (pass == Pass.WGRAD) {
+            int npq = p.n() * p.p() * p.q();
+            grid = Dim3.of(ceilDiv(p.k(), 32), ceilDiv(npq, splitLen));
+            block = Dim3.of(32, 8);
+        } else {
+            long perImage = pass == Pass.FPROP ? (long) p.k() * p.p() * p.q() : (long) p.c() * p.h() * p.w();
+            grid = Dim3.of(ceilDiv(perImage, 256), Math.min(p.n(), Z_MAX));
+            block = Dim3.of(256);
+        }
+        Debug.log(1, () -> describe(p, pass, kernel + " grid " + grid));
+        device.kernels().launch(s, kernel, grid, block, 0, args(p, a, b, bias, out, splitLen,
+                p.format() == Conv2d.Format.NCHW));
+    }
+
+    /** Kernel arguments: four pointers, the geometry, splitLen, and (portable kernels) the layout flag. */
+    private static Object[] args(Conv2dProblem p, long a, long b, long bias, long out, int splitLen, Boolean nchw) {
+        List<Object> l = new ArrayList<>(List.of(a, b, bias, out, p.n(), p.h(), p.w(), p.c(), p.k(), p.r(), p.s(),
+                p.p(), p.q(), p.strideH(), p.strideW(), p.padTop(), p.padLeft(), p.dilationH(), p.dilationW(),
+                p.groups(), splitLen));
+        if (nchw != null) {
+            l.add(nchw ? 1 : 0);
+        }
+        return l.toArray();
+    }
+
+    private void reduce(CudaStream s, long partial, long out, long count, int splits, DType dtype) {
+        int blocks = Math.max(1, Math.min(ceilDiv(count, 256), Z_MAX));
+        device.kernels().launch(s, "conv_reduce_" + suffix(dtype), Dim3.of(blocks), Dim3.of(256), 0, partial, out, count,
+                splits);
+    }
+
+    /** db: channel sums of dy in fp32 partials (per pixel split, per batch chunk), then one reduce. */
+    private void biasGrad(CudaStream s, Conv2dProblem p, long dya, long dba, int chunk) {
+        int pq = p.p() * p.q();
+        int blocksK = ceilDiv(p.k(), 32);
+        int chunks = ceilDiv(p.n(), chunk);
+        int[] splits = new int[chunks];
+        int[] lens = new int[chunks];
+        int total = 0;
+        for (int i = 0; i < chunks; i++) {
+            int npq = Math.min(chunk, p.n() - i * chunk) * pq;
+            int sp = Math.max(1, Math.min(Math.min(ceilDiv(4L * sms(), blocksK), ceilDiv(npq, 256)), Z_MAX));
+            lens[i] = ceilDiv(npq, sp);
+            splits[i] = ceilDiv(npq, lens[i]);
+            total += splits[i];
+        }
+        long yImage = (long) p.k() * pq * p.dtype().byteSize();
+        int nchw = p.format() == Conv2d.Format.NCHW ? 1 : 0;
+        int all = total;
+        s.withWorkspace((long) total * p.k() * Float.BYTES, ws -> {
+            long row = 0;
+            for (int i = 0; i < chunks; i++) {
+                int nb = Math.min(chunk, p.n() - i * chunk);
+                device.kernels().launch(s, "conv_bias_grad_" + suffix(p.dtype()), Dim3.of(blocksK, splits[i]), Dim3.of(32, 8),
+                        0, dya + i * chunk * yImage, ws + row * p.k() * Float.BYTES, nb, p.k(), pq, lens[i], nchw);
+                row += splits[i];
+            }
+            reduce(s, ws, dba, p.k(), all, p.dtype());
+        });
+    }
+
+    /** out[b][c][r] = in[b][r][c], elements of {@code es} bytes. */
+    private void transpose(CudaStream s, long in, long out, int es, int batch, int rows, int cols) {
+        Dim3 grid = Dim3.of(ceilDiv(cols, 32), Math.min(ceilDiv(rows, 32), Z_MAX), Math.min(batch, Z_MAX));
+        device.kernels().launch(s, es == 4 ? "conv_transpose_b32" : "conv_transpose_b16", grid, Dim3.of(32, 8), 0, in, out,
+                batch, rows, cols);
+    }
+
+    private void zero(CudaStream s, long address, long count, DType dtype) {
+        if (address == 0 || count == 0) {
+            return;
+        }
+        device.makeCurrent();
+        if (dtype == DType.FLOAT32) {
+            device.driver().memsetD32Async(address, 0, count, s.handle());
+        } else {
+            device.driver().memsetD16Async(address, (short) 0, count, s.handle());
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // Planning
+
+    /** Whether the 16-byte loaders can read operand A and B: channel counts and addresses (conv_igemm.cu). */
+    private static boolean[] vectorLoaders(Pass pass, Conv2dProblem p, long a, long b) {
+        int aChannels = pass == Pass.FPROP ? p.cPerGroup() : p.k() / p.groups();
+        return new boolean[] {aChannels % 8 == 0 && a % 16 == 0, p.cPerGroup() % 8 == 0 && b % 16 == 0};
+    }
+
+    /** The tensor-core tile (with its loader suffix) for a pass of an NHWC fp16/bf16 problem. */
+    String tileFor(Pass pass, Conv2dProblem p, boolean va, boolean vb) {
+        if (!(va && vb)) {
+            return switch (pass) {
+                case FPROP -> FPROP_ANY.id() + "_ss";
+                case DGRAD -> DGRAD_ANY.id() + (va ? "_vs" : "_ss");
+                case WGRAD -> WGRAD_ANY.id() + (va ? "_vs" : "_ss");
+            };
+        }
+        TuningSpace<Conv2dProblem> space = pass == Pass.FPROP ? FPROP_SPACE : pass == Pass.DGRAD ? DGRAD_SPACE : WGRAD_SPACE;
+        int chosen = space.resolve(device, p.dtype(), p).get("TILE");
+        if (chosen > 0) {
+            return pass.tiles.get(chosen - 1).id() + "_vv";
+        }
+        long[] d = gemm(pass, p);
+        long m = d[0];
+        long ng = d[1];
+        List<Tile> prefs;
+        if (pass == Pass.WGRAD) {
+            // the reduction is split to fill the GPU, so the tile is chosen for reuse: as wide as NG allows
+            prefs = m > 64 ? (ng >= 256 ? List.of(new Tile(128, 256, 8), new Tile(128, 128, 4)) : List.of(new Tile(128, 128, 4)))
+                    : ng >= 256 ? List.of(new Tile(64, 256, 4), new Tile(64, 128, 4))
+                    : ng > 64 ? List.of(new Tile(64, 128, 4)) : List.of(new Tile(64, 64, 4));
+        } else if (ng > 128) {
+            prefs = List.of(new Tile(128, 256, 8), new Tile(128, 128, 4), new Tile(64, 64, 4));
+        } else if (ng > 64) {
+            prefs = List.of(new Tile(128, 128, 4), new Tile(64, 64, 4));
+        } else {
+            prefs = List.of(new Tile(256, 64, 4), new Tile(128, 64, 4), new Tile(64, 64, 4));
+        }
+        String suffix = suffix(p.dtype());
+        Tile pick = null;
+        for (Tile t : prefs) {
+            if (smemBytes(pass, t, true, true) > device.capabilities().localMemoryBytes()) {
+                continue;
+            }
+            pick = t;
+            if (pass == Pass.WGRAD) {
+                break;
+            }
+            String kernel = "conv_" + pass.label + "_" + suffix + "_" + t.id() + "_vv";
+            long ctas = ceilDiv(m, t.bm()) * (long) ceilDiv(ng, t.bn()) * p.groups();
+            if (ctas >= (long) sms() * slots(kernel, t, smemBytes(pass, t, true, true))) {
+                break;
+            }
+        }
+        return (pick != null ? pick : new Tile(64, 64, 4)).id() + "_vv";
+    }
+
+    private int slots(String kernel, Tile t, int smem) {
+        return occupancy.computeIfAbsent(kernel, k -> Math.max(1, device.kernels().maxActiveBlocksPerSm(k, t.threads(), smem)));
+    }
+
+    /** Split-K of the filter gradient, of one batch chunk. */
+    record Split(int splits, int splitLen) {
+    }
+
+    Split wgradSplits(Conv2dProblem p, int chunks) {
+        long[] d = gemm(Pass.WGRAD, p);
+        long kd = d[2];
+        long count = (long) p.k() * p.r() * p.s() * p.cPerGroup();
+        long capSplits = Math.max(1, PARTIALS_CAP_BYTES / chunks / (count * Float.BYTES));
+        if (depthwise(p)) {
+            int blocksK = ceilDiv(p.k(), 32);
+            long sp = Math.max(1, Math.min(Math.min(ceilDiv(4L * sms(), blocksK), ceilDiv(kd, 256)),
+                    Math.min(capSplits, Z_MAX)));
+            int len = ceilDiv(kd, sp);
+            return new Split(ceilDiv(kd, len), len);
+        }
+        int bk;
+        long tiles;
+        int waves = 4;
+        if (p.dtype() == DType.FLOAT32) {
+            bk = BK_SIMT;
+            tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
+        } else {
+            bk = BK_TC;
+            Tile t = parse(tileFor(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0));
+            tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
+            waves = WGRAD_SPACE.resolve(device, p.dtype(), p).get("SPLIT_WAVES");
+        }
+        tiles *= p.groups();
+        long ktiles = Math.max(1, ceilDiv(kd, bk));
+        long sp = Math.max(1, ceilDiv((long) waves * sms(), tiles));
+        sp = Math.max(1, Math.min(Math.min(sp, ktiles), Math.min(Z_MAX / p.groups(), capSplits)));
+        int len = Math.toIntExact(ceilDiv(ktiles, sp) * (long) bk);
+        return new Split(ceilDiv(kd, len), len);
+    }
+
+    /** GEMM extents {M, NG, KD} of a pass (conv_igemm.cu's header). */
+    static long[] gemm(Pass pass, Conv2dProblem p) {
+        long npq = (long) p.n() * p.p() * p.q();
+        int cg = p.cPerGroup();
+        int kg = p.k() / p.groups();
+        long rs = (long) p.r() * p.s();
+        return switch (pass) {
+            case FPROP -> new long[] {npq, kg, rs * cg};
+            case DGRAD -> new long[] {(long) p.n() * p.h() * p.w(), cg, rs * kg};
+            case WGRAD -> new long[] {kg, rs * cg, npq};
+        };
+    }
+
+    /**
+     * Dynamic shared memory of a tensor-core kernel, as conv_igemm.cu's Plan computes it (and reports in
+     * {@code <entry>_cfg}; a test compares the two): the pipeline stages, or the epilogue's staging tile if
+     * larger, then the pixel and tap tables of the single-element loaders.
+     */
+    static int smemBytes(Pass pass, Tile t, boolean va, boolean vb) {
+        boolean aK = pass != Pass.WGRAD;
+        boolean bK = pass == Pass.FPROP;
+        int ldk = BK_TC + 8;
+        int aElems = aK ? t.bm() * ldk : BK_TC * (t.bm() + 8);
+        int bElems = bK ? t.bn() * ldk : BK_TC * (t.bn() + 8);
+        int pipe = STAGES * (aElems + bElems) * 2;
+        int epi = pass == Pass.WGRAD ? 0 : t.bm() * (t.bn() + 8) * 2;
+        int bytes = Math.max(pipe, epi);
+        if (aK && !va) {
+            bytes += t.bm() * 16;
+        }
+        if (pass == Pass.WGRAD && !vb) {
+            bytes += t.bn() * 16;
+        }
+        return bytes;
+    }
+
+    static Tile parse(String tileName) {
+        String id = tileName.substring(0, tileName.indexOf('_'));
+        int x = id.indexOf('x');
+        int w = id.indexOf('w');
+        return new Tile(Integer.parseInt(id.substring(0, x)), Integer.parseInt(id.substring(x + 1, w)),
+                Integer.parseInt(id.substring(w + 1)));
+    }
+
+    static boolean depthwise(Conv2dProblem p) {
+        return p.groups() == p.c() && p.cPerGroup() == 1;
+    }
+
+    /**
+     * Images per launch: the GEMM rows (N*P*Q or N*H*W pixels) are 32-bit in the kernels. One image must itself
+     * be indexable with 32 bits ({@link #checkIndexable}).
+     */
+    static int batchChunk(Conv2dProblem p) {
+        long perImage = Math.max(Math.max((long) p.h() * p.w(), (long) p.p() * p.q()), 1);
+        return (int) Math.max(1, Math.min(p.n(), (Integer.MAX_VALUE - 1024) / perImage));
+    }
+
+    private static void checkIndexable(Conv2dProblem p) {
+        long x = (long) p.c() * p.h() * p.w();
+        long y = (long) p.k() * p.p() * p.q();
+        long w = (long) p.k() * p.r() * p.s() * p.cPerGroup();
+        long limit = Integer.MAX_VALUE - 1024;
+        if (x > limit || y > limit || w > limit) {
+            throw new IllegalArgumentException("x: one image of " + x + " input and " + y + " output elements with a "
+                    + w + "-element filter; the CUDA convolution kernels index an image and the filter with 32-bit "
+                    + "integers (at most " + limit + " elements each)");
+        }
+        if (p.groups() > Z_MAX) {
+            throw new IllegalArgumentException("groups: the CUDA convolution kernels take at most " + Z_MAX
+                    + " groups (one grid z slice each) unless the convolution is depthwise, got " + p.groups());
+        }
+    }
+
+    static Conv2dProblem withBatch(Conv2dProblem p, int n) {
+        return n == p.n() ? p : new Conv2dProblem(p.format(), n, p.c(), p.h(), p.w(), p.k(), p.r(), p.s(), p.p(),
+                p.q(), p.strideH(), p.strideW(), p.padTop(), p.padLeft(), p.padBottom(), p.padRight(), p.dilationH(),
+                p.dilationW(), p.groups(), p.dtype());
+    }
+
+    private static long filterBytes(Conv2dProblem p) {
+        return (long) p.k() * p.r() * p.s() * p.cPerGroup() * p.dtype().byteSize();
+    }
+
+    private int sms() {
+        return device.capabilities().computeUnits();
+    }
+
+    private static long align(long bytes) {
+        return (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    }
+
+    static int ceilDiv(long a, long b) {
+        return Math.toIntExact((a + b - 1) / b);
+    }
+
+    static String suffix(DType dtype) {
+        return switch (dtype) {
+            case FLOAT32 -> "f32";
+            case FLOAT16 -> "f16";
+            case BFLOAT16 -> "bf16";
+        };
+    }
+
+    private String describe(Conv2dProblem p, Pass pass, String launch) {
+        return device.id() + " conv2d " + pass.label + " " + p.format() + " " + p.dtype() + " N" + p.n() + " C" + p.c()
+                + " " + p.h() + "x" + p.w() + " K" + p.k() + " " + p.r() + "x" + p.s() + " g" + p.groups() + ": " + launch;
+    }
+
+    private static String kernelSources() {
+        StringBuilder sb = new StringBuilder();
+        for (String m : new String[] {"conv_igemm", "conv_simt", "conv_depthwise", "conv_support"}) {
+            byte[] ptx = KernelManifest.resource(m + ".ptx");
+            sb.append(ptx == null ? "built without CUDA kernels" : new String(ptx, StandardCharsets.UTF_8));
+        }
+        return sb.toString();
+    }
+}
