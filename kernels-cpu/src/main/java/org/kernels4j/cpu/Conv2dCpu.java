@@ -470,6 +470,27 @@ final class Conv2dCpu implements Conv2dKernels {
         }
     }
 
+    /**
+     * Copies an {@code inH × inW} plane into a {@code hp × wp} one with {@code top} rows and {@code left}
+     * columns before it (negative values crop), zeros elsewhere.
+     */
+    static void padPlane(float[] src, int srcOff, int inH, int inW, int top, int left, float[] dst, int dstOff,
+                         int hp, int wp) {
+        int jFrom = Math.max(0, left);
+        int jTo = Math.min(wp, inW + left);
+        for (int i = 0; i < hp; i++) {
+            int row = dstOff + i * wp;
+            int si = i - top;
+            if (si < 0 || si >= inH || jFrom >= jTo) {
+                Arrays.fill(dst, row, row + wp, 0f);
+                continue;
+            }
+            Arrays.fill(dst, row, row + jFrom, 0f);
+            System.arraycopy(src, srcOff + si * inW + jFrom - left, dst, row + jFrom, jTo - jFrom);
+            Arrays.fill(dst, row + jTo, row + wp, 0f);
+        }
+    }
+
     private static int roundUp(int n, int m) {
         return (n + m - 1) / m * m;
     }
@@ -761,23 +782,8 @@ final class Conv2dCpu implements Conv2dKernels {
         private void pad(float[] src, int srcBase, int inH, int inW, int top, int left) {
             int planes = images * inChannels;
             int workers = Parallel.workers(planes, (double) planes * hp * wp, 1 << 16);
-            int jFrom = Math.max(0, left);
-            int jTo = Math.min(wp, inW + left);
-            Parallel.run(planes, workers, (worker, plane) -> {
-                int dst = inBase + plane * hp * wp;
-                int srcPlane = srcBase + plane * inH * inW;
-                for (int i = 0; i < hp; i++) {
-                    int row = dst + i * wp;
-                    int si = i - top;
-                    if (si < 0 || si >= inH || jFrom >= jTo) {
-                        Arrays.fill(in, row, row + wp, 0f);
-                        continue;
-                    }
-                    Arrays.fill(in, row, row + jFrom, 0f);
-                    System.arraycopy(src, srcPlane + si * inW + jFrom - left, in, row + jFrom, jTo - jFrom);
-                    Arrays.fill(in, row + jTo, row + wp, 0f);
-                }
-            });
+            Parallel.run(planes, workers, (worker, plane) -> padPlane(src, srcBase + plane * inH * inW, inH, inW, top,
+                    left, in, inBase + plane * hp * wp, hp, wp));
             if (inBase + planes * hp * wp + NR <= in.length) {
                 Arrays.fill(in, inBase + planes * hp * wp, inBase + planes * hp * wp + NR, 0f);
             }
@@ -1141,7 +1147,17 @@ final class Conv2dCpu implements Conv2dKernels {
 
         static void forward(Operands o) {
             Conv2dProblem p = o.p;
-            if (o.nchw) {
+            if (o.nchw && stride1(p)) {
+                Flat f = new Flat(p, p.p(), p.q());
+                int tasks = p.n() * p.c();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> {
+                    int plane = task;
+                    f.correlate(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w,
+                            o.wo + (plane % p.c()) * p.r() * p.s(), false,
+                            o.bias == null ? 0f : o.bias[o.bo + plane % p.c()], o.y, o.yo + plane * p.p() * p.q());
+                });
+            } else if (o.nchw) {
                 int tasks = p.n() * p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
                 Parallel.run(tasks, workers, (worker, task) -> forwardPlane(o, task / p.c(), task % p.c()));
@@ -1150,6 +1166,200 @@ final class Conv2dCpu implements Conv2dKernels {
                 int tasks = p.n() * p.p();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
                 Parallel.run(tasks, workers, (worker, task) -> forwardRowNhwc(o, wt, task / p.p(), task % p.p()));
+            }
+        }
+
+        /** {@code y[yo + i] += a[ao + i]·b[bo + i]} for {@code i < n}: the NHWC depthwise loops along channels. */
+        private static void fmaInto(float[] y, int yo, float[] a, int ao, float[] b, int bo, int n) {
+            if (Vectorization.ENABLED) {
+                Panama.fmaInto(y, yo, a, ao, b, bo, n);
+                return;
+            }
+            for (int i = 0; i < n; i++) {
+                y[yo + i] += a[ao + i] * b[bo + i];
+            }
+        }
+
+        private static boolean stride1(Conv2dProblem p) {
+            return p.strideH() == 1 && p.strideW() == 1;
+        }
+
+        /**
+         * Stride-1 NCHW depthwise on flat positions: an input plane is copied into a zero-padded plane of width
+         * {@code wp = wo + (S-1)·dilationW}, the output is computed at flat positions {@code p·wp + q} (the
+         * {@code wp - wo} positions between rows are computed and dropped), and then filter tap {@code t} reads
+         * the padded plane at {@code position + offsets[t]}: every loop is a long contiguous one with the
+         * accumulator in a register across all taps.
+         */
+        static final class Flat {
+            private final Conv2dProblem p;
+            private final int ho;
+            private final int wo;
+            private final int hp;
+            private final int wp;
+            private final int count;
+            private final int[] offsets;
+
+            Flat(Conv2dProblem p, int ho, int wo) {
+                this.p = p;
+                this.ho = ho;
+                this.wo = wo;
+                this.hp = ho + (p.r() - 1) * p.dilationH();
+                this.wp = wo + (p.s() - 1) * p.dilationW();
+                this.count = (ho - 1) * wp + wo;
+                this.offsets = new int[p.r() * p.s()];
+                for (int t = 0; t < offsets.length; t++) {
+                    offsets[t] = (t / p.s()) * p.dilationH() * wp + (t % p.s()) * p.dilationW();
+                }
+            }
+
+            /** A zero-padded copy of an input plane, with slack for the last vector's reads. */
+            private float[] padded(float[] src, int srcOff, int inH, int inW, int top, int left) {
+                float[] xp = Workspace.floats(SLOT_A, hp * wp + NR);
+                padPlane(src, srcOff, inH, inW, top, left, xp, 0, hp, wp);
+                Arrays.fill(xp, hp * wp, hp * wp + NR, 0f);
+                return xp;
+            }
+
+            /**
+             * {@code out = bias + Σ_t w[t]·in(shifted by tap t)} over a {@code ho × wo} plane, the input padded by
+             * {@code top} rows and {@code left} columns (negative: cropped); {@code flip} reads the filter
+             * backwards (backward-data).
+             */
+            void correlate(float[] in, int inOff, int inH, int inW, int top, int left, float[] w, int wOff,
+                           boolean flip, float bias, float[] out, int outOff) {
+                float[] xp = padded(in, inOff, inH, inW, top, left);
+                int n = roundUp(count, NR);
+                float[] yp = Workspace.floats(SLOT_B, n);
+                if (Vectorization.ENABLED) {
+                    Panama.correlate(xp, offsets, w, wOff, flip, bias, yp, n);
+                } else {
+                    int taps = offsets.length;
+                    for (int f = 0; f < n; f++) {
+                        float acc = bias;
+                        for (int t = 0; t < taps; t++) {
+                            acc += w[wOff + (flip ? taps - 1 - t : t)] * xp[f + offsets[t]];
+                        }
+                        yp[f] = acc;
+                    }
+                }
+                for (int r = 0; r < ho; r++) {
+                    System.arraycopy(yp, r * wp, out, outOff + r * wo, wo);
+                }
+            }
+
+            /** dw and db of one channel: {@code dw[t] = Σ_images dot(dy on flat positions, x padded and shifted by t)}. */
+            void filterChannel(Operands o, int ch) {
+                int taps = offsets.length;
+                int n = roundUp(count, NR);
+                float[] dw = Workspace.floats(SLOT_TILE, taps);
+                Arrays.fill(dw, 0, taps, 0f);
+                float db = 0f;
+                for (int img = 0; img < p.n(); img++) {
+                    int plane = img * p.c() + ch;
+                    float[] xp = padded(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft());
+                    float[] dyp = Workspace.floats(SLOT_B, n);
+                    Arrays.fill(dyp, 0, n, 0f);
+                    int dy = o.yo + plane * ho * wo;
+                    for (int r = 0; r < ho; r++) {
+                        System.arraycopy(o.y, dy + r * wo, dyp, r * wp, wo);
+                    }
+                    if (Vectorization.ENABLED) {
+                        Panama.dots(dyp, xp, offsets, n, dw);
+                    } else {
+                        for (int t = 0; t < taps; t++) {
+                            dw[t] += dot(dyp, 0, xp, offsets[t], n);
+                        }
+                    }
+                    if (o.bias != null) {
+                        for (int i = 0; i < ho * wo; i++) {
+                            db += o.y[dy + i];
+                        }
+                    }
+                }
+                System.arraycopy(dw, 0, o.w, o.wo + ch * taps, taps);
+                if (o.bias != null) {
+                    o.bias[o.bo + ch] = db;
+                }
+            }
+
+            private static float dot(float[] a, int ao, float[] b, int bo, int n) {
+                float s = 0f;
+                for (int i = 0; i < n; i++) {
+                    s += a[ao + i] * b[bo + i];
+                }
+                return s;
+            }
+        }
+
+        /** The Panama loops of the depthwise kernels; loaded only on the vector path. */
+        private static final class Panama {
+            private static final jdk.incubator.vector.VectorSpecies<Float> S =
+                    jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+            static void correlate(float[] xp, int[] offsets, float[] w, int wOff, boolean flip, float bias, float[] yp,
+                                  int n) {
+                int taps = offsets.length;
+                for (int f = 0; f < n; f += S.length()) {
+                    var acc = jdk.incubator.vector.FloatVector.broadcast(S, bias);
+                    for (int t = 0; t < taps; t++) {
+                        float wt = w[wOff + (flip ? taps - 1 - t : t)];
+                        acc = jdk.incubator.vector.FloatVector.fromArray(S, xp, f + offsets[t])
+                                .fma(jdk.incubator.vector.FloatVector.broadcast(S, wt), acc);
+                    }
+                    acc.intoArray(yp, f);
+                }
+            }
+
+            static void fmaInto(float[] y, int yo, float[] a, int ao, float[] b, int bo, int n) {
+                int i = 0;
+                for (; i <= n - S.length(); i += S.length()) {
+                    jdk.incubator.vector.FloatVector.fromArray(S, a, ao + i)
+                            .fma(jdk.incubator.vector.FloatVector.fromArray(S, b, bo + i),
+                                    jdk.incubator.vector.FloatVector.fromArray(S, y, yo + i))
+                            .intoArray(y, yo + i);
+                }
+                for (; i < n; i++) {
+                    y[yo + i] += a[ao + i] * b[bo + i];
+                }
+            }
+
+            /**
+             * {@code dw[t] += dot(a[0, n), b[offsets[t], offsets[t] + n))} for every tap, four taps per pass over
+             * {@code a} so that four independent accumulators hide the FMA latency; {@code n} is a multiple of
+             * the vector length.
+             */
+            static void dots(float[] a, float[] b, int[] offsets, int n, float[] dw) {
+                int taps = offsets.length;
+                for (int t = 0; t < taps; t += 4) {
+                    int o0 = offsets[t];
+                    int o1 = offsets[Math.min(t + 1, taps - 1)];
+                    int o2 = offsets[Math.min(t + 2, taps - 1)];
+                    int o3 = offsets[Math.min(t + 3, taps - 1)];
+                    var zero = jdk.incubator.vector.FloatVector.zero(S);
+                    var acc0 = zero;
+                    var acc1 = zero;
+                    var acc2 = zero;
+                    var acc3 = zero;
+                    for (int i = 0; i < n; i += S.length()) {
+                        var x = jdk.incubator.vector.FloatVector.fromArray(S, a, i);
+                        acc0 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o0 + i), acc0);
+                        acc1 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o1 + i), acc1);
+                        acc2 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o2 + i), acc2);
+                        acc3 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o3 + i), acc3);
+                    }
+                    var add = jdk.incubator.vector.VectorOperators.ADD;
+                    dw[t] += acc0.reduceLanes(add);
+                    if (t + 1 < taps) {
+                        dw[t + 1] += acc1.reduceLanes(add);
+                    }
+                    if (t + 2 < taps) {
+                        dw[t + 2] += acc2.reduceLanes(add);
+                    }
+                    if (t + 3 < taps) {
+                        dw[t + 3] += acc3.reduceLanes(add);
+                    }
+                }
             }
         }
 
@@ -1233,9 +1443,7 @@ final class Conv2dCpu implements Conv2dKernels {
                         }
                         int xAt = o.xo + ((n * p.h() + ih) * p.w() + iw) * ch;
                         int wAt = (r * p.s() + s) * ch;
-                        for (int c = 0; c < ch; c++) {
-                            o.y[yAt + c] += wt[wAt + c] * o.x[xAt + c];
-                        }
+                        fmaInto(o.y, yAt, wt, wAt, o.x, xAt, ch);
                     }
                 }
             }
@@ -1243,7 +1451,15 @@ final class Conv2dCpu implements Conv2dKernels {
 
         static void backwardData(Operands o) {
             Conv2dProblem p = o.p;
-            if (o.nchw) {
+            if (o.nchw && stride1(p)) {
+                // dx = dy correlated with the flipped filter, dy padded by ·dilation - pad
+                Flat f = new Flat(p, p.h(), p.w());
+                int tasks = p.n() * p.c();
+                int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+                Parallel.run(tasks, workers, (worker, task) -> f.correlate(o.y, o.yo + task * p.p() * p.q(), p.p(),
+                        p.q(), (p.r() - 1) * p.dilationH() - p.padTop(), (p.s() - 1) * p.dilationW() - p.padLeft(),
+                        o.w, o.wo + (task % p.c()) * p.r() * p.s(), true, 0f, o.x, o.xo + task * p.h() * p.w()));
+            } else if (o.nchw) {
                 int tasks = p.n() * p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
                 Parallel.run(tasks, workers, (worker, task) -> dataPlane(o, task / p.c(), task % p.c()));
@@ -1311,9 +1527,7 @@ final class Conv2dCpu implements Conv2dKernels {
                         }
                         int dyAt = o.yo + ((n * p.p() + op) * p.q() + numw / p.strideW()) * ch;
                         int wAt = (r * p.s() + s) * ch;
-                        for (int c = 0; c < ch; c++) {
-                            o.x[dxAt + c] += wt[wAt + c] * o.y[dyAt + c];
-                        }
+                        fmaInto(o.x, dxAt, wt, wAt, o.y, dyAt, ch);
                     }
                 }
             }
@@ -1326,7 +1540,12 @@ final class Conv2dCpu implements Conv2dKernels {
                 // one task per channel owns that channel's filter and bias gradient: no partial sums
                 int tasks = p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
+                if (stride1(p)) {
+                    Flat f = new Flat(p, p.p(), p.q());
+                    Parallel.run(tasks, workers, (worker, ch) -> f.filterChannel(o, ch));
+                } else {
+                    Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
+                }
                 return;
             }
             int tasks = p.n() * p.p();
@@ -1413,9 +1632,7 @@ final class Conv2dCpu implements Conv2dKernels {
                         }
                         int xAt = o.xo + ((n * p.h() + ih) * p.w() + iw) * ch;
                         int pAt = base + (r * p.s() + s) * ch;
-                        for (int c = 0; c < ch; c++) {
-                            part[pAt + c] += o.y[dyAt + c] * o.x[xAt + c];
-                        }
+                        fmaInto(part, pAt, o.y, dyAt, o.x, xAt, ch);
                     }
                 }
             }

@@ -44,6 +44,7 @@ public final class SmokeTiming {
             conv(s, rnd, "conv-1x1", Conv2d.builder().build(), new int[] {8, 256, 14, 14}, new int[] {1024, 256, 1, 1}, reps);
             conv(s, rnd, "conv-s2", Conv2d.builder().stride(2).padding(1).build(), new int[] {8, 64, 56, 56}, new int[] {128, 64, 3, 3}, reps);
             conv(s, rnd, "conv-dw", Conv2d.builder().padding(1).groups(256).build(), new int[] {8, 256, 28, 28}, new int[] {256, 1, 3, 3}, reps);
+            conv(s, rnd, "conv-dw-nhwc", Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).groups(256).build(), new int[] {8, 28, 28, 256}, new int[] {256, 3, 3, 1}, reps);
             conv(s, rnd, "conv-r56-nhwc", Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build(), new int[] {8, 56, 56, 64}, new int[] {64, 3, 3, 64}, reps);
         }
         if ("attn".startsWith(filter) || filter.startsWith("attn")) {
