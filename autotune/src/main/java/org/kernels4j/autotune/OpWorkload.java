@@ -97,12 +97,6 @@ final class OpWorkload implements Workload {
         return sets.size();
     }
 
-    /** Runs the pass once on the first input set (to see which kernels it dispatches). */
-    void runOnce() {
-        run(sets.get(0), outputs);
-        stream.synchronize();
-    }
-
     @Override
     public double time(int rotation) {
         Tensor[] in = sets.get(Math.floorMod(rotation, sets.size()));

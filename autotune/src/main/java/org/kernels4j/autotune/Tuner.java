@@ -35,6 +35,8 @@ import org.kernels4j.tuning.TuningSpace;
  */
 final class Tuner {
 
+    /** A run at least this long (nanoseconds) right before a measurement is warm-up enough. */
+    static final long WARM_NANOS = 100_000_000L;
     /** A candidate whose fastest run is this much slower than the best median so far is abandoned. */
     static final double ABANDON_FACTOR = 1.25;
     /** Runs a measurement normally has before it may stop on time. */
@@ -104,15 +106,20 @@ final class Tuner {
      * @param start        where a local search starts (the cached best, say), or null for the default
      * @param known        results of an interrupted earlier search of the same problem, not measured again
      *                     (the default always is)
+     * @param reference    what {@link Workload#check()} returned with every kernel at its default, or null
+     *                     to run the default once for it
      * @param deadline     when to stop starting candidates
      * @throws IllegalStateException when the default itself leaves outputs unwritten or touches a canary
      */
     Outcome tune(Workload workload, TuningSpace<?> space, DeviceCapabilities capabilities, Parameters start,
-                 List<TuningCache.Result> known, Instant deadline, Listener listener) {
+                 List<TuningCache.Result> known, Workload.Check reference, Instant deadline, Listener listener) {
         String kernel = space.kernelId();
         Parameters defaults = space.defaults();
-        listener.candidate(defaults, "reference");
-        Workload.Check ref = checkOne(workload, kernel, defaults);
+        Workload.Check ref = reference;
+        if (ref == null) {
+            listener.candidate(defaults, "reference");
+            ref = checkOne(workload, kernel, defaults);
+        }
         if (ref.canaryProblem() != null) {
             throw new IllegalStateException(workload.name() + ": the default parameters of " + kernel
                     + " fail their own check: " + ref.canaryProblem());
@@ -130,7 +137,7 @@ final class Tuner {
         }
         Search s = new Search(workload, kernel, ref.output(), deadline, listener);
         listener.candidate(defaults, "timing");
-        TuningCache.Result def = s.measure(defaults, true);
+        TuningCache.Result def = s.measure(defaults, Phase.FIRST_DEFAULT);
         s.record(def);
         for (TuningCache.Result r : known) {
             if (!Parameters.of(r.parameters()).equals(defaults)) {
@@ -154,6 +161,11 @@ final class Tuner {
                 list = new ArrayList<>(list.subList(0, Math.min(list.size(), n)));
             }
             complete = s.run(list);
+        }
+        TuningCache.Result fastest = s.best;
+        if (fastest != null && !Parameters.of(fastest.parameters()).equals(defaults)) {
+            def = s.confirm(def);
+            s.confirm(fastest);
         }
         TuningCache.Result best = s.best != null ? s.best : def;
         return new Outcome(List.copyOf(s.results.values()), def, best, complete, valid.size());
@@ -203,6 +215,16 @@ final class Tuner {
         return null;
     }
 
+    /** Why a measurement is made. */
+    private enum Phase {
+        /** The default, first: warmed up thoroughly, never abandoned. */
+        FIRST_DEFAULT,
+        /** A candidate: may be abandoned. */
+        CANDIDATE,
+        /** The default or the best again, at the end. */
+        CONFIRM
+    }
+
     /** The state of one search. */
     private final class Search {
         final Workload workload;
@@ -211,6 +233,7 @@ final class Tuner {
         final Instant deadline;
         final Listener listener;
         final Map<Parameters, TuningCache.Result> results = new LinkedHashMap<>();
+        final Map<Parameters, Long> checkNanos = new java.util.concurrent.ConcurrentHashMap<>();
         TuningCache.Result best;
         int rotation;
 
@@ -224,8 +247,11 @@ final class Tuner {
 
         void record(TuningCache.Result r) {
             results.put(Parameters.of(r.parameters()), r);
-            if (r.ok() && (best == null || r.millis() < best.millis())) {
-                best = r;
+            best = null;
+            for (TuningCache.Result x : results.values()) {
+                if (x.ok() && (best == null || x.millis() < best.millis())) {
+                    best = x;
+                }
             }
         }
 
@@ -250,7 +276,7 @@ final class Tuner {
                         return false;
                     } else {
                         listener.candidate(p, "timing");
-                        record(measure(p, false));
+                        record(measure(p, Phase.CANDIDATE));
                     }
                 }
             }
@@ -321,33 +347,55 @@ final class Tuner {
         String checkAndCompare(Parameters p) {
             listener.candidate(p, "check");
             Workload.Check c;
+            long t0 = System.nanoTime();
             try {
                 c = checkOne(workload, kernel, p);
             } catch (RuntimeException e) {
                 return "failed: " + e;
             }
+            checkNanos.put(p, System.nanoTime() - t0);
             if (c.canaryProblem() != null) {
                 return "touched a canary: " + c.canaryProblem();
             }
             return compare(reference, c.output(), workload.dtype());
         }
 
-        TuningCache.Result measure(Parameters p, boolean isDefault) {
+        /**
+         * Measures the default and the best again after the search, when everything is warm, and keeps the
+         * faster of each one's two medians: the default, measured first, would otherwise pay for JIT
+         * compilation and cold caches that the candidates after it do not.
+         */
+        TuningCache.Result confirm(TuningCache.Result earlier) {
+            Parameters p = Parameters.of(earlier.parameters());
+            listener.candidate(p, "confirming");
+            TuningCache.Result again = measure(p, Phase.CONFIRM);
+            if (!again.ok() || again.millis() >= earlier.millis()) {
+                return earlier;
+            }
+            TuningCache.Result r = new TuningCache.Result(earlier.parameters(), TuningCache.OK, again.millis(),
+                    again.samples(), earlier.defaultParameters(), null, again.measured());
+            record(r);
+            return r;
+        }
+
+        TuningCache.Result measure(Parameters p, Phase phase) {
+            boolean isDefault = phase == Phase.FIRST_DEFAULT;
             List<Double> samples = new ArrayList<>();
             long start = System.nanoTime();
             long cap = candidateCapNanos();
             String status = TuningCache.OK;
             try (Tuning.Scope ignored = Tuning.scoped(kernel, p)) {
-                workload.time(rotation++);
+                warmUp(p, phase == Phase.FIRST_DEFAULT);
                 for (int i = 0; i < settings.maxRepeats(); i++) {
                     samples.add(workload.time(rotation++));
                     double fastest = Collections.min(samples);
-                    if (!isDefault && best != null && samples.size() >= 2 && fastest > ABANDON_FACTOR * best.millis()) {
+                    if (phase == Phase.CANDIDATE && best != null && samples.size() >= 2
+                            && fastest > ABANDON_FACTOR * best.millis()) {
                         status = TuningCache.ABANDONED;
                         break;
                     }
                     boolean enough = samples.size() >= MIN_SAMPLES;
-                    if ((enough && System.nanoTime() - start > cap) || (!isDefault && expired())) {
+                    if ((enough && System.nanoTime() - start > cap) || expired()) {
                         break;
                     }
                 }
@@ -356,6 +404,35 @@ final class Tuner {
             }
             return new TuningCache.Result(p.asMap(), status, median(samples), samples.size(), isDefault, null,
                     Instant.now().toString());
+        }
+
+        /**
+         * Runs {@code p} untimed until it is warm. The default, measured first, runs for at least
+         * {@link #WARM_NANOS} and until three runs in a row are no faster than the fastest so far (JIT
+         * compilation of the CPU kernels, program builds and caches settle), at most a quarter of the remaining
+         * time; a candidate, whose code the default warmed already, runs once unless its check just took
+         * {@link #WARM_NANOS} or more.
+         */
+        void warmUp(Parameters p, boolean thorough) {
+            if (!thorough) {
+                if (checkNanos.getOrDefault(p, 0L) < WARM_NANOS) {
+                    workload.time(rotation++);
+                }
+                return;
+            }
+            long start = System.nanoTime();
+            long cap = Math.max(WARM_NANOS, (deadline.toEpochMilli() - System.currentTimeMillis()) * 250_000L);
+            double fastest = Double.POSITIVE_INFINITY;
+            int stale = 0;
+            while ((stale < 3 || System.nanoTime() - start < WARM_NANOS) && System.nanoTime() - start < cap) {
+                double t = workload.time(rotation++);
+                if (t < 0.97 * fastest) {
+                    stale = 0;
+                } else {
+                    stale++;
+                }
+                fastest = Math.min(fastest, t);
+            }
         }
 
         long candidateCapNanos() {

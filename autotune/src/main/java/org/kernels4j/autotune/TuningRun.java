@@ -68,16 +68,23 @@ final class TuningRun {
 
     /** Tunes every pass of {@code problems} on each device (the problems each device's dtypes allow). */
     List<Row> run(Map<Device, List<Problem>> problems, Duration budget) {
+        // problem by problem, each pass on every device in turn, so that a budget that runs out leaves every
+        // device with its first problems tuned
         List<Unit> units = new ArrayList<>();
-        problems.forEach((d, ps) -> {
-            for (Problem p : ps) {
-                if (d.capabilities().supports(p.dtype())) {
-                    for (String pass : p.passes()) {
-                        units.add(new Unit(d, p, pass));
+        int longest = problems.values().stream().mapToInt(List::size).max().orElse(0);
+        for (int i = 0; i < longest; i++) {
+            for (int pass = 0; pass < 3; pass++) {
+                for (Map.Entry<Device, List<Problem>> e : problems.entrySet()) {
+                    Device d = e.getKey();
+                    if (i < e.getValue().size()) {
+                        Problem p = e.getValue().get(i);
+                        if (pass < p.passes().size() && d.capabilities().supports(p.dtype())) {
+                            units.add(new Unit(d, p, p.passes().get(pass)));
+                        }
                     }
                 }
             }
-        });
+        }
         Instant deadline = Instant.now().plus(budget);
         List<Row> rows = new ArrayList<>();
         for (int i = 0; i < units.size(); i++) {
@@ -102,8 +109,14 @@ final class TuningRun {
     private List<Row> tuneUnit(Unit u, Instant unitDeadline) {
         List<Row> rows = new ArrayList<>();
         try (OpWorkload w = OpWorkload.create(u.problem(), u.pass(), u.device(), u.problem().name().hashCode())) {
+            // the first run shows which kernels the pass dispatches; when all ran their defaults, its output
+            // is the reference every candidate is compared with
+            Workload.Check[] first = new Workload.Check[1];
+            List<Tuning.Resolution> trace = Tuning.trace(() -> first[0] = w.check());
+            Workload.Check reference = trace.stream().allMatch(r -> r.source() == Tuning.Source.DEFAULT)
+                    ? first[0] : null;
             LinkedHashMap<String, Tuning.Resolution> kernels = new LinkedHashMap<>();
-            for (Tuning.Resolution r : Tuning.trace(w::runOnce)) {
+            for (Tuning.Resolution r : trace) {
                 if (r.deviceId().equals(u.device().id())) {
                     kernels.putIfAbsent(r.kernelId() + "|" + r.bucket(), r);
                 }
@@ -115,13 +128,13 @@ final class TuningRun {
             int left = kernels.size();
             for (Tuning.Resolution r : kernels.values()) {
                 Duration share = Duration.between(Instant.now(), unitDeadline).dividedBy(left--);
-                rows.add(tuneKernel(u, w, r, Instant.now().plus(share.isNegative() ? Duration.ZERO : share)));
+                rows.add(tuneKernel(u, w, r, reference, Instant.now().plus(share.isNegative() ? Duration.ZERO : share)));
             }
         }
         return rows;
     }
 
-    private Row tuneKernel(Unit u, OpWorkload w, Tuning.Resolution r, Instant deadline) {
+    private Row tuneKernel(Unit u, OpWorkload w, Tuning.Resolution r, Workload.Check reference, Instant deadline) {
         Device d = u.device();
         DType dt = u.problem().dtype();
         Optional<TuningSpace<?>> space = Tuning.space(r.kernelId());
@@ -151,7 +164,7 @@ final class TuningRun {
         List<TuningCache.Result> known = resume && existing.isPresent()
                 && existing.get().problem().equals(problemText) ? existing.get().results() : List.of();
         Parameters start = existing.flatMap(TuningCache.Entry::best).map(b -> Parameters.of(b.parameters())).orElse(null);
-        Tuner.Outcome o = tuner.tune(w, s, d.capabilities(), start, known, deadline,
+        Tuner.Outcome o = tuner.tune(w, s, d.capabilities(), start, known, reference, deadline,
                 (p, phase) -> progress.candidate(s.kernelId() + " " + phase + " " + p));
         tunedBuckets.put(bucketKey, u.problem().name());
         TuningCache.Entry done = entry(key, s, dt, r.bucket(), problemText, o.complete(), o.results());

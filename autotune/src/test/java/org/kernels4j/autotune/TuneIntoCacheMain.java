@@ -33,7 +33,7 @@ public final class TuneIntoCacheMain {
             // 0 and 1 correct (1 faster), 2 wrong, 3 overruns, 4 correct
             Tuner.Outcome o = tuner.tune(new SyntheticWorkload(device, 50 + i, 0.3, 0.1, 0.1, 0.1, 0.3),
                     SyntheticWorkload.SPACE, device.capabilities(), null, List.of(),
-                    Instant.now().plus(Duration.ofSeconds(30)), (p, phase) -> { });
+                    null, Instant.now().plus(Duration.ofSeconds(30)), (p, phase) -> { });
             String bucket = SyntheticWorkload.SPACE.bucket(50 + i) + "-" + tag;
             cache.merge(key, List.of(TuningRun.entry(key, SyntheticWorkload.SPACE, DType.FLOAT32, bucket, "p",
                     o.complete(), o.results())));

@@ -22,7 +22,7 @@ class TunerTest {
     private Tuner.Outcome tune(Strategy strategy, double fraction, double... millis) {
         Tuner t = new Tuner(new Tuner.Settings(strategy, fraction, 5, 7));
         return t.tune(new SyntheticWorkload(device, 100, millis), SyntheticWorkload.SPACE, device.capabilities(),
-                null, List.of(), Instant.now().plus(Duration.ofMinutes(2)), (p, phase) -> { });
+                null, List.of(), null, Instant.now().plus(Duration.ofMinutes(2)), (p, phase) -> { });
     }
 
     private static Map<Integer, TuningCache.Result> byMode(Tuner.Outcome o) {
@@ -69,7 +69,7 @@ class TunerTest {
     void aDeadlineInThePastStillMeasuresTheDefault() {
         Tuner t = new Tuner(new Tuner.Settings(Strategy.EXHAUSTIVE, 1, 3, 1));
         Tuner.Outcome o = t.tune(new SyntheticWorkload(device, 10, 1, 1, 1, 1, 1), SyntheticWorkload.SPACE,
-                device.capabilities(), null, List.of(), Instant.now().minusSeconds(1), (p, phase) -> { });
+                device.capabilities(), null, List.of(), null, Instant.now().minusSeconds(1), (p, phase) -> { });
         assertFalse(o.complete());
         assertEquals(1, o.results().size());
         assertEquals(TuningCache.OK, o.defaultResult().status());
