@@ -1,5 +1,7 @@
 package org.kernels4j.autotune;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.random.RandomGenerator;
@@ -17,9 +19,9 @@ import org.kernels4j.spi.Conv2dProblem;
 
 /**
  * One pass of one {@link Problem} on one device, through the public ops, as a {@link Workload}: random normal
- * input sets for timing (enough of them to exceed {@link #ROTATION_BYTES} together, so caches do not flatter
- * the measurement), a separate set of fresh verification inputs, and for backward passes the forward's saved
- * outputs. {@link #check} writes into outputs poisoned with NaN, each allocated between two guard tensors
+ * inputs for timing, copied into enough input sets to exceed {@link #ROTATION_BYTES} together (so caches do
+ * not flatter the measurement), a separate set of fresh verification inputs, and for backward passes the
+ * forward's saved outputs. {@link #check} writes into outputs poisoned with NaN, each allocated between two guard tensors
  * filled with a sentinel; the guards catch a kernel writing past its outputs where the device allocates them
  * next to each other (and the JVM's bounds checks catch it in the CPU backend).
  */
@@ -54,7 +56,7 @@ final class OpWorkload implements Workload {
             }
             long rotations = Math.max(1, Math.min(MAX_ROTATIONS, (ROTATION_BYTES + setBytes - 1) / Math.max(1, setBytes)));
             for (int r = 1; r < rotations; r++) {
-                sets.add(inputs(seed + r));
+                sets.add(copyOf(first));
             }
             this.verification = inputs(System.nanoTime());
             this.outputs = allocateOutputs(owned);
@@ -163,6 +165,28 @@ final class OpWorkload implements Workload {
             t.close();
         }
         owned.clear();
+    }
+
+    /**
+     * Another set in other memory with the same contents: rotation is about caches, not values, and copying
+     * is much cheaper than generating random data and running the forward pass again.
+     */
+    private Tensor[] copyOf(Tensor[] set) {
+        Tensor[] out = new Tensor[set.length];
+        try {
+            for (int i = 0; i < set.length; i++) {
+                if (set[i] != null) {
+                    ByteBuffer b = ByteBuffer.allocateDirect(Math.toIntExact(set[i].byteSize())).order(ByteOrder.nativeOrder());
+                    set[i].copyTo(b);
+                    out[i] = device.allocate(set[i].dtype(), set[i].shape());
+                    out[i].copyFrom(b);
+                }
+            }
+            return out;
+        } catch (RuntimeException e) {
+            closeAll(out);
+            throw e;
+        }
     }
 
     private static void closeAll(Tensor[] ts) {
