@@ -39,11 +39,10 @@ public class Ceilings {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     /** Independent accumulators per thread: enough to cover the FMA latency on two pipes. */
     static final int ACCUMULATORS = 12;
-    /**
-     * Loop trips per thread per {@link #fma} call: about a millisecond, so that the loop is called often enough
-     * to be compiled with the vector intrinsics early in the warm-up.
-     */
+    /** Loop trips per thread per {@link #fma} call (about a millisecond at the peak of a 256-bit core). */
     static final int FMA_TRIPS = 1 << 18;
+    /** Short calls made in the set-up so that C2 compiles the loop with the vector intrinsics before any measurement. */
+    private static final int JIT_CALLS = 20_000;
 
     /** FLOPs one {@link #fma} call does on {@code threads} threads (2 per lane per FMA). */
     static double fmaFlops(int threads) {
@@ -65,6 +64,15 @@ public class Ceilings {
             src[i] = i;
         }
         pool = Executors.newFixedThreadPool(threads);
+        // interpreted or C1-compiled Vector API code boxes every vector and runs ~100x slower than the peak;
+        // a quick run's single warm-up iteration would not outlast that, so compile the loop here
+        float sink = 0;
+        for (int i = 0; i < JIT_CALLS; i++) {
+            sink += fmaLoop(1, 64);
+        }
+        if (Float.isNaN(sink)) {
+            throw new IllegalStateException("FMA loop produced NaN");
+        }
     }
 
     /** Stops the pool. */
@@ -94,14 +102,14 @@ public class Ceilings {
         List<Future<Float>> parts = new ArrayList<>();
         for (int t = 0; t < threads; t++) {
             float seed = t + 1;
-            parts.add(pool.submit(() -> fmaLoop(seed)));
+            parts.add(pool.submit(() -> fmaLoop(seed, FMA_TRIPS)));
         }
         for (Future<Float> f : parts) {
             bh.consume(f.get());
         }
     }
 
-    static float fmaLoop(float seed) {
+    static float fmaLoop(float seed, int trips) {
         // a < 1 keeps every accumulator bounded (it converges to b / (1 - a)), so no overflow or denormals
         FloatVector a = FloatVector.broadcast(SPECIES, 0.999f);
         FloatVector b = FloatVector.broadcast(SPECIES, seed * 1e-3f);
@@ -117,7 +125,7 @@ public class Ceilings {
         FloatVector c9 = c0.add(9f);
         FloatVector c10 = c0.add(10f);
         FloatVector c11 = c0.add(11f);
-        for (int i = 0; i < FMA_TRIPS; i++) {
+        for (int i = 0; i < trips; i++) {
             c0 = c0.fma(a, b);
             c1 = c1.fma(a, b);
             c2 = c2.fma(a, b);
