@@ -153,16 +153,27 @@ final class Conv2dCpu implements Conv2dKernels {
             return;
         }
         int phases = p.strideH() * p.strideW();
+        Phase[] phase = new Phase[phases];
         int[] phasePixels = new int[phases];
         int[] phaseBlocks = new int[phases];
         int[] firstTask = new int[phases + 1];
+        int[] weightsAt = new int[phases + 1];
         for (int ph = 0; ph < phases; ph++) {
             Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
+            phase[ph] = f;
+            weightsAt[ph + 1] = weightsAt[ph] + p.c() * p.kPerGroup() * f.taps();
             phasePixels[ph] = f.rows * f.cols;
             phaseBlocks[ph] = pixelBlocks(phasePixels[ph], tp.get("PIXELS"));
             firstTask[ph + 1] = firstTask[ph] + phaseBlocks[ph];
         }
         int perImage = firstTask[phases];
+        // NCHW: the filter taps of each phase as A matrices [C/g × K/g·taps], packed once for every task
+        float[] phaseWeights = nchw ? Workspace.floats(SLOT_WEIGHTS, Math.max(1, weightsAt[phases])) : null;
+        if (nchw) {
+            for (int ph = 0; ph < phases; ph++) {
+                DataNchw.packWeights(o, phase[ph], phaseWeights, weightsAt[ph]);
+            }
+        }
         int tasks = p.n() * p.groups() * perImage;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
@@ -177,8 +188,9 @@ final class Conv2dCpu implements Conv2dKernels {
             int count = phasePixels[ph];
             int t0 = (int) ((long) count * blk / phaseBlocks[ph]);
             int t1 = (int) ((long) count * (blk + 1) / phaseBlocks[ph]);
-            Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
-            Gemm gemm = nchw ? new DataNchw(o, n, g, f, t0, t1 - t0) : new DataNhwc(o, n, g, f, t0, t1 - t0);
+            Phase f = phase[ph];
+            Gemm gemm = nchw ? new DataNchw(o, n, g, f, t0, t1 - t0, phaseWeights, weightsAt[ph])
+                    : new DataNhwc(o, n, g, f, t0, t1 - t0);
             gemm.run(blocking);
         });
     }
@@ -403,17 +415,25 @@ final class Conv2dCpu implements Conv2dKernels {
          */
         abstract void packB(float[] dst, int k0, int kc, int n0, int nc);
 
-        /** Where C element {@code (i, j)} lives, for C that is not linear. */
-        int cOffset(int i, int j) {
-            return cBase + i * ldc + j;
+        /**
+         * Where C element {@code (i, j)} lives is {@code cRow(i) + cColumn(j)}; subclasses whose C is not linear
+         * (strided backward-data) override these.
+         */
+        int cRow(int i) {
+            return cBase + i * ldc;
+        }
+
+        int cColumn(int j) {
+            return j;
         }
 
         final void run(Blocking b) {
             if (depth == 0) {
                 if (!accumulate) {
                     for (int i = 0; i < m; i++) {
+                        int row = cRow(i);
                         for (int j = 0; j < n; j++) {
-                            c[cOffset(i, j)] = 0f;
+                            c[row + cColumn(j)] = 0f;
                         }
                     }
                 }
@@ -424,6 +444,7 @@ final class Conv2dCpu implements Conv2dKernels {
             float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
             float[] ap = aArray == null ? Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax) : null;
             float[] tile = Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
+            int[] columns = new int[NR];
             for (int n0 = 0; n0 < n; n0 += b.nc()) {
                 int nc = Math.min(b.nc(), n - n0);
                 for (int k0 = 0; k0 < depth; k0 += b.kc()) {
@@ -456,9 +477,13 @@ final class Conv2dCpu implements Conv2dKernels {
                                         mc, add);
                             } else {
                                 MicroKernel.tile(a, aOff, rs, ks, bp, bOff, NR, kc, tile, 0, NR, mc, false);
+                                for (int j = 0; j < cols; j++) {
+                                    columns[j] = cColumn(n0 + j0 + j);
+                                }
                                 for (int i = 0; i < mc; i++) {
+                                    int row = cRow(m0 + i);
                                     for (int j = 0; j < cols; j++) {
-                                        int at = cOffset(m0 + i, n0 + j0 + j);
+                                        int at = row + columns[j];
                                         c[at] = add ? c[at] + tile[i * NR + j] : tile[i * NR + j];
                                     }
                                 }
@@ -856,10 +881,9 @@ final class Conv2dCpu implements Conv2dKernels {
         private final Phase f;
         private final int pixel0;
         private final int dyPlane0;
-        private final int weights;
         private final int dxPlane0;
 
-        DataNchw(Operands o, int n, int g, Phase f, int pixel0, int count) {
+        DataNchw(Operands o, int n, int g, Phase f, int pixel0, int count, float[] phaseWeights, int weightsAt) {
             super(o.p);
             this.o = o;
             this.f = f;
@@ -870,65 +894,110 @@ final class Conv2dCpu implements Conv2dKernels {
             this.depth = kg * f.taps();
             this.pixel0 = pixel0;
             this.dyPlane0 = o.yo + (n * p.k() + g * kg) * p.p() * p.q();
-            this.weights = o.wo + g * kg * cg * p.r() * p.s();
             this.dxPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
+            this.aArray = phaseWeights;
+            this.aBase = weightsAt + g * cg * depth;
+            this.ars = depth;
+            this.aks = 1;
             this.c = o.x;
             this.ldc = p.h() * p.w();
             this.linearC = p.strideH() == 1 && p.strideW() == 1;
             this.cBase = dxPlane0 + pixel0;
         }
 
+        /**
+         * Writes the phase's A matrices, one per group, at {@code dst[at + (g·Cg + c)·depth + kd]} with
+         * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}.
+         */
+        static void packWeights(Operands o, Phase f, float[] dst, int at) {
+            Conv2dProblem p = o.p;
+            int cg = p.cPerGroup();
+            int kg = p.kPerGroup();
+            int ns = f.tapS.length;
+            int taps = f.taps();
+            int depth = kg * taps;
+            int rs = p.r() * p.s();
+            for (int g = 0; g < p.groups(); g++) {
+                for (int ch = 0; ch < cg; ch++) {
+                    int row = at + (g * cg + ch) * depth;
+                    for (int k = 0; k < kg; k++) {
+                        int src = o.wo + ((g * kg + k) * cg + ch) * rs;
+                        for (int tap = 0; tap < taps; tap++) {
+                            dst[row + k * taps + tap] = o.w[src + f.tapR[tap / ns] * p.s() + f.tapS[tap % ns]];
+                        }
+                    }
+                }
+            }
+        }
+
         @Override
-        int cOffset(int i, int j) {
+        int cColumn(int j) {
             int t = pixel0 + j;
             int h = f.ph + (t / f.cols) * p.strideH();
             int w = f.pw + (t % f.cols) * p.strideW();
-            return dxPlane0 + i * ldc + h * p.w() + w;
+            return h * p.w() + w - pixel0;
         }
 
-        @Override
-        void packA(float[] dst, int m0, int mc, int k0, int kc) {
-            int cg = p.cPerGroup();
-            int nr = f.tapR.length;
-            int ns = f.tapS.length;
-            int rs = p.r() * p.s();
-            for (int i = 0; i < mc; i++) {
-                int ch = m0 + i;
-                for (int kk = 0; kk < kc; kk++) {
-                    int kd = k0 + kk;
-                    int k = kd / (nr * ns);
-                    int tap = kd % (nr * ns);
-                    int r = f.tapR[tap / ns];
-                    int s = f.tapS[tap % ns];
-                    dst[i * kc + kk] = o.w[weights + (k * cg + ch) * rs + r * p.s() + s];
-                }
-            }
-        }
-
+        /** Consecutive pixels of a phase row read consecutive dy of one row: copied in runs. */
         @Override
         void packB(float[] dst, int k0, int kc, int n0, int nc) {
-            int nr = f.tapR.length;
             int ns = f.tapS.length;
+            int taps = f.taps();
             int pq = p.p() * p.q();
             int panels = (nc + NR - 1) / NR;
+            int first = pixel0 + n0;
             for (int kk = 0; kk < kc; kk++) {
                 int kd = k0 + kk;
-                int k = kd / (nr * ns);
-                int tap = kd % (nr * ns);
+                int tap = kd % taps;
                 int rowShift = f.rowShift[tap / ns];
                 int colShift = f.colShift[tap % ns];
-                int plane = dyPlane0 + k * pq;
-                for (int j = 0; j < nc; j++) {
-                    int t = pixel0 + n0 + j;
-                    int op = t / f.cols + rowShift;
-                    int oq = t % f.cols + colShift;
-                    float v = op >= 0 && op < p.p() && oq >= 0 && oq < p.q() ? o.y[plane + op * p.q() + oq] : 0f;
-                    dst[(j / NR) * kc * NR + kk * NR + (j % NR)] = v;
+                int plane = dyPlane0 + (kd / taps) * pq;
+                int i = first / f.cols;
+                int jc = first % f.cols;
+                int j = 0;
+                while (j < nc) {
+                    int run = Math.min(f.cols - jc, nc - j);
+                    int op = i + rowShift;
+                    int q0 = jc + colShift;
+                    if (op < 0 || op >= p.p()) {
+                        panelZeros(dst, kc, kk, j, run);
+                    } else {
+                        int lo = Math.min(run, Math.max(0, -q0));
+                        int hi = Math.max(lo, Math.min(run, p.q() - q0));
+                        panelZeros(dst, kc, kk, j, lo);
+                        panelCopy(o.y, plane + op * p.q() + q0 + lo, dst, kc, kk, j + lo, hi - lo);
+                        panelZeros(dst, kc, kk, j + hi, run - hi);
+                    }
+                    j += run;
+                    i++;
+                    jc = 0;
                 }
-                for (int j = nc; j < panels * NR; j++) {
-                    dst[(j / NR) * kc * NR + kk * NR + (j % NR)] = 0f;
-                }
+                panelZeros(dst, kc, kk, nc, panels * NR - nc);
             }
+        }
+    }
+
+    /** Copies {@code len} floats from {@code src[from...]} to columns {@code [j, j + len)} of panel row {@code kk}. */
+    static void panelCopy(float[] src, int from, float[] dst, int kc, int kk, int j, int len) {
+        while (len > 0) {
+            int lane = j % NR;
+            int run = Math.min(NR - lane, len);
+            System.arraycopy(src, from, dst, (j / NR) * kc * NR + kk * NR + lane, run);
+            from += run;
+            j += run;
+            len -= run;
+        }
+    }
+
+    /** Zeros columns {@code [j, j + len)} of panel row {@code kk}. */
+    static void panelZeros(float[] dst, int kc, int kk, int j, int len) {
+        while (len > 0) {
+            int lane = j % NR;
+            int run = Math.min(NR - lane, len);
+            int at = (j / NR) * kc * NR + kk * NR + lane;
+            Arrays.fill(dst, at, at + run, 0f);
+            j += run;
+            len -= run;
         }
     }
 
@@ -964,12 +1033,11 @@ final class Conv2dCpu implements Conv2dKernels {
         }
 
         @Override
-        int cOffset(int i, int j) {
+        int cRow(int i) {
             int t = pixel0 + i;
             int h = f.ph + (t / f.cols) * p.strideH();
             int w = f.pw + (t % f.cols) * p.strideW();
-            int image0 = cBase - pixel0 * p.c();
-            return image0 + (h * p.w() + w) * p.c() + j;
+            return cBase + (h * p.w() + w - pixel0) * p.c();
         }
 
         @Override

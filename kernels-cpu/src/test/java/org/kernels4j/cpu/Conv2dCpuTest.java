@@ -92,7 +92,12 @@ class Conv2dCpuTest {
             "NCHW, 0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
             "NHWC, 0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 1, 2, 3, 3, 2, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, true",
-            "NHWC, 2, 16, 14, 14, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16, true"})
+            "NHWC, 2, 16, 14, 14, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16, true",
+            "NCHW, 1, 6, 11, 9, 6, 3, 2, 1, 1, 2, 0, 1, 3, 2, 3, 6, true",
+            "NCHW, 1, 4, 6, 6, 4, 3, 3, 1, 1, 3, 3, 0, 0, 1, 1, 4, false",
+            "NCHW, 1, 4, 6, 6, 5, 3, 3, 1, 1, 3, 3, 0, 0, 1, 1, 1, true",
+            "NHWC, 1, 4, 6, 6, 5, 3, 3, 1, 1, 3, 3, 0, 0, 1, 1, 1, true",
+            "NCHW, 1, 6, 11, 9, 12, 3, 2, 1, 1, 2, 0, 1, 3, 2, 3, 3, true"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
