@@ -95,7 +95,7 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, String> peers = new LinkedHashMap<>();
         if (!noPeers) {
             peers.put("torch", "PyTorch " + Versions.of("pytorch") + " CPU through DJL " + Versions.of("djl")
-                    + " (attention as matmul+softmax: DJL has no scaled_dot_product_attention)");
+                    + " (attention: scaled_dot_product_attention in a TorchScript module)");
             peers.put("ort", "ONNX Runtime " + Versions.of("onnxruntime") + " CPU");
         }
         Map<String, Double> work = Map.of("ceiling/copy", Ceilings.COPY_BYTES, "ceiling/fma", Ceilings.fmaFlops(threads));

@@ -5,6 +5,7 @@ import java.util.concurrent.TimeUnit;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.JniUtils;
 
 import org.openjdk.jmh.annotations.Benchmark;
@@ -19,7 +20,7 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * Peer: PyTorch CPU (libtorch 2.7.1 through DJL), fp32, at the CPU backend's thread count
+ * Peer: PyTorch CPU (libtorch 2.7.1 through DJL; attention is {@code scaled_dot_product_attention}), fp32, at the CPU backend's thread count
  * ({@code kernels4j.cpu.threads}, default the machine's cores). Forward is one op call without autograd;
  * backward is autograd from the output gradient over a graph built before each call (outside the measured
  * region) on fresh leaf tensors, so every call computes each input gradient once, as kernels4j does.
@@ -39,7 +40,7 @@ public class Torch {
         BenchProblem p;
         NDManager manager;
         NDList inputs;
-        NDArray mask;
+        PtSymbolBlock attention;
         NDArray outputGradient;
 
         /** Loads libtorch and uploads the inputs. */
@@ -49,13 +50,16 @@ public class Torch {
             p = ProblemSet.byName(problem);
             manager = NDManager.newBaseManager();
             inputs = TorchOps.inputs(manager, p);
-            mask = TorchOps.causalMask(manager, p);
+            attention = TorchOps.module(manager, p);
             outputGradient = TorchOps.outputGradient(manager, p);
         }
 
-        /** Frees the tensors. */
+        /** Frees the tensors and the module. */
         @TearDown
         public void tearDown() {
+            if (attention != null) {
+                attention.close();
+            }
             manager.close();
         }
     }
@@ -78,7 +82,7 @@ public class Torch {
                 leaf.setRequiresGradient(true);
                 leaves.add(leaf);
             }
-            output = TorchOps.forward(in.p, leaves, in.mask);
+            output = TorchOps.forward(in.p, leaves, in.attention, true);
         }
 
         /** Frees the graph, the leaves and their gradients. */
@@ -95,7 +99,7 @@ public class Torch {
             for (NDArray a : in.inputs) {
                 a.tempAttach(call);
             }
-            TorchOps.forward(in.p, in.inputs, in.mask);
+            TorchOps.forward(in.p, in.inputs, in.attention, false);
         }
     }
 

@@ -6,15 +6,16 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.ParameterStore;
 
 import org.kernels4j.Attention;
 
 /**
  * The PyTorch CPU peer through DJL: the problem's inputs as libtorch tensors and its forward pass as libtorch
- * ops ({@code layer_norm}, {@code convolution}, and attention as matmul + mask + softmax + matmul, since DJL
- * exposes no {@code scaled_dot_product_attention}; this materialises the N×N scores, as PyTorch's own math
- * fallback does). Backward is libtorch autograd from the given output gradient.
+ * ops ({@code layer_norm}, {@code convolution}, and {@code scaled_dot_product_attention} through a TorchScript
+ * module, see {@link TorchAttention}). Backward is libtorch autograd from the given output gradient.
  *
  * <p>{@link #start(int)} loads libtorch from the {@code pytorch-native-cpu} jar without any download and pins
  * the intra-op thread count.
@@ -76,51 +77,33 @@ final class TorchOps {
     }
 
     /**
-     * The forward pass; intermediate and output tensors belong to the manager of {@code in.get(0)} (callers
-     * temporarily attach the inputs to a per-call manager). {@code causalMask} is the additive mask for
-     * causal attention problems (see {@link #causalMask}), else null.
+     * The op of a problem: for attention the SDPA module with its mask and GQA flags, else null (layer norm and
+     * convolution are direct libtorch calls).
      */
-    static NDArray forward(BenchProblem p, NDList in, NDArray causalMask) {
+    static PtSymbolBlock module(NDManager m, BenchProblem p) {
+        if (p.op() != BenchProblem.Op.ATTENTION) {
+            return null;
+        }
+        if (p.mask() == Attention.CausalMask.BOTTOM_RIGHT) {
+            throw new IllegalArgumentException("mask: SDPA's is_causal is top-left; got " + p.mask());
+        }
+        return TorchAttention.load(m, p.mask() == Attention.CausalMask.TOP_LEFT, p.kvHeads() != p.heads());
+    }
+
+    /**
+     * The forward pass; its output belongs to the manager of {@code in.get(0)} (callers temporarily attach the
+     * inputs to a per-call manager). {@code attention} is {@link #module}'s result; {@code autograd} records the
+     * graph (the inputs must require gradients).
+     */
+    static NDArray forward(BenchProblem p, NDList in, PtSymbolBlock attention, boolean autograd) {
         return switch (p.op()) {
             case LAYER_NORM -> JniUtils.layerNorm((PtNDArray) in.get(0), new Shape(p.cols()), (PtNDArray) in.get(1),
                     (PtNDArray) in.get(2), 1e-5);
             case CONV2D -> JniUtils.convolution((PtNDArray) in.get(0), (PtNDArray) in.get(1), null,
                     new Shape(p.stride(), p.stride()), new Shape(p.pad(), p.pad()), new Shape(1, 1), p.groups());
-            case ATTENTION -> {
-                NDArray q = in.get(0);
-                NDArray k = in.get(1);
-                NDArray v = in.get(2);
-                int rep = p.heads() / p.kvHeads();
-                if (rep > 1) {
-                    // grouped-query: query head h reads key/value head h / rep
-                    k = k.repeat(1, rep);
-                    v = v.repeat(1, rep);
-                }
-                NDArray s = q.matMul(k.transpose(0, 1, 3, 2)).muli(1 / Math.sqrt(p.headDim()));
-                if (causalMask != null) {
-                    s = s.addi(causalMask);
-                }
-                yield s.softmax(-1).matMul(v);
-            }
+            case ATTENTION -> attention.forward(new ParameterStore(in.get(0).getManager(), false), in, autograd)
+                    .singletonOrThrow();
         };
-    }
-
-    /** The additive top-left causal mask (0 on and below the diagonal, -inf above), or null without one. */
-    static NDArray causalMask(NDManager m, BenchProblem p) {
-        if (p.op() != BenchProblem.Op.ATTENTION || p.mask() == Attention.CausalMask.NONE) {
-            return null;
-        }
-        if (p.mask() != Attention.CausalMask.TOP_LEFT) {
-            throw new IllegalArgumentException("mask: the torch peer builds top-left masks only, got " + p.mask());
-        }
-        int n = p.seq();
-        float[] mask = new float[n * n];
-        for (int i = 0; i < n; i++) {
-            for (int j = i + 1; j < n; j++) {
-                mask[i * n + j] = Float.NEGATIVE_INFINITY;
-            }
-        }
-        return m.create(mask, new Shape(n, n));
     }
 
     /** Runs autograd backward from {@code out} with output gradient {@code grad}, freeing the graph. */

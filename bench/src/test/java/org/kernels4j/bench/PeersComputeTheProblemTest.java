@@ -63,14 +63,32 @@ class PeersComputeTheProblemTest {
             for (NDArray a : in) {
                 a.setRequiresGradient(true);
             }
-            NDArray out = TorchOps.forward(p, in, TorchOps.causalMask(m, p));
+            var attention = TorchOps.module(m, p);
+            NDArray out = TorchOps.forward(p, in, attention, true);
             assertClose(p + " forward", e.forward, out.toFloatArray());
             TorchOps.backward(out, TorchOps.outputGradient(m, p));
             for (int i = 0; i < e.gradients.length; i++) {
                 assertClose(p + " gradient of input " + i, e.gradients[i], in.get(i).getGradient().toFloatArray());
             }
+            if (attention != null) {
+                attention.close();
+            }
         } finally {
             JniUtils.setGradMode(false);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("problems")
+    void torchForwardWithoutAutogradMatchesTheReference(BenchProblem p) {
+        Expected e = Expected.of(p);
+        try (NDManager m = NDManager.newBaseManager()) {
+            var attention = TorchOps.module(m, p);
+            assertClose(p + " forward", e.forward, TorchOps.forward(p, TorchOps.inputs(m, p), attention, false)
+                    .toFloatArray());
+            if (attention != null) {
+                attention.close();
+            }
         }
     }
 
