@@ -172,8 +172,11 @@ final class BenchCommand implements Callable<Integer> {
         int w = warmup != null ? warmup : quick ? 1 : 3;
         int n = iterations != null ? iterations : quick ? 3 : 5;
         int t = timeMs != null ? timeMs : quick ? 300 : 1000;
-        List<String> jvm = new ArrayList<>(List.of("--add-modules=jdk.incubator.vector",
-                "--enable-native-access=ALL-UNNAMED", "-Xss8m", "-Dai.djl.offline=true",
+        List<String> jvm = new ArrayList<>();
+        if (BenchPlan.vectorApi()) {
+            jvm.add("--add-modules=jdk.incubator.vector");
+        }
+        jvm.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-Xss8m", "-Dai.djl.offline=true",
                 "-Dslf4j.internal.verbosity=ERROR",
                 "-Dkernels4j.cpu.threads=" + threads));
         // the caller's kernels4j settings (backends, debug level, tuning cache) reach the forked JVMs

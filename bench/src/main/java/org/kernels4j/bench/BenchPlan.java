@@ -12,7 +12,7 @@ import org.kernels4j.Device;
 /**
  * The benchmarks one {@code bench} run makes, each one JMH benchmark method with its parameters: kernels4j's
  * ops on every chosen backend (the CPU set on cpu and opencl, the GPU set with its dtypes on cuda), the peers
- * on the CPU set, and the two ceilings. Filters keep the items whose {@link Item#key()} they match.
+ * on the CPU set, and the two ceilings (the FMA one where the Vector API is readable). Filters keep the items whose {@link Item#key()} they match.
  */
 final class BenchPlan {
 
@@ -70,9 +70,19 @@ final class BenchPlan {
         }
         if (ceilings) {
             kept.add(item(Measurement.CEILING, "Ceilings", "cpu", "copy", "-", "float32", Map.of()));
-            kept.add(item(Measurement.CEILING, "Ceilings", "cpu", "fma", "-", "float32", Map.of()));
+            if (vectorApi()) {
+                kept.add(item(Measurement.CEILING, "Ceilings", "cpu", "fma", "-", "float32", Map.of()));
+            }
         }
         return kept;
+    }
+
+    /**
+     * Whether this JVM reads the Vector API ({@code --add-modules jdk.incubator.vector}); without it the FMA
+     * ceiling cannot run and the forks do not get the module either (a trimmed runtime may lack it).
+     */
+    static boolean vectorApi() {
+        return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
     }
 
     private static Item item(String impl, String cls, String backend, String problem, String direction, String dtype,
