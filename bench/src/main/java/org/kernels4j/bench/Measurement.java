@@ -23,6 +23,15 @@ record Measurement(String impl, String backend, String problem, String direction
         return OURS + "/cpu/" + dtype + "/" + problem + "/" + direction;
     }
 
+    /** The fastest iteration (a ceiling is the best the machine did). */
+    double min() {
+        double m = Double.POSITIVE_INFINITY;
+        for (double v : samplesMs) {
+            m = Math.min(m, v);
+        }
+        return samplesMs.length == 0 ? scoreMs : m;
+    }
+
     /** The arithmetic mean of the samples (the score JMH reports for average time). */
     double mean() {
         double s = 0;

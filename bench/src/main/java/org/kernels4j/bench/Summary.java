@@ -33,14 +33,17 @@ final class Summary {
         }
     }
 
-    /** The ceilings of a run: copy bandwidth in GB/s and FMA peak in GFLOP/s, NaN where not measured. */
+    /**
+     * The ceilings of a run, from their fastest iteration: copy bandwidth in GB/s and FMA peak in GFLOP/s, NaN
+     * where not measured.
+     */
     record Roof(double copyGBps, double fmaGflops) {
         static Roof of(RunRecord run) {
             double copyBytes = run.meta().work().getOrDefault("ceiling/copy", Ceilings.COPY_BYTES);
             double fmaFlops = run.meta().work().getOrDefault("ceiling/fma", Double.NaN);
             // a bare JMH file has no metadata: its copy size is this build's; its FMA work is unknown
-            double copy = run.ceiling("copy").map(m -> copyBytes / (m.mean() * 1e-3) / 1e9).orElse(Double.NaN);
-            double fma = run.ceiling("fma").map(m -> fmaFlops / (m.mean() * 1e-3) / 1e9).orElse(Double.NaN);
+            double copy = run.ceiling("copy").map(m -> copyBytes / (m.min() * 1e-3) / 1e9).orElse(Double.NaN);
+            double fma = run.ceiling("fma").map(m -> fmaFlops / (m.min() * 1e-3) / 1e9).orElse(Double.NaN);
             return new Roof(copy, fma);
         }
     }
