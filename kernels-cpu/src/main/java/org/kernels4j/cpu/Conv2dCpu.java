@@ -203,9 +203,11 @@ final class Conv2dCpu implements Conv2dKernels {
             return;
         }
         boolean nchw = p.format() == Conv2d.Format.NCHW;
-        int pixels = p.p() * p.q();
         Parameters tp = FILTER_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        // NCHW stride 1 reduces over flat positions of the padded x (see FilterNchwFlat), else over pixels
+        Indirect flat = nchw && p.strideH() == 1 && p.strideW() == 1 ? Indirect.filterInput(o) : null;
+        int pixels = flat != null ? (p.p() - 1) * flat.wp + p.q() : p.p() * p.q();
         int chunks = pixelBlocks(pixels, tp.get("PIXELS"));
         int tasks = p.n() * p.groups() * chunks;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
@@ -220,10 +222,16 @@ final class Conv2dCpu implements Conv2dKernels {
             int t0 = (int) ((long) pixels * chunk / chunks);
             int t1 = (int) ((long) pixels * (chunk + 1) / chunks);
             int base = worker * stride;
-            Gemm gemm = nchw ? new FilterNchw(o, n, g, t0, t1 - t0, partials, base)
+            Gemm gemm = flat != null ? new FilterNchwFlat(o, flat, n, g, t0, t1 - t0, partials, base)
+                    : nchw ? new FilterNchw(o, n, g, t0, t1 - t0, partials, base)
                     : new FilterNhwc(o, n, g, t0, t1 - t0, partials, base);
             gemm.run(blocking);
-            o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
+            if (flat == null) {
+                o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
+            } else if (chunk == 0) {
+                // the chunks are flat positions, not pixels: the first chunk of an image sums all its pixels
+                o.sumBias(n, g, 0, p.p() * p.q(), partials, base + wSize);
+            }
         });
         int outBlocks = Math.max(1, Math.min(workers * 4, stride / 4096));
         Parallel.run(outBlocks, workers, (worker, blk) -> {
@@ -710,17 +718,17 @@ final class Conv2dCpu implements Conv2dKernels {
      * channels swapped (packed once per call) and the padding mirrored ({@code (R-1)·dilation - pad}).
      */
     static final class Indirect {
-        private final float[] in;
-        private final int inBase;
-        private final int inChannels;
-        private final int cg;
-        private final int hp;
-        private final int wp;
-        private final int[] taps;
+        final float[] in;
+        final int inBase;
+        final int inChannels;
+        final int cg;
+        final int hp;
+        final int wp;
+        final int[] taps;
         private final float[] a;
         private final int aBase;
         private final int aGroupStride;
-        private final int depth;
+        final int depth;
         private final float[] out;
         private final int outBase;
         private final int outChannels;
@@ -778,6 +786,13 @@ final class Conv2dCpu implements Conv2dKernels {
             Conv2dProblem p = o.p;
             return new Indirect(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w, o.wo, o.y, o.yo,
                     p.k(), p.p(), p.q(), o.bias, o.bo);
+        }
+
+        /** Backward-filter: only the padded x and its tap table, read by {@link FilterNchwFlat}. */
+        static Indirect filterInput(Operands o) {
+            Conv2dProblem p = o.p;
+            return new Indirect(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), null, 0, null, 0, p.k(),
+                    p.p(), p.q(), null, 0);
         }
 
         /** Backward-data: dx = correlation of dy with the flipped, channel-swapped filter. */
@@ -1150,6 +1165,82 @@ final class Conv2dCpu implements Conv2dKernels {
                     int iw = q * p.strideW() + colOff;
                     dst[out + kk * NR] = ih >= 0 && ih < p.h() && iw >= 0 && iw < p.w() ? o.x[plane + ih * p.w() + iw] : 0f;
                     if (++q == p.q()) {
+                        q = 0;
+                        pp++;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Backward-filter, NCHW, stride 1, on the flat positions of {@link Indirect}'s padded x:
+     * {@code dwᵀ[(c,r,s)][k] += Σ_f x_padded[c][f + tap(r,s)] · dy[k][f]}, where {@code f = p·wp + q} and dy is
+     * zero at the {@code q >= Q} positions between rows. A's rows are contiguous runs of the padded x
+     * (copied), B is dy transposed; C is dwᵀ, scattered into dw.
+     */
+    static final class FilterNchwFlat extends Gemm {
+        private final Operands o;
+        private final Indirect in;
+        private final int planes;
+        private final int position0;
+        private final int dyPlane0;
+        private final int filter;
+
+        FilterNchwFlat(Operands o, Indirect in, int n, int g, int position0, int count, float[] partial,
+                       int partialBase) {
+            super(o.p);
+            this.o = o;
+            this.in = in;
+            int kg = p.kPerGroup();
+            this.filter = in.depth;
+            this.m = filter;
+            this.n = kg;
+            this.depth = count;
+            this.accumulate = true;
+            this.c = partial;
+            this.cBase = partialBase + g * kg * filter;
+            this.planes = in.inBase + (n * p.c() + g * in.cg) * in.hp * in.wp;
+            this.position0 = position0;
+            this.dyPlane0 = o.yo + (n * p.k() + g * kg) * p.p() * p.q();
+        }
+
+        @Override
+        int cRow(int i) {
+            return cBase + i;
+        }
+
+        @Override
+        int cColumn(int j) {
+            return j * filter;
+        }
+
+        @Override
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            for (int i = 0; i < mc; i++) {
+                System.arraycopy(in.in, planes + in.taps[m0 + i] + position0 + k0, dst, i * kc, kc);
+            }
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int pq = p.p() * p.q();
+            int panels = (nc + NR - 1) / NR;
+            int first = position0 + k0;
+            for (int j = 0; j < panels * NR; j++) {
+                int out = (j / NR) * kc * NR + (j % NR);
+                if (j >= nc) {
+                    for (int kk = 0; kk < kc; kk++) {
+                        dst[out + kk * NR] = 0f;
+                    }
+                    continue;
+                }
+                int plane = dyPlane0 + (n0 + j) * pq;
+                int pp = first / in.wp;
+                int q = first % in.wp;
+                for (int kk = 0; kk < kc; kk++) {
+                    dst[out + kk * NR] = q < p.q() ? o.y[plane + pp * p.q() + q] : 0f;
+                    if (++q == in.wp) {
                         q = 0;
                         pp++;
                     }
