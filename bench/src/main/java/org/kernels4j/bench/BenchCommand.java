@@ -41,9 +41,10 @@ import picocli.CommandLine.Option;
  * metadata beside it into the results folder, and prints the ratio table.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Run the benchmark problem set (shared/benchmark-shapes.md) with JMH: kernels4j on each backend,",
-                "PyTorch CPU and ONNX Runtime on the CPU set, and the copy/FMA ceilings. Writes <date>-<commit>.json",
-                "(JMH) and .meta.json (machine) into the results folder and prints the ratio table."})
+        description = {"Benchmark kernels4j against PyTorch CPU and ONNX Runtime with JMH; write the results.",
+                "Runs the problem set of shared/benchmark-shapes.md: kernels4j on each backend, PyTorch CPU and ONNX",
+                "Runtime on the CPU set, and the copy/FMA ceilings. Writes <date>-<commit>.json (JMH) and .meta.json",
+                "(machine) into the results folder and prints the ratio table."})
 final class BenchCommand implements Callable<Integer> {
 
     private static final DateTimeFormatter STAMP = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC);

@@ -303,7 +303,7 @@ final class Dashboard {
                 var axisNames = c.axes || ['ms', 'peer / ours'];
                 var opts = {
                   width: 468, height: 240, series: series,
-                  scales: { x: { time: false, range: function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; } },
+                  scales: { x: { time: false, auto: false, range: [-0.5, xs.length - 0.5] },
                             ms: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } },
                             ratio: { range: function (u, lo, hi) { return [0, Math.max(hi * 1.1, 1.2)]; } } },
                   axes: [

@@ -21,8 +21,9 @@ import picocli.CommandLine.Parameters;
  * machine is slower than its history beyond the measured noise.
  */
 @Command(name = "report", mixinStandardHelpOptions = true,
-        description = {"Build the dashboard (one self-contained HTML file) from bench results and check the newest run",
-                "of each machine for regressions against the earlier runs, using their measured noise."})
+        description = {"Build the benchmark dashboard and check the newest results for regressions.",
+                "Writes one self-contained HTML file from bench results and checks the newest run of each machine",
+                "against the earlier runs, using their measured noise."})
 final class ReportCommand implements Callable<Integer> {
 
     /** Exit code when a regression is found and {@code --fail-on-regression} is given. */
