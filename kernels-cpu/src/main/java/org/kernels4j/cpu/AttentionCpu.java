@@ -524,7 +524,7 @@ final class AttentionCpu implements AttentionKernels {
             poly = poly.fma(r, FloatVector.broadcast(S, C2));
             poly = poly.fma(r, FloatVector.broadcast(S, C1));
             poly = poly.fma(r, FloatVector.broadcast(S, 1f));
-            IntVector kBits = (IntVector) shifted.reinterpretAsInts();
+            IntVector kBits = shifted.reinterpretAsInts();
             FloatVector scale = kBits.sub(ROUND_BITS - 127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
             return poly.mul(scale);
         }

@@ -22,22 +22,38 @@ import org.kernels4j.tuning.TuningSpace;
  * (sizes per group: {@code Cg = C/G}, {@code Kg = K/G}):
  * <table>
  * <caption>The GEMM of each pass</caption>
- * <tr><th>pass</th><th>layout</th><th>C (M × N)</th><th>A</th><th>B (packed)</th><th>depth</th></tr>
- * <tr><td>forward</td><td>NCHW</td><td>y: channels × pixels</td><td>w, in place</td><td>im2col(x)</td><td>Cg·R·S</td></tr>
- * <tr><td>forward</td><td>NHWC</td><td>y: pixels × channels</td><td>im2col(x) rows, packed</td><td>wᵀ</td><td>R·S·Cg</td></tr>
- * <tr><td>data</td><td>NCHW</td><td>dx: channels × pixels</td><td>w taps, packed</td><td>gathered dy</td><td>Kg·taps</td></tr>
- * <tr><td>data</td><td>NHWC</td><td>dx: pixels × channels</td><td>gathered dy rows, packed</td><td>w taps</td><td>taps·Kg</td></tr>
- * <tr><td>filter</td><td>NCHW</td><td>dw: K × Cg·R·S</td><td>dy, in place</td><td>im2col(x)ᵀ</td><td>pixels</td></tr>
- * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x)ᵀ</td><td>pixels</td></tr>
+ * <tr><th>pass</th><th>layout</th><th>C (M × N)</th><th>A</th><th>B</th><th>depth</th></tr>
+ * <tr><td>forward, stride 1</td><td>NCHW</td><td>y: channels × positions</td><td>w, in place</td>
+ *     <td>padded x, in place via a tap table ({@link Indirect})</td><td>Cg·R·S</td></tr>
+ * <tr><td>forward, strided</td><td>NCHW</td><td>y: channels × pixels</td><td>w, in place</td>
+ *     <td>im2col(x), packed</td><td>Cg·R·S</td></tr>
+ * <tr><td>forward</td><td>NHWC</td><td>y: pixels × channels</td><td>im2col(x) rows, packed (channel runs)</td>
+ *     <td>wᵀ, packed</td><td>R·S·Cg</td></tr>
+ * <tr><td>data, stride 1</td><td>NCHW</td><td>dx: channels × positions</td><td>w flipped, packed once</td>
+ *     <td>padded dy, in place via a tap table ({@link Indirect})</td><td>Kg·R·S</td></tr>
+ * <tr><td>data, strided</td><td>NCHW</td><td>dx: channels × phase pixels</td><td>w taps, packed once</td>
+ *     <td>gathered dy (row runs), packed</td><td>Kg·taps</td></tr>
+ * <tr><td>data</td><td>NHWC</td><td>dx: phase pixels × channels</td><td>gathered dy rows, packed</td>
+ *     <td>w taps, packed</td><td>taps·Kg</td></tr>
+ * <tr><td>filter, stride 1</td><td>NCHW</td><td>dwᵀ: Cg·R·S × K</td><td>padded x rows, packed (runs)</td>
+ *     <td>dyᵀ, packed</td><td>positions</td></tr>
+ * <tr><td>filter, strided</td><td>NCHW</td><td>dw: K × Cg·R·S</td><td>dy, in place</td>
+ *     <td>im2col(x)ᵀ, packed</td><td>pixels</td></tr>
+ * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x) rows, packed</td>
+ *     <td>pixels</td></tr>
  * </table>
+ * "Positions" are the flat positions {@code p·wp + q} of a zero-padded input plane of width {@code wp}
+ * (see {@link Indirect}): with stride 1 they turn every filter tap into a contiguous run of the padded input.
  * Backward-data is a gather, not a scatter: with a stride, input pixels fall into {@code strideH × strideW}
  * phases, and in each phase exactly the same filter taps reach every pixel, so each phase is one GEMM over
  * its valid taps only (no zero-inserted dy, no wasted multiplies; a phase no tap reaches gets zeros).
  * Backward-filter reduces over every pixel of every image: it is split over images and pixel chunks, each
  * worker accumulating into its own dw (and db) partial, and the partials are summed at the end.
  *
- * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs a direct kernel
- * instead: per plane along the width in NCHW, per pixel along the channels in NHWC.
+ * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
+ * instead: in NCHW with stride 1 on the flat positions of a padded plane (every tap a contiguous run,
+ * the accumulator in a register across taps), strided NCHW row by row, and NHWC vectorised along the
+ * channels.
  *
  * <p>Forward and backward-data split images × groups × pixel blocks over the worker pool; problems under
  * {@link #MIN_FLOPS_PER_THREAD} per thread run on the caller alone.
@@ -916,7 +932,8 @@ final class Conv2dCpu implements Conv2dKernels {
             this.aks = 1;
             this.c = o.x;
             this.ldc = p.h() * p.w();
-            this.linearC = p.strideH() == 1 && p.strideW() == 1;
+            // only strided problems come here (stride 1 runs Indirect): a phase's pixels are not contiguous in dx
+            this.linearC = false;
             this.cBase = dxPlane0 + pixel0;
         }
 
