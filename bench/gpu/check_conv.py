@@ -121,27 +121,39 @@ class Launch:
     smem: int = 0
     splits: int = 1
     split_len: int = 0
+    phase: tuple = (-1, -1)
 
 
 class Kernels:
     def __init__(self, kernels_dir: str):
         self.mods = {m: h.load_module(kernels_dir, m) for m in MODULES}
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
-        self._cfg = {}
+        self._cfg = read_configs(os.path.join(kernels_dir, "conv_igemm.ptx"))
 
     def fn(self, module, entry):
         return self.mods[module].get(entry)
 
     def cfg(self, entry):
-        """{threads, smem bytes, BM, BN} of a tensor-core entry, read from its __constant__ <entry>_cfg."""
+        """{threads, smem bytes, BM, BN} of a tensor-core entry (its __constant__ <entry>_cfg)."""
         if entry not in self._cfg:
-            import cupy
-            ptr = self.mods["conv_igemm"].raw.get_global(entry + "_cfg")
-            self._cfg[entry] = [int(v) for v in cupy.ndarray((4,), dtype=cupy.int32, memptr=ptr).get()]
+            raise KeyError(f"no tensor-core entry {entry} in conv_igemm")
         return self._cfg[entry]
 
     def paths(self):
         return {m: (mod.path, mod.kind) for m, mod in self.mods.items()}
+
+
+def read_configs(ptx_path):
+    """The <entry>_cfg initialisers of conv_igemm.ptx: 16 little-endian bytes = 4 ints (PTX drops trailing zeros)."""
+    import re
+    text = open(ptx_path).read()
+    out = {}
+    for m in re.finditer(r"\.const \.align 4 \.b8 (conv_\w+)_cfg\[16\] = \{([0-9, ]*)\};", text):
+        b = [int(v) for v in m.group(2).split(",")] + [0] * 16
+        out[m.group(1)] = [int.from_bytes(bytes(b[4 * i:4 * i + 4]), "little") for i in range(4)]
+    if not out:
+        raise RuntimeError(f"no _cfg constants in {ptx_path}")
+    return out
 
 
 def gemm_dims(pas, c: Conv):
@@ -155,10 +167,26 @@ def gemm_dims(pas, c: Conv):
 # CTAs of a tile one H100/H200 SM holds at once, from the registers (ptxas) and shared memory of the
 # kernels; Conv2dCuda.java asks the driver (cuOccupancyMaxActiveBlocksPerMultiprocessor) instead.
 SLOTS = {"128x256w8": 1, "128x128w8": 2, "128x128w4": 2, "256x64w4": 2, "128x64w4": 3, "64x64w4": 4,
-         "64x256w4": 2, "64x128w4": 3, "128x32w4": 4}
+         "64x256w4": 2, "64x128w4": 3, "128x32w4": 4, "128x16w4": 4}
 
 
-def tc_tile(kern, pas, c: Conv, dt, override=None):
+def dgrad_phases(c: Conv):
+    """dgrad's launches (conv_igemm.cu): with dilation 1 one per stride phase that has pixels,
+    (phaseH, phaseW, rows, columns); otherwise one gathering every tap, (-1, -1, H, W)."""
+    if c.dil != (1, 1):
+        return [(-1, -1, c.H, c.W)]
+    out = []
+    for a in range(c.stride[0]):
+        for b in range(c.stride[1]):
+            h0, w0 = (a - c.pad[0]) % c.stride[0], (b - c.pad[1]) % c.stride[1]
+            rows = cdiv(c.H - h0, c.stride[0]) if h0 < c.H else 0
+            cols = cdiv(c.W - w0, c.stride[1]) if w0 < c.W else 0
+            if rows > 0 and cols > 0:
+                out.append((a, b, rows, cols))
+    return out
+
+
+def tc_tile(kern, pas, c: Conv, dt, override=None, m=None):
     """Tensor-core entry for an NHWC fp16/bf16 problem: name and its config {threads, smem, BM, BN}.
 
     16-byte loaders ('v') need the contiguous channel count of the operand to be a multiple of 8 (A: Cg for
@@ -168,6 +196,7 @@ def tc_tile(kern, pas, c: Conv, dt, override=None):
     """
     suf = SUFFIX[dt]
     M, NG, KD = gemm_dims(pas, c)
+    M = M if m is None else m
     va = (c.Cg if pas == "fprop" else c.Kg) % 8 == 0
     vb = c.Cg % 8 == 0
 
@@ -179,7 +208,8 @@ def tc_tile(kern, pas, c: Conv, dt, override=None):
         tile = override
     elif pas in ("fprop", "dgrad"):
         if not (va and vb):
-            tile = "128x64w4_ss" if pas == "fprop" else ("128x32w4_vs" if va else "128x32w4_ss")
+            narrow = "128x16w4" if c.Cg <= 16 else "128x32w4"
+            tile = "128x64w4_ss" if pas == "fprop" else narrow + ("_vs" if va else "_ss")
         else:
             prefs = (["128x256w8", "128x128w4", "64x64w4"] if NG > 128 else
                      ["128x128w4", "64x64w4"] if NG > 64 else ["256x64w4", "128x64w4", "64x64w4"])
@@ -206,7 +236,21 @@ def split_k(kern, tiles, KD, bk, bytes_per_split, groups, splits=None):
 
 
 def plan(kern, pas, c: Conv, dt, override=None, splits=None):
-    """The main launch of one pass of an NHWC (or, fp32/depthwise, either-layout) problem."""
+    """The launches of one pass of an NHWC (or, fp32/depthwise, either-layout) problem: a list, since
+    tensor-core dgrad launches once per stride phase."""
+    if pas == "dgrad" and dt != torch.float32 and not c.depthwise:
+        out = []
+        for a, b, rows, cols in dgrad_phases(c):
+            m = c.N * rows * cols
+            entry, cfg = tc_tile(kern, pas, c, dt, override, m)
+            threads, smem, bm, bn = cfg
+            out.append(Launch("conv_igemm", entry, (cdiv(m, bm) * cdiv(c.Cg, bn), 1, c.groups), (threads, 1, 1), smem,
+                              phase=(a, b)))
+        return out
+    return [plan_one(kern, pas, c, dt, override, splits)]
+
+
+def plan_one(kern, pas, c: Conv, dt, override=None, splits=None):
     M, NG, KD = gemm_dims(pas, c)
     if c.depthwise:
         suf = SUFFIX[dt]
@@ -234,11 +278,14 @@ def plan(kern, pas, c: Conv, dt, override=None, splits=None):
     return Launch("conv_igemm", entry, (tiles, 1, c.groups * s), (threads, 1, 1), smem, s, sl)
 
 
-def launch_conv(kern, L: Launch, c: Conv, a, b, bias, out, nchw=False):
-    args = [a, b, bias if bias is not None else np.uint64(0), out] + c.args(L.split_len)
-    if L.module != "conv_igemm":
-        args.append(h.i32(1 if nchw else 0))
-    h.launch(kern.fn(L.module, L.entry), L.grid, L.block, args, L.smem)
+def launch_conv(kern, Ls, c: Conv, a, b, bias, out, nchw=False):
+    for L in Ls:
+        args = [a, b, bias if bias is not None else np.uint64(0), out] + c.args(L.split_len)
+        if L.module == "conv_igemm":
+            args += [h.i32(L.phase[0]), h.i32(L.phase[1])]
+        else:
+            args.append(h.i32(1 if nchw else 0))
+        h.launch(kern.fn(L.module, L.entry), L.grid, L.block, args, L.smem)
 
 
 def reduce_into(kern, partial, out, count, splits, dt):
@@ -285,35 +332,36 @@ class Runner:
         if c.N == 0:  # nothing to write
             return None
         tc = dt != torch.float32 and not c.depthwise
-        L = plan(k, "fprop", c, dt, override)
+        Ls = plan(k, "fprop", c, dt, override)
         if not tc or layout == "NHWC":
-            launch_conv(k, L, c, x, w, bias, y, layout == "NCHW")
-            return L
+            launch_conv(k, Ls, c, x, w, bias, y, layout == "NCHW")
+            return Ls[0]
         xn, wn, _ = self._nhwc_inputs(c, layout, x=x, w=w)
         yn = torch.empty_like(y)
-        launch_conv(k, L, c, xn, wn, bias, yn)
+        launch_conv(k, Ls, c, xn, wn, bias, yn)
         transpose(k, yn, y, c.N, c.P * c.Q, c.K)
-        return L
+        return Ls[0]
 
     def dgrad(self, c, dt, layout, dy, w, dx, override=None):
         k = self.kern
         if c.N == 0:
             return None
         tc = dt != torch.float32 and not c.depthwise
-        L = plan(k, "dgrad", c, dt, override)
+        Ls = plan(k, "dgrad", c, dt, override)
         if not tc or layout == "NHWC":
-            launch_conv(k, L, c, dy, w, None, dx, layout == "NCHW")
-            return L
+            launch_conv(k, Ls, c, dy, w, None, dx, layout == "NCHW")
+            return Ls[0]
         _, wn, dyn = self._nhwc_inputs(c, layout, w=w, dy=dy)
         dxn = torch.empty_like(dx)
-        launch_conv(k, L, c, dyn, wn, None, dxn)
+        launch_conv(k, Ls, c, dyn, wn, None, dxn)
         transpose(k, dxn, dx, c.N, c.H * c.W, c.C)
-        return L
+        return Ls[0]
 
     def wgrad(self, c, dt, layout, dy, x, dw, db=None, override=None, splits=None, workspace=None):
         k = self.kern
         tc = dt != torch.float32 and not c.depthwise
-        L = plan(k, "wgrad", c, dt, override, splits)
+        Ls = plan(k, "wgrad", c, dt, override, splits)
+        L = Ls[0]
         count = c.K * c.R * c.S * c.Cg
         if c.N == 0:
             reduce_into(k, dw, dw, count, 0, dt)  # splits = 0 writes zeros; the partial pointer is not read
@@ -321,11 +369,11 @@ class Runner:
             part = workspace if workspace is not None else torch.empty(L.splits * count, dtype=torch.float32,
                                                                            device=h.DEVICE)
             if not tc or layout == "NHWC":
-                launch_conv(k, L, c, dy, x, None, part, layout == "NCHW")
+                launch_conv(k, Ls, c, dy, x, None, part, layout == "NCHW")
                 reduce_into(k, part, dw, count, L.splits, dt)
             else:
                 xn, _, dyn = self._nhwc_inputs(c, layout, x=x, dy=dy)
-                launch_conv(k, L, c, dyn, xn, None, part)
+                launch_conv(k, Ls, c, dyn, xn, None, part)
                 dwn = torch.empty_like(dw)
                 reduce_into(k, part, dwn, count, L.splits, dt)
                 transpose(k, dwn, dw, c.K, c.R * c.S, c.Cg)
@@ -476,15 +524,16 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
     count = c.K * c.R * c.S * c.Cg
 
     def ours_fn(pas, override=None, splits=None):
-        L = plan(kern, pas, c, dt, override, splits)
+        Ls = plan(kern, pas, c, dt, override, splits)
+        L = Ls[0]
         ws = torch.empty(max(1, L.splits * count), dtype=torch.float32, device=h.DEVICE) if pas == "wgrad" else None
         if pas == "fprop":
-            return L, lambda i: launch_conv(kern, L, c, xs[i], w, None, y)
+            return L, lambda i: launch_conv(kern, Ls, c, xs[i], w, None, y)
         if pas == "dgrad":
-            return L, lambda i: launch_conv(kern, L, c, dys[i], w, None, dx)
+            return L, lambda i: launch_conv(kern, Ls, c, dys[i], w, None, dx)
 
         def wg(i):
-            launch_conv(kern, L, c, dys[i], xs[i], None, ws)
+            launch_conv(kern, Ls, c, dys[i], xs[i], None, ws)
             reduce_into(kern, ws, dw, count, L.splits, dt)
         return L, wg
 

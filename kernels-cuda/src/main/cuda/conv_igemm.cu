@@ -6,8 +6,13 @@
 //   fprop  M = N*P*Q pixels   NG = Kg    KD = R*S*Cg    A = x gathered (k-contiguous), B = w[k][r][s][c]
 //   dgrad  M = N*H*W pixels   NG = Cg    KD = R*S*Kg    A = dy gathered (k-contiguous),
 //          B = w[k][r][s][c] read as [kd][c] (n-contiguous); an input pixel h takes tap r from output
-//          row p = (h + padTop - r*dilH) / strideH when that divides exactly and 0 <= p < P (a guarded
-//          gather: any stride works, the non-dividing taps load zeros)
+//          row p = (h + padTop - r*dilH) / strideH when that divides exactly and 0 <= p < P.
+//          With dilation 1 the launch covers one stride phase (phaseH, phaseW): the input rows h with
+//          (h + padTop) % strideH == phaseH, which take exactly the taps r = phaseH + j*strideH, at
+//          p = (h + padTop - r) / strideH; so M = N*Hphase*Wphase, KD = Rphase*Sphase*Kg and no tap is
+//          wasted (a stride-1 convolution is the single phase (0, 0)). The host launches every phase
+//          (one launch each, some may have no taps and then write zeros). phaseH = -1 instead gathers every
+//          tap of every pixel and skips those that do not divide (any dilation).
 //   wgrad  M = Kg             NG = R*S*Cg KD = N*P*Q    A = dy (m-contiguous), B = x gathered
 //          (n-contiguous); KD is split over gridDim.z, each split writes fp32 partials that
 //          conv_reduce_* (conv_support.cu) sums in a fixed order.
@@ -27,12 +32,14 @@
 // Entry points conv_<pass>_<f16|bf16>_<BM>x<BN>w<warps>_<A loader><B loader>, all with the same parameters:
 //   (const T* a, const T* b, const T* bias, void* out,
 //    int N, int H, int W, int C, int K, int R, int S, int P, int Q,
-//    int strideH, int strideW, int padTop, int padLeft, int dilH, int dilW, int groups, int splitLen)
+//    int strideH, int strideW, int padTop, int padLeft, int dilH, int dilW, int groups, int splitLen,
+//    int phaseH, int phaseW)
 //   fprop: a = x, b = w, bias = [K] or null, out = y (T)
 //   dgrad: a = dy, b = w, bias unused (null), out = dx (T)
 //   wgrad: a = dy, b = x, bias unused (null), out = fp32 partials [splits][K][R*S*Cg];
 //          splitLen = reduction pixels per split, a multiple of 32 (fprop/dgrad ignore it)
-//   grid = (ceil(M/BM) * ceil(NG/BN), 1, groups * splits), splits = 1 for fprop/dgrad,
+//   phaseH, phaseW: dgrad's stride phase (0 <= phase < stride; dilation 1) or -1, -1; fprop/wgrad ignore them
+//   grid = (ceil(M/BM) * ceil(NG/BN), 1, groups * splits), splits = 1 for fprop/dgrad, M of the phase,
 //   block = threads, dynamic shared memory = smem bytes, where <entry>_cfg = {threads, smem, BM, BN}
 //   is a __constant__ int[4] of the module (read it with cuModuleGetGlobal).
 #include "conv_common.cuh"
@@ -45,14 +52,50 @@ constexpr int BK = 32;   // reduction depth of a k-tile
 constexpr int PAD = 8;   // elements of padding per shared-memory row
 constexpr int LDK = BK + PAD;
 constexpr int INVALID_ROW = -(1 << 29);  // start row of a pixel past M: every tap falls outside
-constexpr int UNBOUNDED = 1 << 30;       // radix of a counter digit that never wraps
 
 template <bool C, class A, class B> struct Select { using type = A; };
 template <class A, class B> struct Select<false, A, B> { using type = B; };
 
+// dgrad's view of the input: the rows/columns of one stride phase (or all of them), the taps they take,
+// and where row i, column iw of the view lie in dx. Loaders see a stride-1 problem of Hl x Wl pixels with
+// Rl x Sl taps at dilation dhl (1 in a phase) and division by shl only in the all-taps mode.
+struct DgradView {
+    int Hl, Wl, Rl, Sl;   // view extent and taps
+    int Sc;               // Sl as a counter radix (1 when a phase has no taps: then KD = 0, nothing is loaded)
+    int hoff, woff;       // output row of view row i, tap j: (i + hoff - j*dhl) / shl
+    int dhl, dwl, shl, swl;
+    int r0, rstep, s0, sstep;  // filter tap of view tap j: r0 + j*rstep
+    int h0, hstep, w0, wstep;  // dx row of view row i: h0 + i*hstep
+
+    CONV_FN void init(const Geo& g, int phaseH, int phaseW) {
+        if (phaseH < 0) {
+            Hl = g.H; Wl = g.W; Rl = g.R; Sl = g.S;
+            hoff = g.ph; woff = g.pw;
+            dhl = g.dh; dwl = g.dw; shl = g.sh; swl = g.sw;
+            r0 = 0; rstep = 1; s0 = 0; sstep = 1;
+            h0 = 0; hstep = 1; w0 = 0; wstep = 1;
+            Sc = Sl;
+            return;
+        }
+        h0 = ((phaseH - g.ph) % g.sh + g.sh) % g.sh;
+        w0 = ((phaseW - g.pw) % g.sw + g.sw) % g.sw;
+        Hl = h0 < g.H ? (g.H - h0 + g.sh - 1) / g.sh : 0;
+        Wl = w0 < g.W ? (g.W - w0 + g.sw - 1) / g.sw : 0;
+        Rl = phaseH < g.R ? (g.R - phaseH + g.sh - 1) / g.sh : 0;
+        Sl = phaseW < g.S ? (g.S - phaseW + g.sw - 1) / g.sw : 0;
+        hoff = (h0 + g.ph - phaseH) / g.sh;
+        woff = (w0 + g.pw - phaseW) / g.sw;
+        dhl = dwl = shl = swl = 1;
+        r0 = phaseH; rstep = g.sh; s0 = phaseW; sstep = g.sw;
+        hstep = g.sh; wstep = g.sw;
+        Sc = Sl > 0 ? Sl : 1;
+    }
+};
+
 // Everything a loader needs to know about its CTA.
 struct Ctx {
     Geo g;
+    DgradView v;
     const uint16_t* a;
     const uint16_t* b;
     int M, NG, KD;
@@ -117,17 +160,18 @@ struct LoadA_KVec {
                     hb[i] = p * g.sh - g.ph;
                     wb[i] = (pq - p * g.Q) * g.sw - g.pw;
                 } else {
-                    const int n = m / (g.H * g.W);
-                    const int hw = m - n * g.H * g.W;
-                    const int h = hw / g.W;
+                    const int n = m / (c.v.Hl * c.v.Wl);
+                    const int hw = m - n * c.v.Hl * c.v.Wl;
+                    const int h = hw / c.v.Wl;
                     base[i] = c.a + (long long)n * g.P * g.Q * g.K + c.grp * g.Kg;
-                    hb[i] = h + g.ph;
-                    wb[i] = hw - h * g.W + g.pw;
+                    hb[i] = h + c.v.hoff;
+                    wb[i] = hw - h * c.v.Wl + c.v.woff;
                 }
             }
         }
         kd = c.kbegin + col;
-        kc.init(kd, PASS == FPROP ? g.Cg : g.Kg, g.S);
+        if (PASS == FPROP) kc.init(kd, g.Cg, g.S);
+        else kc.init(kd, g.Kg, c.v.Sc);
     }
 
     CONV_FN void load(uint16_t* sA, const Ctx& c) const {
@@ -143,14 +187,14 @@ struct LoadA_KVec {
                 ok = ok && (unsigned)h < (unsigned)g.H && (unsigned)w < (unsigned)g.W;
                 p = base[i] + ((long long)h * g.W + w) * g.C + kc.lo;
             } else {
-                const int th = hb[i] - kc.hi * g.dh;
-                const int tw = wb[i] - kc.mid * g.dw;
+                const int th = hb[i] - kc.hi * c.v.dhl;
+                const int tw = wb[i] - kc.mid * c.v.dwl;
                 ok = ok && th >= 0 && tw >= 0;
                 int op = th, oq = tw;
-                if (g.sh != 1 || g.sw != 1) {
-                    op = th / g.sh;
-                    oq = tw / g.sw;
-                    ok = ok && op * g.sh == th && oq * g.sw == tw;
+                if (c.v.shl != 1 || c.v.swl != 1) {
+                    op = th / c.v.shl;
+                    oq = tw / c.v.swl;
+                    ok = ok && op * c.v.shl == th && oq * c.v.swl == tw;
                 }
                 ok = ok && op < g.P && oq < g.Q;
                 p = base[i] + ((long long)op * g.Q + oq) * g.K + kc.lo;
@@ -161,7 +205,8 @@ struct LoadA_KVec {
 
     CONV_FN void advance(const Ctx& c) {
         kd += BK;
-        kc.step(BK, PASS == FPROP ? c.g.Cg : c.g.Kg, c.g.S);
+        if (PASS == FPROP) kc.step(BK, c.g.Cg, c.g.S);
+        else kc.step(BK, c.g.Kg, c.v.Sc);
     }
 };
 
@@ -187,16 +232,17 @@ struct LoadA_KScalar {
                     const int p = pq / g.Q;
                     t = make_int4(n, p * g.sh - g.ph, (pq - p * g.Q) * g.sw - g.pw, 1);
                 } else {
-                    const int n = m / (g.H * g.W);
-                    const int hw = m - n * g.H * g.W;
-                    const int h = hw / g.W;
-                    t = make_int4(n, h + g.ph, hw - h * g.W + g.pw, 1);
+                    const int n = m / (c.v.Hl * c.v.Wl);
+                    const int hw = m - n * c.v.Hl * c.v.Wl;
+                    const int h = hw / c.v.Wl;
+                    t = make_int4(n, h + c.v.hoff, hw - h * c.v.Wl + c.v.woff, 1);
                 }
             }
             c.rowtab[row] = t;
         }
         kd = c.kbegin + (c.tid & 31);
-        kc.init(kd, PASS == FPROP ? g.Cg : g.Kg, g.S);
+        if (PASS == FPROP) kc.init(kd, g.Cg, g.S);
+        else kc.init(kd, g.Kg, c.v.Sc);
     }
 
     CONV_FN void load(uint16_t* sA, const Ctx& c) const {
@@ -214,12 +260,12 @@ struct LoadA_KScalar {
                 ok = ok && (unsigned)h < (unsigned)g.H && (unsigned)w < (unsigned)g.W;
                 off = (((long long)t.x * g.H + h) * g.W + w) * g.C + c.grp * g.Cg + kc.lo;
             } else {
-                const int th = t.y - kc.hi * g.dh;
-                const int tw = t.z - kc.mid * g.dw;
+                const int th = t.y - kc.hi * c.v.dhl;
+                const int tw = t.z - kc.mid * c.v.dwl;
                 ok = ok && th >= 0 && tw >= 0;
-                const int op = th / g.sh;
-                const int oq = tw / g.sw;
-                ok = ok && op * g.sh == th && oq * g.sw == tw && op < g.P && oq < g.Q;
+                const int op = th / c.v.shl;
+                const int oq = tw / c.v.swl;
+                ok = ok && op * c.v.shl == th && oq * c.v.swl == tw && op < g.P && oq < g.Q;
                 off = (((long long)t.x * g.P + op) * g.Q + oq) * g.K + c.grp * g.Kg + kc.lo;
             }
             v[j] = ok ? c.a[off] : (uint16_t)0;
@@ -230,7 +276,8 @@ struct LoadA_KScalar {
 
     CONV_FN void advance(const Ctx& c) {
         kd += BK;
-        kc.step(BK, PASS == FPROP ? c.g.Cg : c.g.Kg, c.g.S);
+        if (PASS == FPROP) kc.step(BK, c.g.Cg, c.g.S);
+        else kc.step(BK, c.g.Kg, c.v.Sc);
     }
 };
 
@@ -360,8 +407,9 @@ struct LoadA_MScalar {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// B loaders, n-major [BK][BN+PAD]: dgrad's filter (kd = (r*S + s)*Kg + k, column c) and wgrad's x
-// (kd = pixel (n, p, q), column ng = (r*S + s)*Cg + c). Counters: dgrad (-, r*S + s, k), wgrad (n, p, q).
+// B loaders, n-major [BK][BN+PAD]: dgrad's filter (kd = (j*Sl + jw)*Kg + k over the view's taps, filter
+// tap (r0 + j*rstep, s0 + jw*sstep), column c) and wgrad's x (kd = pixel (n, p, q), column
+// ng = (r*S + s)*Cg + c). Counters: dgrad (j, jw, k), wgrad (n, p, q).
 
 template <int PASS, int BN, int THREADS>
 struct LoadB_NVec {
@@ -385,7 +433,7 @@ struct LoadB_NVec {
             colp = c.b + ng;
             roff = soff = 0;
 #pragma unroll
-            for (int i = 0; i < ITER; ++i) kc[i].init(kb + krow0 + i * ROW_STEP, g.Kg, UNBOUNDED);
+            for (int i = 0; i < ITER; ++i) kc[i].init(kb + krow0 + i * ROW_STEP, g.Kg, c.v.Sc);
         } else {
             const int rs = ng / g.Cg;
             const int r = rs / g.S;
@@ -405,7 +453,8 @@ struct LoadB_NVec {
             bool ok = colok && kb + krow < c.kend;
             const uint16_t* p;
             if (PASS == DGRAD) {
-                p = colp + ((long long)(c.grp * g.Kg + kc[i].lo) * (g.R * g.S) + kc[i].mid) * g.Cg;
+                const int rs = (c.v.r0 + kc[i].hi * c.v.rstep) * g.S + c.v.s0 + kc[i].mid * c.v.sstep;
+                p = colp + ((long long)(c.grp * g.Kg + kc[i].lo) * (g.R * g.S) + rs) * g.Cg;
             } else {
                 const int h = kc[i].mid * g.sh + roff;
                 const int w = kc[i].lo * g.sw + soff;
@@ -420,7 +469,7 @@ struct LoadB_NVec {
         kb += BK;
 #pragma unroll
         for (int i = 0; i < ITER; ++i) {
-            if (PASS == DGRAD) kc[i].step(BK, c.g.Kg, UNBOUNDED);
+            if (PASS == DGRAD) kc[i].step(BK, c.g.Kg, c.v.Sc);
             else kc[i].step(BK, c.g.Q, c.g.P);
         }
     }
@@ -441,7 +490,7 @@ struct LoadB_NScalar {
         const Geo& g = c.g;
         kd = c.kbegin + (c.tid & 31);
         if (PASS == DGRAD) {
-            kc.init(kd, g.Kg, UNBOUNDED);
+            kc.init(kd, g.Kg, c.v.Sc);
         } else {
             kc.init(kd, g.Q, g.P);
             for (int col = c.tid; col < BN; col += THREADS) {
@@ -469,7 +518,8 @@ struct LoadB_NScalar {
             if (PASS == DGRAD) {
                 const int ng = c.n0 + col;
                 ok = ok && ng < c.NG;
-                off = ((long long)(c.grp * g.Kg + kc.lo) * (g.R * g.S) + kc.mid) * g.Cg + ng;
+                const int rs = (c.v.r0 + kc.hi * c.v.rstep) * g.S + c.v.s0 + kc.mid * c.v.sstep;
+                off = ((long long)(c.grp * g.Kg + kc.lo) * (g.R * g.S) + rs) * g.Cg + ng;
             } else {
                 const int4 t = c.coltab[col];
                 const int h = kc.mid * g.sh + t.x;
@@ -485,7 +535,7 @@ struct LoadB_NScalar {
 
     CONV_FN void advance(const Ctx& c) {
         kd += BK;
-        if (PASS == DGRAD) kc.step(BK, c.g.Kg, UNBOUNDED);
+        if (PASS == DGRAD) kc.step(BK, c.g.Kg, c.v.Sc);
         else kc.step(BK, c.g.Q, c.g.P);
     }
 };
@@ -554,7 +604,7 @@ struct WarpTile {
 
 template <class E, int PASS, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool VA, bool VB>
 CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, void* out, const Geo& g,
-                   int splitLen) {
+                   int splitLen, int phaseH, int phaseW) {
     constexpr int THREADS = WARPS_M * WARPS_N * 32;
     using PL = Plan<PASS, BM, BN, STAGES, VA, VB>;
     using LA = typename Select<PASS == WGRAD,
@@ -577,7 +627,8 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
     if (PASS == FPROP) {
         c.M = g.N * g.P * g.Q; c.NG = g.Kg; c.KD = g.R * g.S * g.Cg;
     } else if (PASS == DGRAD) {
-        c.M = g.N * g.H * g.W; c.NG = g.Cg; c.KD = g.R * g.S * g.Kg;
+        c.v.init(g, phaseH, phaseW);
+        c.M = g.N * c.v.Hl * c.v.Wl; c.NG = g.Cg; c.KD = c.v.Rl * c.v.Sl * g.Kg;
     } else {
         c.M = g.Kg; c.NG = g.R * g.S * g.Cg; c.KD = g.N * g.P * g.Q;
     }
@@ -701,7 +752,14 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
         const int m = c.m0 + row;
         const int col = c.n0 + cc * 8;
         if (m >= c.M || col >= c.NG) continue;
-        uint16_t* d = o + (long long)m * ldo + cbase + col;
+        long long pix = m;  // fprop: y row m; dgrad: the dx pixel of view row m
+        if (PASS == DGRAD) {
+            const int n = m / (c.v.Hl * c.v.Wl);
+            const int hw = m - n * c.v.Hl * c.v.Wl;
+            const int i = hw / c.v.Wl;
+            pix = ((long long)n * g.H + c.v.h0 + i * c.v.hstep) * g.W + c.v.w0 + (hw - i * c.v.Wl) * c.v.wstep;
+        }
+        uint16_t* d = o + pix * ldo + cbase + col;
         const uint16_t* s = sC + row * LDC + cc * 8;
         if (vec && col + 8 <= c.NG) {
             *reinterpret_cast<uint4*>(d) = *reinterpret_cast<const uint4*>(s);
@@ -724,9 +782,10 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
     extern "C" __global__ void __launch_bounds__(WM * WN * 32, MINB)                                       \
         NAME(const uint16_t* __restrict__ a, const uint16_t* __restrict__ b, const uint16_t* __restrict__ bias, \
              void* __restrict__ out, int N, int H, int W, int C, int K, int R, int S, int P, int Q, int sh,      \
-             int sw, int ph, int pw, int dh, int dw, int groups, int splitLen) {                           \
+             int sw, int ph, int pw, int dh, int dw, int groups, int splitLen, int phaseH, int phaseW) {      \
         conv::igemm<conv::E, conv::PASS, BM, BN, WM, WN, STAGES, VA, VB>(                                    \
-            a, b, bias, out, conv::make_geo(N, H, W, C, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups), splitLen); \
+            a, b, bias, out, conv::make_geo(N, H, W, C, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups), splitLen, \
+            phaseH, phaseW);                                                                               \
     }
 
 // Tiles <BM>x<BN>w<warps>. Warp tiles of 64x64 (w4 on 128x128, 256x64, 64x256; w8 on 128x256) read 128
@@ -749,6 +808,8 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
     CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_64x64w4_vv, E, DGRAD, 64, 64, 2, 2, 4, true, true, 2)         \
     CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32w4_vs, E, DGRAD, 128, 32, 4, 1, 4, true, false, 2)      \
     CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x32w4_ss, E, DGRAD, 128, 32, 4, 1, 4, false, false, 2)     \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x16w4_vs, E, DGRAD, 128, 16, 4, 1, 4, true, false, 2)      \
+    CONV_IGEMM_ENTRY(conv_dgrad_##SUF##_128x16w4_ss, E, DGRAD, 128, 16, 4, 1, 4, false, false, 2)     \
     CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x256w8_vv, E, WGRAD, 128, 256, 2, 4, 4, true, true, 1)     \
     CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x128w8_vv, E, WGRAD, 128, 128, 2, 4, 4, true, true, 2)     \
     CONV_IGEMM_ENTRY(conv_wgrad_##SUF##_128x128w4_vv, E, WGRAD, 128, 128, 2, 2, 4, true, true, 2)     \

@@ -4,7 +4,14 @@
 // Build and run (from kernels-cuda/):
 //   g++ -std=c++17 -O1 -fno-strict-aliasing -Wno-unknown-pragmas -o /tmp/conv_emulation \
 //       src/test/cuda/conv_emulation.cpp && /tmp/conv_emulation [filter]
-// Exits non-zero on the first failure.
+// Exits non-zero when a check failed.
+//
+// Replay mode, `conv_emulation --replay <file>`, runs one kernel launch that Java recorded
+// (Conv2dCudaReplayTest): the file holds every device allocation {address, size, bytes}, the kernel's
+// name, grid, block, dynamic shared memory and arguments ('L' 64-bit or 'I' 32-bit values, pointers as
+// device addresses); each allocation becomes a guarded host buffer, pointer arguments are translated into
+// them (an address outside every allocation is an error), the launch runs, and the allocations' bytes are
+// written back over the file's in the same order.
 #include "conv_emu.h"
 
 #include "../../main/cuda/conv_depthwise.cu"
@@ -12,6 +19,8 @@
 #include "../../main/cuda/conv_simt.cu"
 #include "../../main/cuda/conv_support.cu"
 
+#include <array>
+#include <memory>
 #include <string>
 
 namespace {
@@ -173,7 +182,7 @@ bool compare(const std::string& what, const std::vector<double>& out, const std:
 // Tensor-core implicit GEMM entries.
 
 using IgemmFn = void (*)(const uint16_t*, const uint16_t*, const uint16_t*, void*, int, int, int, int, int, int, int,
-                         int, int, int, int, int, int, int, int, int, int);
+                         int, int, int, int, int, int, int, int, int, int, int, int);
 
 struct IgemmEntry {
     const char* name;
@@ -194,6 +203,7 @@ struct IgemmEntry {
         IG(conv_dgrad_##SUF##_128x128w4_vv, DGRAD, DTYPE, true, true), IG(conv_dgrad_##SUF##_256x64w4_vv, DGRAD, DTYPE, true, true), \
         IG(conv_dgrad_##SUF##_128x64w4_vv, DGRAD, DTYPE, true, true), IG(conv_dgrad_##SUF##_64x64w4_vv, DGRAD, DTYPE, true, true), \
         IG(conv_dgrad_##SUF##_128x32w4_vs, DGRAD, DTYPE, true, false), IG(conv_dgrad_##SUF##_128x32w4_ss, DGRAD, DTYPE, false, false), \
+        IG(conv_dgrad_##SUF##_128x16w4_vs, DGRAD, DTYPE, true, false), IG(conv_dgrad_##SUF##_128x16w4_ss, DGRAD, DTYPE, false, false), \
         IG(conv_wgrad_##SUF##_128x256w8_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_128x128w8_vv, WGRAD, DTYPE, true, true), \
         IG(conv_wgrad_##SUF##_128x128w4_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_64x256w4_vv, WGRAD, DTYPE, true, true), \
         IG(conv_wgrad_##SUF##_64x128w4_vv, WGRAD, DTYPE, true, true), IG(conv_wgrad_##SUF##_64x64w4_vv, WGRAD, DTYPE, true, true), \
@@ -207,6 +217,23 @@ bool accepts(const IgemmEntry& e, const Problem& p) {
     if (e.pass == conv::FPROP) return !e.va || (cg8);
     // dgrad and wgrad: A is dy (contiguous over Kg), B is w or x (contiguous over Cg)
     return (!e.va || kg8) && (!e.vb || cg8);
+}
+
+// dgrad's launches: one per stride phase {phaseH, phaseW, rows, columns} with dilation 1 (phases without
+// pixels are not launched), else one gathering every tap {-1, -1, H, W} (conv_igemm.cu's header).
+std::vector<std::array<int, 4>> dgrad_phases(const Problem& p) {
+    std::vector<std::array<int, 4>> out;
+    if (p.dh != 1 || p.dw != 1) {
+        out.push_back({-1, -1, p.H, p.W});
+        return out;
+    }
+    for (int a = 0; a < p.sh; ++a)
+        for (int b = 0; b < p.sw; ++b) {
+            const int h0 = ((a - p.pt) % p.sh + p.sh) % p.sh, w0 = ((b - p.pl) % p.sw + p.sw) % p.sw;
+            const int hl = h0 < p.H ? (p.H - h0 + p.sh - 1) / p.sh : 0, wl = w0 < p.W ? (p.W - w0 + p.sw - 1) / p.sw : 0;
+            if (hl > 0 && wl > 0) out.push_back({a, b, hl, wl});
+        }
+    return out;
 }
 
 void run_igemm(const IgemmEntry& e, const Problem& p, int splitLen, emu::Schedule sched, bool bias,
@@ -239,13 +266,18 @@ void run_igemm(const IgemmEntry& e, const Problem& p, int splitLen, emu::Schedul
     const uint16_t* a = e.pass == conv::FPROP ? bx.as<uint16_t>() : bdy.as<uint16_t>();
     const uint16_t* bm = e.pass == conv::WGRAD ? bx.as<uint16_t>() : bw.as<uint16_t>();
     const uint16_t* bp = b.empty() ? nullptr : bb.as<uint16_t>();
-    dim3 grid{(unsigned)(((M + BM - 1) / BM) * ((NG + BN - 1) / BN)), 1u, (unsigned)(p.groups * splits)};
     dim3 block{(unsigned)e.cfg[0], 1u, 1u};
     void* o = bo.data;
-    emu::launch(grid, block, e.cfg[1], sched, [&] {
-        e.fn(a, bm, bp, o, p.N, p.H, p.W, p.C, p.K, p.R, p.S, P, Q, p.sh, p.sw, p.pt, p.pl, p.dh, p.dw, p.groups,
-             splitLen);
-    });
+    std::vector<std::array<int, 4>> launches = {{-1, -1, 0, 0}};
+    if (e.pass == conv::DGRAD) launches = dgrad_phases(p);
+    for (const auto& ph : launches) {
+        const int m = e.pass == conv::DGRAD ? p.N * ph[2] * ph[3] : M;
+        dim3 grid{(unsigned)(((m + BM - 1) / BM) * ((NG + BN - 1) / BN)), 1u, (unsigned)(p.groups * splits)};
+        emu::launch(grid, block, e.cfg[1], sched, [&] {
+            e.fn(a, bm, bp, o, p.N, p.H, p.W, p.C, p.K, p.R, p.S, P, Q, p.sh, p.sw, p.pt, p.pl, p.dh, p.dw, p.groups,
+                 splitLen, ph[0], ph[1]);
+        });
+    }
 
     std::string what = std::string(e.name) + " " + p.str() +
                        (e.pass == conv::WGRAD ? " split " + std::to_string(splitLen) : "") + describe(sched);
@@ -431,9 +463,136 @@ void run_transpose(bool wide, int batch, int rows, int cols, emu::Schedule sched
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Replay of one launch recorded by the Java side.
+
+struct Region {
+    uint64_t address, size;
+    long file_offset;
+    emu::Buffer* host;
+};
+
+struct ReplayArgs {
+    std::vector<char> types;
+    std::vector<uint64_t> values;
+    const std::vector<Region>* regions;
+
+    void* ptr(int i) const {
+        if (types.at(i) != 'L') emu::fail("replay: a pointer argument is not 64-bit");
+        const uint64_t v = values[i];
+        if (v == 0) return nullptr;
+        for (const Region& r : *regions)
+            if (v >= r.address && v < r.address + r.size) return static_cast<unsigned char*>(r.host->data) + (v - r.address);
+        std::fprintf(stderr, "replay: argument %d = 0x%llx is in no allocation\n", i, (unsigned long long)v);
+        emu::fail("replay: pointer outside device memory");
+    }
+    int i32(int i) const {
+        if (types.at(i) != 'I') emu::fail("replay: an int argument is not 32-bit");
+        return (int)(uint32_t)values[i];
+    }
+    long long i64(int i) const {
+        if (types.at(i) != 'L') emu::fail("replay: a long argument is not 64-bit");
+        return (long long)values[i];
+    }
+};
+
+using Invoke = std::function<void(const ReplayArgs&)>;
+
+std::vector<std::pair<std::string, Invoke>> replay_table() {
+    std::vector<std::pair<std::string, Invoke>> t;
+    for (const IgemmEntry& e : IGEMM) {
+        IgemmFn fn = e.fn;
+        t.push_back({e.name, [fn](const ReplayArgs& a) {
+                         fn((const uint16_t*)a.ptr(0), (const uint16_t*)a.ptr(1), (const uint16_t*)a.ptr(2), a.ptr(3),
+                            a.i32(4), a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9), a.i32(10), a.i32(11), a.i32(12),
+                            a.i32(13), a.i32(14), a.i32(15), a.i32(16), a.i32(17), a.i32(18), a.i32(19), a.i32(20),
+                            a.i32(21), a.i32(22));
+                     }});
+    }
+    for (const PortableEntry& e : PORTABLE) {
+        PortableFn fn = e.fn;
+        t.push_back({e.name, [fn](const ReplayArgs& a) {
+                         fn(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.i32(4), a.i32(5), a.i32(6), a.i32(7), a.i32(8),
+                            a.i32(9), a.i32(10), a.i32(11), a.i32(12), a.i32(13), a.i32(14), a.i32(15), a.i32(16),
+                            a.i32(17), a.i32(18), a.i32(19), a.i32(20), a.i32(21));
+                     }});
+    }
+    for (DT dt : {DT_F32, DT_F16, DT_BF16}) {
+        const std::string suf = dt == DT_F32 ? "f32" : dt == DT_F16 ? "f16" : "bf16";
+        ReduceFn r = reducer(dt);
+        BiasGradFn b = bias_grader(dt);
+        t.push_back({"conv_reduce_" + suf,
+                     [r](const ReplayArgs& a) { r((const float*)a.ptr(0), a.ptr(1), a.i64(2), a.i32(3)); }});
+        t.push_back({"conv_bias_grad_" + suf, [b](const ReplayArgs& a) {
+                         b(a.ptr(0), (float*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4), a.i32(5), a.i32(6));
+                     }});
+    }
+    t.push_back({"conv_transpose_b16", [](const ReplayArgs& a) {
+                     conv_transpose_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4));
+                 }});
+    t.push_back({"conv_transpose_b32", [](const ReplayArgs& a) {
+                     conv_transpose_b32((const uint32_t*)a.ptr(0), (uint32_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4));
+                 }});
+    return t;
+}
+
+int replay(const char* path) {
+    FILE* f = std::fopen(path, "r+b");
+    if (!f) emu::fail("replay: cannot open the launch file");
+    auto rd = [&](void* p, size_t n) {
+        if (std::fread(p, 1, n, f) != n) emu::fail("replay: truncated launch file");
+    };
+    auto u32 = [&] { uint32_t v; rd(&v, 4); return v; };
+    auto u64 = [&] { uint64_t v; rd(&v, 8); return v; };
+    char magic[8];
+    rd(magic, 8);
+    if (std::memcmp(magic, "K4JCONV1", 8) != 0) emu::fail("replay: not a launch file");
+    const uint32_t nalloc = u32();
+    std::vector<Region> regions;
+    std::vector<std::unique_ptr<emu::Buffer>> buffers;
+    for (uint32_t i = 0; i < nalloc; ++i) {
+        Region r;
+        r.address = u64();
+        r.size = u64();
+        r.file_offset = std::ftell(f);
+        buffers.emplace_back(new emu::Buffer((size_t)r.size, true));
+        r.host = buffers.back().get();
+        rd(r.host->data, (size_t)r.size);
+        regions.push_back(r);
+    }
+    std::string name(u32(), '\0');
+    rd(&name[0], name.size());
+    dim3 grid{u32(), u32(), u32()}, block{u32(), u32(), u32()};
+    const uint32_t smem = u32();
+    ReplayArgs args;
+    args.regions = &regions;
+    const uint32_t nargs = u32();
+    for (uint32_t i = 0; i < nargs; ++i) {
+        char t;
+        rd(&t, 1);
+        args.types.push_back(t);
+        args.values.push_back(u64());
+    }
+    Invoke run;
+    for (auto& e : replay_table())
+        if (e.first == name) run = e.second;
+    if (!run) {
+        std::fprintf(stderr, "replay: no kernel %s in the emulation\n", name.c_str());
+        return 2;
+    }
+    emu::launch(grid, block, smem, SCHEDULES[3], [&] { run(args); });
+    for (const Region& r : regions) {
+        std::fseek(f, r.file_offset, SEEK_SET);
+        if (std::fwrite(r.host->data, 1, (size_t)r.size, f) != r.size) emu::fail("replay: cannot write back");
+    }
+    std::fclose(f);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 3 && std::string(argv[1]) == "--replay") return replay(argv[2]);
     const std::string filter = argc > 1 ? argv[1] : "";
     std::mt19937 rng(20251126);
 
@@ -442,7 +601,8 @@ int main(int argc, char** argv) {
         {2, 32, 7, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // 3x3 pad 1: KD = 288 (9 k-tiles)
         {3, 16, 10, 6, 48, 3, 2, 2, 1, 1, 0, 2, 1, 1, 2, 2},     // groups 2, stride 2x1, asymmetric pad, dil 1x2
         {2, 64, 5, 5, 136, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},     // 1x1, NG 136 spans two 128-wide tiles
-        {1, 24, 13, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     // stride 2 (dgrad gathers skip taps), K=8
+        {1, 24, 13, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     // stride 2 (dgrad: four phases), K=8
+        {2, 16, 10, 8, 16, 2, 2, 3, 3, 0, 1, 0, 0, 1, 1, 1},     // stride 3 > kernel 2: phases without taps
     };
     const Problem any[] = {
         {2, 3, 11, 13, 20, 5, 4, 2, 2, 2, 1, 2, 2, 1, 1, 1},     // stem-like: C=3, 5x4 stride 2

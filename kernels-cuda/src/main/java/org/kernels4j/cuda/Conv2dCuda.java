@@ -71,9 +71,13 @@ final class Conv2dCuda implements Conv2dKernels {
     static final List<Tile> DGRAD_TILES = FPROP_TILES;
     static final List<Tile> WGRAD_TILES = List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4),
             new Tile(64, 256, 4), new Tile(64, 128, 4), new Tile(64, 64, 4));
-    /** Tiles of the single-element loaders: fprop "ss", dgrad "vs"/"ss", wgrad "vs"/"ss". */
+    /**
+     * Tiles of the single-element loaders: fprop "ss", dgrad "vs"/"ss" (the narrow one for C/groups <= 16,
+     * such as an RGB input's gradient), wgrad "vs"/"ss".
+     */
     static final Tile FPROP_ANY = new Tile(128, 64, 4);
     static final Tile DGRAD_ANY = new Tile(128, 32, 4);
+    static final Tile DGRAD_NARROW = new Tile(128, 16, 4);
     static final Tile WGRAD_ANY = new Tile(64, 64, 4);
 
     enum Pass {
@@ -279,17 +283,55 @@ final class Conv2dCuda implements Conv2dKernels {
 
     private void igemm(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
                        int splitLen) {
+        if (pass != Pass.DGRAD) {
+            igemm(s, pass, p, a, b, bias, out, splits, splitLen, gemm(pass, p)[0], -1, -1);
+            return;
+        }
+        for (int[] ph : dgradPhases(p)) {
+            igemm(s, pass, p, a, b, bias, out, 1, 0, (long) p.n() * ph[2] * ph[3], ph[0], ph[1]);
+        }
+    }
+
+    /** One launch: {@code m} GEMM rows (dgrad: of the stride phase {@code phaseH, phaseW}). */
+    private void igemm(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
+                       int splitLen, long m, int phaseH, int phaseW) {
         boolean[] v = vectorLoaders(pass, p, a, b);
-        String tileName = tileFor(pass, p, v[0], v[1]);
+        String tileName = tileFor(pass, p, v[0], v[1], m);
         Tile t = parse(tileName);
         String kernel = "conv_" + pass.label + "_" + suffix(p.dtype()) + "_" + tileName;
-        long[] d = gemm(pass, p);
-        long tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
+        long tiles = ceilDiv(m, t.bm()) * (long) ceilDiv(gemm(pass, p)[1], t.bn());
         int smem = smemBytes(pass, t, v[0], v[1]);
         Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"
-                + (pass == Pass.WGRAD ? " splits " + splits + " x " + splitLen : "")));
-        device.kernels().launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(t.threads()),
-                smem, args(p, a, b, bias, out, splitLen, null));
+                + (pass == Pass.WGRAD ? " splits " + splits + " x " + splitLen : "")
+                + (phaseH >= 0 ? " stride phase (" + phaseH + ", " + phaseW + ")" : "")));
+        List<Object> l = args(p, a, b, bias, out, splitLen);
+        l.add(phaseH);
+        l.add(phaseW);
+        CudaKernels.launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(t.threads()),
+                smem, l.toArray());
+    }
+
+    /**
+     * dgrad's launches (conv_igemm.cu): with dilation 1 one per stride phase that has pixels,
+     * {phaseH, phaseW, rows, columns} of the phase; otherwise one gathering every tap, {-1, -1, H, W}.
+     */
+    static List<int[]> dgradPhases(Conv2dProblem p) {
+        if (p.dilationH() != 1 || p.dilationW() != 1) {
+            return List.of(new int[] {-1, -1, p.h(), p.w()});
+        }
+        List<int[]> out = new ArrayList<>();
+        for (int a = 0; a < p.strideH(); a++) {
+            for (int b = 0; b < p.strideW(); b++) {
+                int h0 = Math.floorMod(a - p.padTop(), p.strideH());
+                int w0 = Math.floorMod(b - p.padLeft(), p.strideW());
+                int rows = h0 < p.h() ? ceilDiv(p.h() - h0, p.strideH()) : 0;
+                int cols = w0 < p.w() ? ceilDiv(p.w() - w0, p.strideW()) : 0;
+                if (rows > 0 && cols > 0) {
+                    out.add(new int[] {a, b, rows, cols});
+                }
+            }
+        }
+        return out;
     }
 
     private void simt(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
@@ -298,8 +340,10 @@ final class Conv2dCuda implements Conv2dKernels {
         long tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
         String kernel = "conv_simt_" + pass.label + "_" + suffix(p.dtype());
         Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"));
-        device.kernels().launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(256), 0,
-                args(p, a, b, bias, out, splitLen, p.format() == Conv2d.Format.NCHW));
+        List<Object> l = args(p, a, b, bias, out, splitLen);
+        l.add(p.format() == Conv2d.Format.NCHW ? 1 : 0);
+        CudaKernels.launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(256), 0,
+                l.toArray());
     }
 
     private void depthwise(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out,
@@ -317,24 +361,23 @@ final class Conv2dCuda implements Conv2dKernels {
             block = Dim3.of(256);
         }
         Debug.log(1, () -> describe(p, pass, kernel + " grid " + grid));
-        device.kernels().launch(s, kernel, grid, block, 0, args(p, a, b, bias, out, splitLen,
-                p.format() == Conv2d.Format.NCHW));
+        List<Object> l = args(p, a, b, bias, out, splitLen);
+        l.add(p.format() == Conv2d.Format.NCHW ? 1 : 0);
+        CudaKernels.launch(s, kernel, grid, block, 0, l.toArray());
     }
 
-    /** Kernel arguments: four pointers, the geometry, splitLen, and (portable kernels) the layout flag. */
-    private static Object[] args(Conv2dProblem p, long a, long b, long bias, long out, int splitLen, Boolean nchw) {
-        List<Object> l = new ArrayList<>(List.of(a, b, bias, out, p.n(), p.h(), p.w(), p.c(), p.k(), p.r(), p.s(),
-                p.p(), p.q(), p.strideH(), p.strideW(), p.padTop(), p.padLeft(), p.dilationH(), p.dilationW(),
-                p.groups(), splitLen));
-        if (nchw != null) {
-            l.add(nchw ? 1 : 0);
-        }
-        return l.toArray();
+    /**
+     * The arguments every conv kernel starts with: four pointers, the geometry, splitLen; the tensor-core
+     * kernels add the dgrad phase, the portable ones the layout flag.
+     */
+    private static List<Object> args(Conv2dProblem p, long a, long b, long bias, long out, int splitLen) {
+        return new ArrayList<>(List.of(a, b, bias, out, p.n(), p.h(), p.w(), p.c(), p.k(), p.r(), p.s(), p.p(), p.q(),
+                p.strideH(), p.strideW(), p.padTop(), p.padLeft(), p.dilationH(), p.dilationW(), p.groups(), splitLen));
     }
 
     private void reduce(CudaStream s, long partial, long out, long count, int splits, DType dtype) {
         int blocks = Math.max(1, Math.min(ceilDiv(count, 256), Z_MAX));
-        device.kernels().launch(s, "conv_reduce_" + suffix(dtype), Dim3.of(blocks), Dim3.of(256), 0, partial, out, count,
+        CudaKernels.launch(s, "conv_reduce_" + suffix(dtype), Dim3.of(blocks), Dim3.of(256), 0, partial, out, count,
                 splits);
     }
 
@@ -360,7 +403,7 @@ final class Conv2dCuda implements Conv2dKernels {
             long row = 0;
             for (int i = 0; i < chunks; i++) {
                 int nb = Math.min(chunk, p.n() - i * chunk);
-                device.kernels().launch(s, "conv_bias_grad_" + suffix(p.dtype()), Dim3.of(blocksK, splits[i]), Dim3.of(32, 8),
+                CudaKernels.launch(s, "conv_bias_grad_" + suffix(p.dtype()), Dim3.of(blocksK, splits[i]), Dim3.of(32, 8),
                         0, dya + i * chunk * yImage, ws + row * p.k() * Float.BYTES, nb, p.k(), pq, lens[i], nchw);
                 row += splits[i];
             }
@@ -369,9 +412,9 @@ final class Conv2dCuda implements Conv2dKernels {
     }
 
     /** out[b][c][r] = in[b][r][c], elements of {@code es} bytes. */
-    private void transpose(CudaStream s, long in, long out, int es, int batch, int rows, int cols) {
+    private static void transpose(CudaStream s, long in, long out, int es, int batch, int rows, int cols) {
         Dim3 grid = Dim3.of(ceilDiv(cols, 32), Math.min(ceilDiv(rows, 32), Z_MAX), Math.min(batch, Z_MAX));
-        device.kernels().launch(s, es == 4 ? "conv_transpose_b32" : "conv_transpose_b16", grid, Dim3.of(32, 8), 0, in, out,
+        CudaKernels.launch(s, es == 4 ? "conv_transpose_b32" : "conv_transpose_b16", grid, Dim3.of(32, 8), 0, in, out,
                 batch, rows, cols);
     }
 
@@ -396,12 +439,15 @@ final class Conv2dCuda implements Conv2dKernels {
         return new boolean[] {aChannels % 8 == 0 && a % 16 == 0, p.cPerGroup() % 8 == 0 && b % 16 == 0};
     }
 
-    /** The tensor-core tile (with its loader suffix) for a pass of an NHWC fp16/bf16 problem. */
-    String tileFor(Pass pass, Conv2dProblem p, boolean va, boolean vb) {
+    /**
+     * The tensor-core tile (with its loader suffix) for a pass of an NHWC fp16/bf16 problem with {@code m} GEMM
+     * rows (dgrad: those of one stride phase).
+     */
+    String tileFor(Pass pass, Conv2dProblem p, boolean va, boolean vb, long m) {
         if (!(va && vb)) {
             return switch (pass) {
                 case FPROP -> FPROP_ANY.id() + "_ss";
-                case DGRAD -> DGRAD_ANY.id() + (va ? "_vs" : "_ss");
+                case DGRAD -> (p.cPerGroup() <= DGRAD_NARROW.bn() ? DGRAD_NARROW : DGRAD_ANY).id() + (va ? "_vs" : "_ss");
                 case WGRAD -> WGRAD_ANY.id() + (va ? "_vs" : "_ss");
             };
         }
@@ -410,9 +456,7 @@ final class Conv2dCuda implements Conv2dKernels {
         if (chosen > 0) {
             return pass.tiles.get(chosen - 1).id() + "_vv";
         }
-        long[] d = gemm(pass, p);
-        long m = d[0];
-        long ng = d[1];
+        long ng = gemm(pass, p)[1];
         List<Tile> prefs;
         if (pass == Pass.WGRAD) {
             // the reduction is split to fill the GPU, so the tile is chosen for reuse: as wide as NG allows
@@ -473,7 +517,7 @@ final class Conv2dCuda implements Conv2dKernels {
             tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
         } else {
             bk = BK_TC;
-            Tile t = parse(tileFor(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0));
+            Tile t = parse(tileFor(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0, d[0]));
             tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
             waves = WGRAD_SPACE.resolve(device, p.dtype(), p).get("SPLIT_WAVES");
         }
@@ -485,7 +529,7 @@ final class Conv2dCuda implements Conv2dKernels {
         return new Split(ceilDiv(kd, len), len);
     }
 
-    /** GEMM extents {M, NG, KD} of a pass (conv_igemm.cu's header). */
+    /** GEMM extents {M, NG, KD} of a pass (conv_igemm.cu's header; dgrad's M and KD summed over its phases). */
     static long[] gemm(Pass pass, Conv2dProblem p) {
         long npq = (long) p.n() * p.p() * p.q();
         int cg = p.cPerGroup();

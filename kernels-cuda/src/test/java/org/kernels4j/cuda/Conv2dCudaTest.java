@@ -64,6 +64,8 @@ class Conv2dCudaTest {
                 String l = va ? "_vs" : "_ss";
                 names.put("conv_dgrad_" + dt + "_" + Conv2dCuda.DGRAD_ANY.id() + l,
                         new Object[] {Conv2dCuda.Pass.DGRAD, Conv2dCuda.DGRAD_ANY, va, false});
+                names.put("conv_dgrad_" + dt + "_" + Conv2dCuda.DGRAD_NARROW.id() + l,
+                        new Object[] {Conv2dCuda.Pass.DGRAD, Conv2dCuda.DGRAD_NARROW, va, false});
                 names.put("conv_wgrad_" + dt + "_" + Conv2dCuda.WGRAD_ANY.id() + l,
                         new Object[] {Conv2dCuda.Pass.WGRAD, Conv2dCuda.WGRAD_ANY, va, false});
             }
@@ -100,7 +102,7 @@ class Conv2dCudaTest {
             assertEquals(7, manifest.entry("conv_bias_grad_" + dt).params().size());
         }
         for (String name : launchable().keySet()) {
-            assertEquals(21, manifest.entry(name).params().size(), name);
+            assertEquals(23, manifest.entry(name).params().size(), name);
         }
         assertEquals(5, manifest.entry("conv_transpose_b16").params().size());
         assertEquals(5, manifest.entry("conv_transpose_b32").params().size());
@@ -114,6 +116,21 @@ class Conv2dCudaTest {
         assertArrayEquals(new long[] {npq, 24, 3 * 2 * 8}, Conv2dCuda.gemm(Conv2dCuda.Pass.FPROP, p));
         assertArrayEquals(new long[] {3 * 10 * 6, 8, 3 * 2 * 24}, Conv2dCuda.gemm(Conv2dCuda.Pass.DGRAD, p));
         assertArrayEquals(new long[] {24, 3 * 2 * 8, npq}, Conv2dCuda.gemm(Conv2dCuda.Pass.WGRAD, p));
+    }
+
+    @Test
+    void dgradCoversEveryInputPixelOnceAcrossItsStridePhases() {
+        Conv2dProblem p = Conv2d.builder().format(Conv2d.Format.NHWC).stride(3, 2).padding(2, 1, 0, 0).build()
+                .problem(new int[] {1, 10, 7, 4}, new int[] {4, 2, 3, 4}, DType.FLOAT16);
+        int pixels = 0;
+        for (int[] ph : Conv2dCuda.dgradPhases(p)) {
+            pixels += ph[2] * ph[3];
+        }
+        assertEquals(6, Conv2dCuda.dgradPhases(p).size());
+        assertEquals(10 * 7, pixels);
+        Conv2dProblem dilated = Conv2d.builder().stride(2).dilation(2).build()
+                .problem(new int[] {1, 4, 9, 9}, new int[] {4, 4, 3, 3}, DType.FLOAT16);
+        assertArrayEquals(new int[] {-1, -1, 9, 9}, Conv2dCuda.dgradPhases(dilated).get(0));
     }
 
     @Test
