@@ -14,12 +14,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 
 import org.kernels4j.Backend;
 import org.kernels4j.BackendStatus;
 import org.kernels4j.Backends;
+import org.kernels4j.DType;
 import org.kernels4j.Device;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatFactory;
@@ -90,8 +92,11 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         List<Pattern> patterns = filters.stream().map(Pattern::compile).toList();
-        List<Device> devices = devices(out);
-        List<BenchPlan.Item> plan = BenchPlan.of(devices, !noPeers, true, patterns);
+        Map<String, Set<DType>> backendDtypes = new LinkedHashMap<>();
+        for (Device d : devices(out)) {
+            backendDtypes.put(d.backend().name(), d.capabilities().dtypes());
+        }
+        List<BenchPlan.Item> plan = BenchPlan.of(backendDtypes, !noPeers, true, patterns);
         int threads = Threads.intraOp();
         Map<String, String> peers = new LinkedHashMap<>();
         if (!noPeers) {

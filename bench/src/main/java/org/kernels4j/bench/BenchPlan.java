@@ -4,10 +4,10 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 import org.kernels4j.DType;
-import org.kernels4j.Device;
 
 /**
  * The benchmarks one {@code bench} run makes, each one JMH benchmark method with its parameters: kernels4j's
@@ -32,19 +32,19 @@ final class BenchPlan {
     }
 
     /**
-     * The items for these backends' default devices; {@code peers} adds PyTorch (forward and backward) and
+     * The items for these backends (name to the dtypes its device supports); {@code peers} adds PyTorch (forward and backward) and
      * ONNX Runtime (forward) on the CPU set; {@code ceilings} adds the copy and FMA ceilings. A filter list
      * that is not empty keeps the items whose key any pattern finds (ceilings are kept regardless, since the
      * roofline needs them).
      */
-    static List<Item> of(List<Device> devices, boolean peers, boolean ceilings, List<Pattern> filters) {
+    static List<Item> of(Map<String, Set<DType>> backends, boolean peers, boolean ceilings, List<Pattern> filters) {
         List<Item> items = new ArrayList<>();
-        for (Device d : devices) {
-            String backend = d.backend().name();
+        for (Map.Entry<String, Set<DType>> b : backends.entrySet()) {
+            String backend = b.getKey();
             BenchProblem.Set set = backend.equals("cuda") ? BenchProblem.Set.GPU : BenchProblem.Set.CPU;
             for (BenchProblem p : ProblemSet.of(set)) {
                 for (DType dt : p.dtypes()) {
-                    if (!d.capabilities().supports(dt)) {
+                    if (!b.getValue().contains(dt)) {
                         continue;
                     }
                     for (Direction dir : Direction.values()) {

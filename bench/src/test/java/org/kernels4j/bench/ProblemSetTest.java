@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -19,7 +20,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.kernels4j.Attention;
-import org.kernels4j.Backends;
 import org.kernels4j.DType;
 import org.openjdk.jmh.annotations.Param;
 
@@ -156,7 +156,8 @@ class ProblemSetTest {
 
     @Test
     void theCpuPlanHasEveryProblemDirectionAndPeer() {
-        List<BenchPlan.Item> plan = BenchPlan.of(List.of(Backends.require("cpu").defaultDevice()), true, true, List.of());
+        Map<String, Set<DType>> cpu = Map.of("cpu", Set.of(DType.FLOAT32));
+        List<BenchPlan.Item> plan = BenchPlan.of(cpu, true, true, List.of());
         Set<String> keys = new LinkedHashSet<>();
         plan.forEach(i -> keys.add(i.key()));
         assertEquals(plan.size(), keys.size(), "keys are unique");
@@ -165,8 +166,7 @@ class ProblemSetTest {
         assertTrue(keys.contains("torch/cpu/float32/conv-dw/backward"));
         assertTrue(keys.contains("ort/cpu/float32/ln-4k-4k/forward"));
         assertTrue(keys.contains("ceiling/cpu/float32/fma/-"));
-        List<BenchPlan.Item> filtered = BenchPlan.of(List.of(Backends.require("cpu").defaultDevice()), true, true,
-                List.of(Pattern.compile("ln-8k-1k/forward")));
+        List<BenchPlan.Item> filtered = BenchPlan.of(cpu, true, true, List.of(Pattern.compile("ln-8k-1k/forward")));
         List<String> fk = new ArrayList<>();
         filtered.forEach(i -> fk.add(i.key()));
         assertEquals(List.of("ours/cpu/float32/ln-8k-1k/forward", "torch/cpu/float32/ln-8k-1k/forward",
@@ -176,5 +176,21 @@ class ProblemSetTest {
         assertEquals("forward", ours.method());
         assertTrue(Pattern.compile(ours.include()).matcher("org.kernels4j.bench.Ours.forward").matches());
         assertTrue(!Pattern.compile(ours.include()).matcher("org.kernels4j.bench.Ours.backward").find());
+    }
+
+    @Test
+    void theCudaPlanIsTheGpuSetInItsDtypes() {
+        List<BenchPlan.Item> plan = BenchPlan.of(Map.of("cuda", Set.of(DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)),
+                false, false, List.of());
+        // layer norm: 3 + 3 + 2 dtypes; attention: 24 problems x 2; conv: 6 x 2; each forward and backward
+        assertEquals((8 + 48 + 12) * 2, plan.size());
+        List<String> keys = plan.stream().map(BenchPlan.Item::key).toList();
+        assertTrue(keys.contains("ours/cuda/float32/ln-16k-4k/backward"));
+        assertTrue(keys.contains("ours/cuda/bfloat16/attn-fa-d128-16k-causal/forward"));
+        assertTrue(!keys.contains("ours/cuda/float32/conv-rn50-c2/forward"), "conv on the GPU set is bf16/fp16 only");
+        assertTrue(keys.stream().noneMatch(k -> k.contains("conv-r56")), "no CPU-set problem on cuda");
+        List<BenchPlan.Item> noFp16 = BenchPlan.of(Map.of("cuda", Set.of(DType.FLOAT32, DType.BFLOAT16)), false, false,
+                List.of());
+        assertTrue(noFp16.stream().noneMatch(i -> i.key().contains("/float16/")), "a dtype the device lacks is skipped");
     }
 }
