@@ -76,6 +76,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--machine", paramLabel = "NAME", description = "Machine name for the history (default: from the GPU or CPU model and cores).")
     String machine;
 
+    @Option(names = "--commit", paramLabel = "SHA", description = "The commit measured, where the folder is no git checkout (a copied tree).")
+    String commit;
+
     @Option(names = "--forks", description = "JMH forks per benchmark (default: 1).")
     Integer forks;
 
@@ -106,7 +109,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         Map<String, Double> work = Map.of("ceiling/copy", Ceilings.COPY_BYTES, "ceiling/fma", Ceilings.fmaFlops(threads));
         Path repo = RepoRoot.find();
-        RunMetadata meta = RunMetadata.collect(machine, repo, threads, quick, peers, work);
+        RunMetadata meta = RunMetadata.collect(machine, commit, repo, threads, quick, peers, work);
         Path dir = results != null ? results : repo.resolve("bench").resolve("results").resolve(meta.machine());
         Files.createDirectories(dir);
         String stem = STAMP.format(meta.instant()) + "-" + meta.shortCommit() + (quick ? "-quick" : "");

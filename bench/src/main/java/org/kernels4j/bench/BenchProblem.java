@@ -2,7 +2,8 @@ package org.kernels4j.bench;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 import org.kernels4j.Attention;
 import org.kernels4j.Conv2d;
@@ -119,19 +120,26 @@ record BenchProblem(String name, Op op, Set set, List<DType> dtypes,
 
     /**
      * {@code count} standard-normal values from this problem's generator, stream {@code stream} (0 for the
-     * first input, 1 for the second...), the same in every run.
+     * first input, 1 for the second...), the same in every run. Generated in independent chunks (each seeded
+     * from the problem, the stream and the chunk index), in parallel: the GPU set's inputs run to 10^8 values.
      */
     float[] randomNormal(int stream, long count) {
         if (count > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("count: " + count + " values do not fit a float[]");
         }
-        Random rnd = new Random(seed() * 31 + stream);
         float[] a = new float[(int) count];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
+        int chunks = (int) ((count + CHUNK - 1) / CHUNK);
+        IntStream.range(0, chunks).parallel().forEach(c -> {
+            SplittableRandom rnd = new SplittableRandom(seed() * 1_000_003L + stream * 65_537L + c);
+            int end = (int) Math.min(count, (long) (c + 1) * CHUNK);
+            for (int i = c * CHUNK; i < end; i++) {
+                a[i] = (float) rnd.nextGaussian();
+            }
+        });
         return a;
     }
+
+    private static final int CHUNK = 1 << 20;
 
     /** A one-line description of the shape, for tables. */
     String describe() {

@@ -74,15 +74,15 @@ record RunMetadata(String machine, String date, String commit, boolean dirty, St
     }
 
     /** Collects the metadata of this machine and checkout now. */
-    static RunMetadata collect(String machineOverride, Path repo, int threads, boolean quick, Map<String, String> peers,
+    static RunMetadata collect(String machineOverride, String commitOverride, Path repo, int threads, boolean quick, Map<String, String> peers,
                    Map<String, Double> work) {
         String cpu = readCpuModel();
         int cores = Runtime.getRuntime().availableProcessors();
         List<String> gpus = detectGpus();
         String machine = machineOverride != null ? machineOverride : defaultMachineName(cpu, cores, gpus);
-        String commit = git(repo, "rev-parse", "HEAD");
-        String status = git(repo, "status", "--porcelain", "--untracked-files=no");
-        return new RunMetadata(machine, Instant.now().toString(), commit, !status.isEmpty(), cpu, cores,
+        String commit = commitOverride != null ? commitOverride : git(repo, "rev-parse", "HEAD");
+        boolean dirty = commitOverride == null && !git(repo, "status", "--porcelain", "--untracked-files=no").isEmpty();
+        return new RunMetadata(machine, Instant.now().toString(), commit, dirty, cpu, cores,
                 System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
                 System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"),
                 gpus, threads, quick, peers, work);
