@@ -33,14 +33,17 @@ final class History {
         }
     }
 
-    /** Reads every JMH result under the given files and folders (folders recursively). */
+    /**
+     * Reads every JMH result under the given files and folders (folders recursively; JSON files of other kinds
+     * there, such as device-check reports, are passed over). A file named directly must be a JMH result.
+     */
     static History load(List<Path> paths) {
         List<RunRecord> runs = new ArrayList<>();
         for (Path p : paths) {
             if (Files.isDirectory(p)) {
                 try (Stream<Path> s = Files.walk(p)) {
                     for (Path f : s.filter(RunRecord::isResultFile).sorted().toList()) {
-                        runs.add(RunRecord.read(f));
+                        RunRecord.tryRead(f).ifPresent(runs::add);
                     }
                 } catch (IOException e) {
                     throw new UncheckedIOException("reading " + p + ": " + e.getMessage(), e);

@@ -38,13 +38,22 @@ record RunRecord(Path file, RunMetadata meta, List<Measurement> measurements) {
 
     /** Reads a JMH JSON result and its metadata. */
     static RunRecord read(Path jmhJson) {
+        return tryRead(jmhJson).orElseThrow(() -> new IllegalArgumentException("results: " + jmhJson
+                + " is not a JMH JSON result (expected an array of benchmark results)"));
+    }
+
+    /** Reads a JMH JSON result and its metadata, or nothing when the file is JSON of another kind. */
+    static Optional<RunRecord> tryRead(Path jmhJson) {
         try {
             JsonNode root = JSON.readTree(jmhJson.toFile());
             if (root == null || !root.isArray()) {
-                throw new IllegalArgumentException("results: " + jmhJson + " is not a JMH JSON result (expected an array)");
+                return Optional.empty();
             }
             List<Measurement> ms = new ArrayList<>();
             for (JsonNode b : root) {
+                if (!b.has("benchmark") || !b.has("primaryMetric")) {
+                    return Optional.empty();
+                }
                 measurement(b).ifPresent(ms::add);
             }
             Path metaFile = metaPath(jmhJson);
@@ -52,7 +61,9 @@ record RunRecord(Path file, RunMetadata meta, List<Measurement> measurements) {
                     ? RunMetadata.read(metaFile)
                     : RunMetadata.unknown(jmhJson.toAbsolutePath().getParent().getFileName().toString(),
                             Files.getLastModifiedTime(jmhJson).toInstant());
-            return new RunRecord(jmhJson, meta, List.copyOf(ms));
+            return Optional.of(new RunRecord(jmhJson, meta, List.copyOf(ms)));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            return Optional.empty();
         } catch (IOException e) {
             throw new UncheckedIOException("reading " + jmhJson + ": " + e.getMessage(), e);
         }

@@ -108,6 +108,20 @@ class ReportCommandTest {
     }
 
     @Test
+    void otherJsonFilesInTheResultsFoldersArePassedOver() throws Exception {
+        Path dir = tmp.resolve("results");
+        SyntheticResults.history(dir.resolve("synthetic-2c"), "synthetic-2c", 2, 7, 0.01, 0.01, null, 1);
+        Files.createDirectories(dir.resolve("h100/first-contact"));
+        Files.writeString(dir.resolve("h100/first-contact/probe.json"), "{\"gpu\": \"H100\"}");
+        Files.writeString(dir.resolve("h100/first-contact/timings.json"), "[{\"shape\": \"ln\", \"ms\": 1}]");
+        Outcome o = report(dir.toString());
+        assertEquals(0, o.exit(), o.out());
+        assertTrue(o.out().contains("synthetic-2c: 2 run(s)"), o.out());
+        Outcome named = report(dir.resolve("h100/first-contact/probe.json").toString());
+        assertTrue(named.exit() != 0, "a file named directly must be a JMH result");
+    }
+
+    @Test
     void noResultsIsAnError() {
         StringWriter sw = new StringWriter();
         CommandLine cl = new CommandLine(new ReportCommand());
