@@ -53,6 +53,13 @@ final class TuningRun {
     private record Unit(Device device, Problem problem, String pass) {
     }
 
+    /**
+     * Runs a pass's share of the budget must fit for tuning to be worth starting: warm-up, the default's
+     * timing, one candidate's check and timing, and the confirming re-measure. Passes that do not fit are
+     * skipped, leaving their time to the others.
+     */
+    static final int RUNS_NEEDED = 6;
+
     private final TuningCache cache;
     private final Tuner tuner;
     private final boolean resume;
@@ -112,7 +119,9 @@ final class TuningRun {
             // the first run shows which kernels the pass dispatches; when all ran their defaults, its output
             // is the reference every candidate is compared with
             Workload.Check[] first = new Workload.Check[1];
+            long t0 = System.nanoTime();
             List<Tuning.Resolution> trace = Tuning.trace(() -> first[0] = w.check());
+            long oneRun = System.nanoTime() - t0;
             Workload.Check reference = trace.stream().allMatch(r -> r.source() == Tuning.Source.DEFAULT)
                     ? first[0] : null;
             LinkedHashMap<String, Tuning.Resolution> kernels = new LinkedHashMap<>();
@@ -123,6 +132,17 @@ final class TuningRun {
             }
             if (kernels.isEmpty()) {
                 rows.add(skipped(u, "no tunable kernel in this pass"));
+                return rows;
+            }
+            long unitNanos = Duration.between(Instant.now(), unitDeadline).toNanos();
+            if (oneRun * RUNS_NEEDED > unitNanos && oneRun <= unitNanos) {
+                // the first run pays for compilation and a cold JIT: ask a warm one
+                oneRun = (long) (w.time(0) * 1e6);
+            }
+            if (oneRun * RUNS_NEEDED > unitNanos) {
+                rows.add(skipped(u, String.format(java.util.Locale.ROOT, "not tuned: one run takes %.0f ms; this "
+                        + "pass's share of the budget (%.1f s) fits fewer than %d runs", oneRun / 1e6, unitNanos / 1e9,
+                        RUNS_NEEDED)));
                 return rows;
             }
             int left = kernels.size();
