@@ -17,13 +17,14 @@ import org.kernels4j.DType;
 /**
  * The ONNX Runtime peer: a one-node ONNX graph per problem built in code ({@code LayerNormalization} opset 17,
  * {@code Conv} opset 11, {@code Attention} opset 23 on 4-D {@code [B, H, N, d]} inputs), weights as
- * initializers (so ORT may pre-pack them, as in a deployed model), activations fed from direct buffers,
- * intra-op threads pinned, sequential execution.
+ * initializers (so ORT may pre-pack them, as in a deployed model), activations fed from direct buffers, the
+ * output written into a tensor allocated once, intra-op threads pinned, sequential execution.
  */
 final class OrtOps implements AutoCloseable {
 
     private final OrtSession session;
     private final Map<String, OnnxTensor> feeds = new LinkedHashMap<>();
+    private final Map<String, OnnxTensor> outputs = new LinkedHashMap<>();
 
     OrtOps(BenchProblem p, int threads) throws OrtException {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
@@ -37,15 +38,20 @@ final class OrtOps implements AutoCloseable {
         }
         try {
             switch (p.op()) {
-                case LAYER_NORM -> feed(env, "x", p.randomNormal(0, (long) p.rows() * p.cols()), p.rows(), p.cols());
+                case LAYER_NORM -> {
+                    feed(env, "x", p.randomNormal(0, (long) p.rows() * p.cols()), p.rows(), p.cols());
+                    outputs.put("y", tensor(env, new float[p.rows() * p.cols()], p.rows(), p.cols()));
+                }
                 case CONV2D -> {
-                    int[] xs = p.convProblem(DType.FLOAT32).xShape();
-                    feed(env, "x", p.randomNormal(0, OpCase.count(xs)), xs);
+                    var cp = p.convProblem(DType.FLOAT32);
+                    feed(env, "x", p.randomNormal(0, OpCase.count(cp.xShape())), cp.xShape());
+                    outputs.put("y", tensor(env, new float[(int) OpCase.count(cp.yShape())], cp.yShape()));
                 }
                 case ATTENTION -> {
                     feed(env, "q", p.randomNormal(0, OpCase.count(p.qShape())), p.qShape());
                     feed(env, "k", p.randomNormal(1, OpCase.count(p.kvShape())), p.kvShape());
                     feed(env, "v", p.randomNormal(2, OpCase.count(p.kvShape())), p.kvShape());
+                    outputs.put("o", tensor(env, new float[(int) OpCase.count(p.qShape())], p.qShape()));
                 }
             }
         } catch (OrtException | RuntimeException e) {
@@ -88,15 +94,22 @@ final class OrtOps implements AutoCloseable {
         };
     }
 
-    /** Runs the graph once; returns the output, which the caller closes. */
+    /**
+     * Runs the graph once into the output allocated up front (as kernels4j writes into given tensors); the
+     * caller closes the result, which leaves that output open.
+     */
     OrtSession.Result run() throws OrtException {
-        return session.run(feeds);
+        return session.run(feeds, outputs);
     }
 
     private void feed(OrtEnvironment env, String name, float[] data, int... shape) throws OrtException {
+        feeds.put(name, tensor(env, data, shape));
+    }
+
+    private static OnnxTensor tensor(OrtEnvironment env, float[] data, int... shape) throws OrtException {
         FloatBuffer b = ByteBuffer.allocateDirect(data.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
         b.put(data).flip();
-        feeds.put(name, OnnxTensor.createTensor(env, b, longs(shape)));
+        return OnnxTensor.createTensor(env, b, longs(shape));
     }
 
     private static long[] longs(int[] a) {
@@ -112,7 +125,11 @@ final class OrtOps implements AutoCloseable {
         for (OnnxTensor t : feeds.values()) {
             t.close();
         }
+        for (OnnxTensor t : outputs.values()) {
+            t.close();
+        }
         feeds.clear();
+        outputs.clear();
         try {
             session.close();
         } catch (OrtException e) {
