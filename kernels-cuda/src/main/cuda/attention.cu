@@ -148,7 +148,15 @@ template <typename T>
 __device__ __forceinline__ T ldg(const T* p) { return __ldg(p); }
 template <typename T>
 __device__ __forceinline__ void stg(T* p, T v) { *p = v; }
-__device__ __forceinline__ void red_add(float* p, float v) { atomicAdd(p, v); }
+// p[0] += a, p[1] += b in global memory (8-byte aligned p); one vector reduction on sm_90.
+__device__ __forceinline__ void red_add2(float* p, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
 #endif  // K4J_EMULATION
 
 template <bool B>
@@ -779,13 +787,15 @@ __device__ __forceinline__ void attn_bwd(const uint16_t* __restrict__ q, const u
                         mma16816<DT>(acc[2 * np + 1], a, bb[2], bb[3]);
                     }
                 }
+                // this thread's pairs: rows r0 and r0 + 8, columns c0 + 8 nt (even; d is a multiple of 8)
+                const int r0 = m0 + mt * 16 + g;
+                const int c0 = dc * 32 + 2 * t4;
+                float* p0 = dqh + static_cast<int64_t>(r0) * d + c0;
 #pragma unroll
                 for (int nt = 0; nt < 4; ++nt) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int row = m0 + mt * 16 + g + (e >> 1) * 8;
-                        const int col = dc * 32 + nt * 8 + 2 * t4 + (e & 1);
-                        if (row < nq && col < d) red_add(dqh + static_cast<int64_t>(row) * d + col, acc[nt][e]);
+                    if (c0 + nt * 8 < d) {
+                        if (r0 < nq) red_add2(p0 + nt * 8, acc[nt][0], acc[nt][1]);
+                        if (r0 + 8 < nq) red_add2(p0 + 8 * d + nt * 8, acc[nt][2], acc[nt][3]);
                     }
                 }
             }
@@ -1536,16 +1546,17 @@ extern "C" __global__ void __launch_bounds__(256)
 K4J_ATTN_ALL(f16, k4j_attn::F16)
 K4J_ATTN_ALL(bf16, k4j_attn::BF16)
 
-// fp32: (kD, warps); rows per CTA = 4 * warps, key/query tiles of 32.
+// fp32: (kD, warps); rows per CTA = 4 * warps, key/query tiles of 32. The minimum of one block per SM in the
+// launch bounds keeps ptxas from trading registers for occupancy with small spills.
 #define K4J_ATTN_F32(KD, NW)                                                                                       \
     K4J_ATTN_CFG(k4j_attn_fwd_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemFwd), NW * 4, 32)               \
-    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+    extern "C" __global__ void __launch_bounds__(NW * 32, 1)                                                       \
         k4j_attn_fwd_f32_d##KD(const float* q, const float* k, const float* v, float* o, float* lse, int nq, int nk, \
                                int hq, int hkv, int d, float scale, int causal, int offset) {                      \
         k4j_attn::attn_fwd_f32<KD, NW>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset);                 \
     }                                                                                                              \
     K4J_ATTN_CFG(k4j_attn_bwd_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemDkdv), 32, NW * 4)              \
-    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+    extern "C" __global__ void __launch_bounds__(NW * 32, 1)                                                       \
         k4j_attn_bwd_f32_d##KD(const float* q, const float* k, const float* v, const float* dout, const float* lse,  \
                                const float* delta, float* dk, float* dv, int nq, int nk, int hq, int hkv, int d,     \
                                float scale, int causal, int offset) {                                              \
@@ -1553,7 +1564,7 @@ K4J_ATTN_ALL(bf16, k4j_attn::BF16)
                                             offset);                                                               \
     }                                                                                                              \
     K4J_ATTN_CFG(k4j_attn_bwd_dq_f32_d##KD, NW * 32, (k4j_attn::F32Shape<KD, NW>::kSmemDq), NW * 4, 32)             \
-    extern "C" __global__ void __launch_bounds__(NW * 32)                                                          \
+    extern "C" __global__ void __launch_bounds__(NW * 32, 1)                                                       \
         k4j_attn_bwd_dq_f32_d##KD(const float* q, const float* k, const float* v, const float* dout,               \
                                   const float* lse, const float* delta, float* dq, int nq, int nk, int hq, int hkv, \
                                   int d, float scale, int causal, int offset) {                                    \

@@ -536,9 +536,10 @@ inline void stg(T* p, T v) {
     emu::check_global(p, sizeof(T));
     std::memcpy(p, &v, sizeof(T));
 }
-inline void red_add(float* p, float v) {
-    emu::check_global(p, 4);
-    *p += v;
+inline void red_add2(float* p, float a, float b) {
+    emu::check_global(p, 8);
+    p[0] += a;
+    p[1] += b;
 }
 }  // namespace k4j_attn
 
