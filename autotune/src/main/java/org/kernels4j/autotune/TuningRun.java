@@ -135,9 +135,16 @@ final class TuningRun {
                 return rows;
             }
             long unitNanos = Duration.between(Instant.now(), unitDeadline).toNanos();
-            if (oneRun * RUNS_NEEDED > unitNanos && oneRun <= unitNanos) {
-                // the first run pays for compilation and a cold JIT: ask a warm one
-                oneRun = (long) (w.time(0) * 1e6);
+            // the first run pays for compilation and a cold JIT: while runs keep getting faster, ask again
+            long spent = 0;
+            while (oneRun * RUNS_NEEDED > unitNanos && spent + oneRun <= unitNanos / 2) {
+                long again = (long) (w.time(0) * 1e6);
+                spent += again;
+                boolean improving = again < 0.8 * oneRun;
+                oneRun = Math.min(oneRun, again);
+                if (!improving) {
+                    break;
+                }
             }
             if (oneRun * RUNS_NEEDED > unitNanos) {
                 rows.add(skipped(u, String.format(java.util.Locale.ROOT, "not tuned: one run takes %.0f ms; this "
