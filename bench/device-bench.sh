@@ -8,8 +8,10 @@
 #            peers (libtorch alone is 450 MB; the GPU run does not use them) and without our own modules.
 #   device:  bash bench/device-bench.sh run [bench options]      (carry .gpu; results go to $OUT)
 #            e.g. bash bench/device-bench.sh run --quick --filter 'ln-16k-4k|attn-fa-d128-(2k|16k)|conv-rn50-(c3|1x1)'
-#            Runs `kernels4j bench --backends cuda --no-peers` with the packed JRE; writes the JMH JSON, the
-#            metadata and bench.log into $OUT. Commit them under bench/results/<machine>/ afterwards.
+#            Runs bench/torch_gpu_baseline.py (PyTorch on the same problems, where torch with CUDA is installed)
+#            and `kernels4j bench --backends cuda --no-peers --include <its JSON>` with the packed JRE; writes the
+#            JMH JSON (PyTorch's figures merged in), the metadata, bench.log and torch-baseline.log into $OUT.
+#            Commit the JSON and metadata under bench/results/<machine>/ afterwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -46,8 +48,20 @@ run() {
   local commit
   commit=$(cat "$GPU/bench/commit.txt" 2>/dev/null || echo unknown)
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/nvidia-smi.csv" 2>&1 || true
-  "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "$cp" org.kernels4j.autotune.Main \
-    bench --backends cuda --no-peers --results "$OUT" --commit "$commit" "$@" 2>&1 | tee "$OUT/bench.log"
+  local k4j=("$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "$cp" org.kernels4j.autotune.Main)
+  # PyTorch's figures for the same problems, merged into the run (the peer on the GPU set)
+  local include=() quick=() a
+  for a in "$@"; do [[ "$a" == --quick ]] && quick=(--quick); done
+  if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    "${k4j[@]}" bench --print-problems --backends cuda "$@" > /tmp/k4j-problems.json
+    if python3 bench/torch_gpu_baseline.py /tmp/k4j-problems.json /tmp/k4j-torch-gpu.json "${quick[@]}" 2>&1 \
+        | tee "$OUT/torch-baseline.log"; then :; fi
+    [[ -s /tmp/k4j-torch-gpu.json ]] && include=(--include /tmp/k4j-torch-gpu.json)
+  else
+    echo "device-bench: no PyTorch with CUDA here; kernels4j alone" | tee "$OUT/torch-baseline.log"
+  fi
+  "${k4j[@]}" bench --backends cuda --no-peers --results "$OUT" --commit "$commit" "${include[@]}" "$@" 2>&1 \
+    | tee "$OUT/bench.log"
 }
 
 case "${1:-}" in

@@ -79,6 +79,14 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--commit", paramLabel = "SHA", description = "The commit measured, where the folder is no git checkout (a copied tree).")
     String commit;
 
+    @Option(names = "--include", paramLabel = "FILE", description = "Append the benchmarks of this JMH-format JSON "
+            + "(e.g. bench/torch_gpu_baseline.py's PyTorch GPU figures) to the run's result; repeatable.")
+    List<Path> includes = new ArrayList<>();
+
+    @Option(names = "--print-problems", description = "Print the chosen backends' problems as JSON (for external "
+            + "baselines such as bench/torch_gpu_baseline.py) and exit without measuring.")
+    boolean printProblems;
+
     @Option(names = "--forks", description = "JMH forks per benchmark (default: 1).")
     Integer forks;
 
@@ -95,6 +103,16 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         List<Pattern> patterns = filters.stream().map(Pattern::compile).toList();
+        if (printProblems) {
+            // what an external baseline measures does not depend on this machine's devices
+            Map<String, Set<DType>> named = new LinkedHashMap<>();
+            for (String b : backends != null ? backends : List.of("cpu")) {
+                named.put(b, Set.of(DType.values()));
+            }
+            out.println(ProblemJson.of(named, patterns));
+            out.flush();
+            return 0;
+        }
         Map<String, Set<DType>> backendDtypes = new LinkedHashMap<>();
         for (Device d : devices(out)) {
             backendDtypes.put(d.backend().name(), d.capabilities().dtypes());
@@ -143,6 +161,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         try (PrintStream ps = new PrintStream(Files.newOutputStream(json), true, StandardCharsets.UTF_8)) {
             ResultFormatFactory.getInstance(ResultFormatType.JSON, ps).writeOut(all);
+        }
+        for (Path inc : includes) {
+            out.println("  included " + ResultMerge.append(json, inc) + " benchmark(s) from " + inc);
         }
         meta.write(RunRecord.metaPath(json));
         out.printf(Locale.ROOT, "%nwrote %s and %s (%.1f min)%n%n", json, RunRecord.metaPath(json).getFileName(),

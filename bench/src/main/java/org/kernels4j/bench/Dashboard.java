@@ -165,11 +165,11 @@ final class Dashboard {
                 continue;
             }
             boolean peerOnly = !impl.equals(Measurement.OURS);
-            String oursKey = Measurement.OURS + "/cpu/float32/" + k[3] + "/" + k[4];
-            if (peerOnly && seen.containsKey(oursKey)) {
+            String tail = "/" + k[1] + "/" + k[2] + "/" + k[3] + "/" + k[4];
+            if (peerOnly && seen.containsKey(Measurement.OURS + tail)) {
                 continue;
             }
-            if (peerOnly && !impl.equals(Summary.PEERS.get(0)) && seen.containsKey(Summary.PEERS.get(0) + "/cpu/float32/" + k[3] + "/" + k[4])) {
+            if (peerOnly && !impl.equals(Summary.PEERS.get(0)) && seen.containsKey(Summary.PEERS.get(0) + tail)) {
                 continue;
             }
             List<Map<String, Object>> series = new ArrayList<>();
@@ -177,21 +177,18 @@ final class Dashboard {
             if (ours != null) {
                 series.add(series("ours (" + k[1] + " " + k[2] + ")", "ms", values(byRun, ours)));
             }
-            boolean withPeers = peerOnly || (k[1].equals("cpu") && k[2].equals("float32"));
-            if (withPeers) {
-                for (String peer : Summary.PEERS) {
-                    String pk = peer + "/cpu/float32/" + k[3] + "/" + k[4];
-                    if (!seen.containsKey(pk)) {
-                        continue;
-                    }
-                    series.add(series(peer, "ms", values(byRun, pk)));
-                    if (ours != null) {
-                        series.add(series(peer + "/ours", "ratio", ratios(byRun, pk, ours)));
-                    }
+            for (String peer : Summary.PEERS) {
+                String pk = peer + tail;
+                if (!seen.containsKey(pk)) {
+                    continue;
+                }
+                series.add(series(peer, "ms", values(byRun, pk)));
+                if (ours != null) {
+                    series.add(series(peer + "/ours", "ratio", ratios(byRun, pk, ours)));
                 }
             }
             Map<String, Object> c = new LinkedHashMap<>();
-            c.put("title", k[3] + " " + k[4] + (peerOnly ? " (peers)" : " · " + k[1] + " " + k[2]));
+            c.put("title", k[3] + " " + k[4] + " · " + k[1] + " " + k[2] + (peerOnly ? " (peers only)" : ""));
             c.put("machine", machine);
             c.put("labels", labels);
             c.put("series", series);

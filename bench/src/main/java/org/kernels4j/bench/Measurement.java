@@ -18,9 +18,9 @@ record Measurement(String impl, String backend, String problem, String direction
         return impl + "/" + backend + "/" + dtype + "/" + problem + "/" + direction;
     }
 
-    /** The key of the kernels4j figure this peer figure compares with (the CPU backend in fp32). */
+    /** The key of the kernels4j figure this peer figure compares with (same backend, dtype, problem, direction). */
     String oursKey() {
-        return OURS + "/cpu/" + dtype + "/" + problem + "/" + direction;
+        return OURS + "/" + backend + "/" + dtype + "/" + problem + "/" + direction;
     }
 
     /** The fastest iteration (a ceiling is the best the machine did). */

@@ -113,8 +113,10 @@ record RunRecord(Path file, RunMetadata meta, List<Measurement> measurements) {
         return switch (cls) {
             case "Ours" -> Optional.of(new Measurement(Measurement.OURS, params.path("backend").asText(),
                     params.path("problem").asText(), method, params.path("dtype").asText(), score, err, s));
-            case "Torch", "Ort" -> Optional.of(new Measurement(cls.toLowerCase(Locale.ROOT), "cpu",
-                    params.path("problem").asText(), method, "float32", score, err, s));
+            // the JMH peers run on the CPU in fp32; a merged GPU baseline names its backend and dtype
+            case "Torch", "Ort" -> Optional.of(new Measurement(cls.toLowerCase(Locale.ROOT),
+                    params.path("backend").asText("cpu"), params.path("problem").asText(), method,
+                    params.path("dtype").asText("float32"), score, err, s));
             case "Ceilings" -> Optional.of(new Measurement(Measurement.CEILING, "cpu", method, "-", "float32",
                     score, err, s));
             default -> Optional.empty();

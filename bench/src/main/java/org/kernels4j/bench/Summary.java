@@ -20,8 +20,9 @@ final class Summary {
     static final List<String> PEERS = List.of("torch", "ort");
 
     /**
-     * One row: kernels4j's figure (null where only peers ran) and the peers' figures for the same problem
-     * and direction.
+     * One row: kernels4j's figure (null where only peers ran) and the peers' figures for the same problem,
+     * direction, backend and dtype (PyTorch and ONNX Runtime on the CPU, or a PyTorch baseline on CUDA merged
+     * in with {@code bench --include}).
      */
     record Row(String problem, String direction, String backend, String dtype, Measurement ours,
                Map<String, Measurement> peers, double rate, String rateUnit, double roofPercent) {
@@ -64,27 +65,28 @@ final class Summary {
                         continue;
                     }
                     Map<String, Measurement> peers = new LinkedHashMap<>();
-                    if (m.backend().equals("cpu") && m.dtype().equals("float32")) {
-                        for (String peer : PEERS) {
-                            Measurement pm = all.get(peer + "/cpu/float32/" + p.name() + "/" + d.label());
-                            if (pm != null) {
-                                peers.put(peer, pm);
-                            }
+                    for (String peer : PEERS) {
+                        Measurement pm = all.get(peer + "/" + m.backend() + "/" + m.dtype() + "/" + p.name() + "/"
+                                + d.label());
+                        if (pm != null) {
+                            peers.put(peer, pm);
                         }
                     }
                     rows.put(m.key(), row(p, d, m.backend(), m.dtype(), m, peers, ceil));
                 }
                 // peers measured without kernels4j's figure (a filtered run) still get a row
-                Map<String, Measurement> orphans = new LinkedHashMap<>();
-                for (String peer : PEERS) {
-                    Measurement pm = all.get(peer + "/cpu/float32/" + p.name() + "/" + d.label());
-                    if (pm != null && !all.containsKey(pm.oursKey())) {
-                        orphans.put(peer, pm);
+                Map<String, Map<String, Measurement>> orphans = new LinkedHashMap<>();
+                for (Measurement pm : run.measurements()) {
+                    if (PEERS.contains(pm.impl()) && pm.problem().equals(p.name()) && pm.direction().equals(d.label())
+                            && !all.containsKey(pm.oursKey())) {
+                        orphans.computeIfAbsent(pm.backend() + "/" + pm.dtype(), x -> new LinkedHashMap<>())
+                                .put(pm.impl(), pm);
                     }
                 }
-                if (!orphans.isEmpty()) {
-                    rows.put("peers/" + p.name() + "/" + d.label(),
-                            row(p, d, "cpu", "float32", null, orphans, ceil));
+                for (Map.Entry<String, Map<String, Measurement>> o : orphans.entrySet()) {
+                    String[] bd = o.getKey().split("/");
+                    rows.put("peers/" + o.getKey() + "/" + p.name() + "/" + d.label(),
+                            row(p, d, bd[0], bd[1], null, o.getValue(), ceil));
                 }
             }
         }

@@ -52,4 +52,27 @@ class BenchCommandTest {
         assertTrue(out.lines().anyMatch(l -> l.startsWith("ln-8k-1k") && l.contains("forward") && l.contains("GB/s")),
                 out);
     }
+
+    @Test
+    void printsTheProblemsForExternalBaselines() throws Exception {
+        StringWriter sw = new StringWriter();
+        CommandLine cl = new CommandLine(new BenchCommand());
+        cl.setOut(new PrintWriter(sw));
+        int exit = cl.execute("--print-problems", "--backends", "cuda", "--filter", "conv-rn50-stem|ln-4k-16k");
+        assertEquals(0, exit, sw.toString());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(sw.toString());
+        assertEquals(2, json.size(), sw.toString());
+        var ln = json.get(0);
+        assertEquals("ln-4k-16k", ln.get("name").asText());
+        assertEquals("layer_norm", ln.get("op").asText());
+        assertEquals(16384, ln.get("cols").asInt());
+        assertEquals("[\"bfloat16\",\"float16\"]", ln.get("dtypes").toString());
+        var stem = json.get(1);
+        assertEquals("conv2d", stem.get("op").asText());
+        assertEquals("cuda", stem.get("backend").asText());
+        assertEquals("NHWC", stem.get("format").asText());
+        assertEquals(List.of(128, 3, 224, 64, 7, 2, 3, 1), List.of(stem.get("n").asInt(), stem.get("c").asInt(),
+                stem.get("h").asInt(), stem.get("k").asInt(), stem.get("r").asInt(), stem.get("stride").asInt(),
+                stem.get("pad").asInt(), stem.get("groups").asInt()));
+    }
 }

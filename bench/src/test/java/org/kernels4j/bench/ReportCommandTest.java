@@ -122,6 +122,32 @@ class ReportCommandTest {
     }
 
     @Test
+    void aMergedGpuBaselinePairsWithTheCudaFigures() throws Exception {
+        Path dir = tmp.resolve("h100-16c");
+        Path run = SyntheticResults.write(dir, "h100-16c", "feedbeef00feedbeef00", java.time.Instant.parse(
+                "2026-11-20T10:00:00Z"), java.util.Map.of(
+                "ours/cuda/bfloat16/attn-fa-d128-16k-causal/forward", new double[] {2.0, 2.02, 1.98}));
+        Path baseline = tmp.resolve("torch-gpu.json");
+        Files.writeString(baseline, """
+                [{"benchmark": "org.kernels4j.bench.Torch.forward",
+                  "params": {"problem": "attn-fa-d128-16k-causal", "backend": "cuda", "dtype": "bfloat16"},
+                  "primaryMetric": {"score": 3.0, "scoreUnit": "ms/op", "rawData": [[3.0, 3.0, 3.0]]}}]
+                """);
+        assertEquals(1, ResultMerge.append(run, baseline));
+        Outcome o = report(dir.toString());
+        assertEquals(0, o.exit(), o.out());
+        String line = o.out().lines().filter(l -> l.startsWith("attn-fa-d128-16k-causal")).findFirst()
+                .orElseThrow(() -> new AssertionError(o.out()));
+        assertTrue(line.contains("cuda") && line.contains("bfloat16") && line.contains("1.50x"), line);
+        Files.writeString(baseline, "{\"not\": \"jmh\"}");
+        assertThrowsIllegalArgument(() -> ResultMerge.append(run, baseline));
+    }
+
+    private static void assertThrowsIllegalArgument(Runnable r) {
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, r::run);
+    }
+
+    @Test
     void noResultsIsAnError() {
         StringWriter sw = new StringWriter();
         CommandLine cl = new CommandLine(new ReportCommand());

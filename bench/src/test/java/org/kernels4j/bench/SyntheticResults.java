@@ -79,6 +79,11 @@ final class SyntheticResults {
                 case "torch", "ort" -> {
                     bench = (k[0].equals("torch") ? "Torch." : "Ort.") + k[4];
                     params.put("problem", k[3]);
+                    if (!k[1].equals("cpu") || !k[2].equals("float32")) {
+                        // as bench/torch_gpu_baseline.py writes its entries
+                        params.put("backend", k[1]);
+                        params.put("dtype", k[2]);
+                    }
                 }
                 case "ceiling" -> bench = "Ceilings." + k[3];
                 default -> throw new IllegalArgumentException(e.getKey());
