@@ -5,6 +5,7 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.random.RandomGenerator;
+import java.util.stream.IntStream;
 import java.util.random.RandomGeneratorFactory;
 
 import org.kernels4j.Attention;
@@ -32,6 +33,7 @@ final class OpWorkload implements Workload {
     static final int MAX_ROTATIONS = 4;
     static final int GUARD_ELEMENTS = 1024;
     static final float SENTINEL = -1536f;
+    private static final int CHUNK = 1 << 20;
 
     private final Problem problem;
     private final String pass;
@@ -357,9 +359,15 @@ final class OpWorkload implements Workload {
             n *= d;
         }
         float[] a = new float[Math.toIntExact(n)];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = (float) rng.nextGaussian();
-        }
+        // chunks with their own generators, in parallel: GPU-sized inputs are hundreds of millions of values
+        long base = rng.nextLong();
+        int chunks = (a.length + CHUNK - 1) / CHUNK;
+        IntStream.range(0, chunks).parallel().forEach(c -> {
+            RandomGenerator g = RandomGeneratorFactory.<RandomGenerator>of("L64X128MixRandom").create(base + c);
+            for (int i = c * CHUNK, end = Math.min(a.length, i + CHUNK); i < end; i++) {
+                a[i] = (float) g.nextGaussian();
+            }
+        });
         Tensor t = device.upload(dt, a, shape);
         made.add(t);
         return t;

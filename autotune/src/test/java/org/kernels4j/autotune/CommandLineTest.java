@@ -75,7 +75,7 @@ class CommandLineTest {
                 tiny-attn attention B=1 H=2 N=40 d=16 causal=top-left
                 tiny-ln   layernorm rows=9 cols=100
                 """);
-        Run r = run("tune", "--backend", "cpu", "--shapes", shapes.toString(), "--budget", "12s", "--repeats", "3");
+        Run r = run("tune", "--backend", "cpu", "--shapes", shapes.toString(), "--budget", "60s", "--repeats", "3");
         assertEquals(0, r.exit(), r.out());
         String[] header = {"problem", "default ms", "tuned ms", "speedup", "parameters"};
         for (String h : header) {
