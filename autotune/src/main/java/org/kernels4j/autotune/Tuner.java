@@ -172,8 +172,11 @@ final class Tuner {
     }
 
     private static Workload.Check checkOne(Workload w, String kernel, Parameters p) {
-        try (Tuning.Scope ignored = Tuning.scoped(kernel, p)) {
+        Tuning.Scope scope = Tuning.scoped(kernel, p);
+        try {
             return w.check();
+        } finally {
+            scope.close();
         }
     }
 
@@ -384,7 +387,8 @@ final class Tuner {
             long start = System.nanoTime();
             long cap = candidateCapNanos();
             String status = TuningCache.OK;
-            try (Tuning.Scope ignored = Tuning.scoped(kernel, p)) {
+            Tuning.Scope scope = Tuning.scoped(kernel, p);
+            try {
                 warmUp(p, phase == Phase.FIRST_DEFAULT);
                 for (int i = 0; i < settings.maxRepeats(); i++) {
                     samples.add(workload.time(rotation++));
@@ -401,6 +405,8 @@ final class Tuner {
                 }
             } catch (RuntimeException e) {
                 return rejected(p, "failed while timed: " + e);
+            } finally {
+                scope.close();
             }
             return new TuningCache.Result(p.asMap(), status, median(samples), samples.size(), isDefault, null,
                     Instant.now().toString());

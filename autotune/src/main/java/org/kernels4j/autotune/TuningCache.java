@@ -60,7 +60,7 @@ final class TuningCache {
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .setSerializationInclusion(JsonInclude.Include.NON_NULL);
+            .setDefaultPropertyInclusion(JsonInclude.Include.NON_NULL);
     private static final Map<Path, ReentrantLock> IN_JVM_LOCKS = new ConcurrentHashMap<>();
     private static final DateTimeFormatter SUFFIX_TIME =
             DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").withZone(ZoneOffset.UTC);
@@ -437,9 +437,13 @@ final class TuningCache {
         jvmLock.lock();
         try {
             Files.createDirectories(key.getParent());
-            try (FileChannel ch = FileChannel.open(lockFile(key), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-                 FileLock ignored = ch.lock()) {
-                return action.run();
+            try (FileChannel ch = FileChannel.open(lockFile(key), StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+                FileLock lock = ch.lock();
+                try {
+                    return action.run();
+                } finally {
+                    lock.release();
+                }
             }
         } finally {
             jvmLock.unlock();

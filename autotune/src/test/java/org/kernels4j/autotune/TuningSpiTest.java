@@ -66,6 +66,7 @@ class TuningSpiTest {
     }
 
     @Test
+    @SuppressWarnings("try") // the scopes matter, not their variables
     void overridesWinOverDefaultsAndMergeWithThem() {
         assertEquals(SPACE.defaults(), SPACE.resolve(device, DType.FLOAT32, 10));
         assertEquals(Tuning.Source.DEFAULT, Tuning.resolve(device, SPACE, DType.FLOAT32, "n16").source());
