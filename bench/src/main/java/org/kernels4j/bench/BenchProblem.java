@@ -1,6 +1,5 @@
 package org.kernels4j.bench;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
@@ -151,14 +150,5 @@ record BenchProblem(String name, Op op, Set set, List<DType> dtypes,
             case ATTENTION -> "attention B=" + batch + " H=" + heads + (kvHeads != heads ? " Hkv=" + kvHeads : "")
                     + " N=" + seq + " d=" + headDim + (mask == Attention.CausalMask.NONE ? "" : " causal");
         };
-    }
-
-    /** Every dtype name of {@code dtypes}, for JMH parameters. */
-    static List<String> labels(List<DType> dtypes) {
-        List<String> l = new ArrayList<>();
-        for (DType d : dtypes) {
-            l.add(d.label());
-        }
-        return l;
     }
 }

@@ -116,7 +116,8 @@ final class Dashboard {
             }
         }
         for (Summary.Row r : Summary.rows(newest)) {
-            b.append("<tr><td>").append(esc(r.problem())).append("</td><td>").append(r.direction()).append("</td><td>")
+            b.append("<tr><td title=\"").append(esc(ProblemSet.byName(r.problem()).describe())).append("\">")
+                    .append(esc(r.problem())).append("</td><td>").append(r.direction()).append("</td><td>")
                     .append(esc(r.backend())).append("</td><td>").append(esc(r.dtype())).append("</td><td>")
                     .append(r.ours() == null ? "-" : esc(Summary.ms(r.ours()))).append("</td><td>")
                     .append(Double.isNaN(r.rate()) ? "-" : Summary.fmt(r.rate(), r.rateUnit().equals("GB/s") ? 1 : 3)

@@ -10,12 +10,4 @@ enum Direction {
     String label() {
         return name().toLowerCase(Locale.ROOT);
     }
-
-    static Direction parse(String s) {
-        return switch (s) {
-            case "forward" -> FORWARD;
-            case "backward" -> BACKWARD;
-            default -> throw new IllegalArgumentException("direction: expected forward or backward, got '" + s + "'");
-        };
-    }
 }

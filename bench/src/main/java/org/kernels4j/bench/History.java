@@ -6,7 +6,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -96,16 +95,5 @@ final class History {
             }
         }
         return out;
-    }
-
-    /** Every measurement key a machine's runs contain, in first-seen order. */
-    List<String> keys(String machine) {
-        Map<String, Boolean> keys = new LinkedHashMap<>();
-        for (RunRecord r : runs(machine)) {
-            for (Measurement m : r.measurements()) {
-                keys.put(m.key(), true);
-            }
-        }
-        return List.copyOf(keys.keySet());
     }
 }

@@ -80,11 +80,6 @@ final class ProblemSet {
         return p;
     }
 
-    /** Whether a problem of that name exists. */
-    static boolean exists(String name) {
-        return ALL.containsKey(name);
-    }
-
     /** The problems of one set, in the order of benchmark-shapes.md. */
     static List<BenchProblem> of(BenchProblem.Set set) {
         List<BenchProblem> l = new ArrayList<>();
