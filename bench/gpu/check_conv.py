@@ -15,7 +15,10 @@ split-K, workspace, NCHW through transposes for fp16/bf16), then
    read once, result written once) over our time, against the copy bandwidth; ratio = cuDNN time / our time
    (target >= 0.7) and the geometric mean;
 3. (not with quick) a sweep of the other tile shapes and split counts per layer, to show which the
-   planner should pick.
+   planner should pick;
+4. (on sm_90, when the build has conv_wgmma.sm_90a.cubin) the experimental wgmma kernels: correctness on
+   odd shapes and on the six layers, and their times beside the planned kernels'. This runs last, after
+   the results above are saved and printed: a fault there cannot lose them.
 
 Progress is printed as it goes and the partial result is rewritten to <out_dir>/conv_partial.json after
 every step, so a kernel fault (which ends the process) still leaves what was measured before it.
@@ -129,6 +132,17 @@ class Kernels:
         self.mods = {m: h.load_module(kernels_dir, m) for m in MODULES}
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
         self._cfg = read_configs(os.path.join(kernels_dir, "conv_igemm.ptx"))
+        self.wgmma_reason = None
+        major, minor = h.compute_capability()
+        cubin = os.path.join(kernels_dir, f"conv_wgmma.sm_{major}{minor}a.cubin")
+        if (major, minor) != (9, 0):
+            self.wgmma_reason = f"wgmma kernels are built for sm_90a; this device is sm_{major}{minor}"
+        elif not os.path.isfile(cubin):
+            self.wgmma_reason = f"no {os.path.basename(cubin)} in {kernels_dir}"
+        else:
+            import cupy
+            self.mods["conv_wgmma"] = h.Module(cupy.RawModule(path=cubin), cubin, "cubin")
+            self._cfg.update(read_configs(os.path.join(kernels_dir, "conv_wgmma.ptx")))
 
     def fn(self, module, entry):
         return self.mods[module].get(entry)
@@ -186,6 +200,12 @@ def dgrad_phases(c: Conv):
     return out
 
 
+def wg_entry(kern, pas, dt, tile):
+    """An experimental wgmma entry (conv_wgmma.cu) for tile "<BM>x<BN>"."""
+    entry = f"conv_wg_{pas}_{SUFFIX[dt]}_{tile}_vv"
+    return entry, kern.cfg(entry)
+
+
 def tc_tile(kern, pas, c: Conv, dt, override=None, m=None):
     """Tensor-core entry for an NHWC fp16/bf16 problem: name and its config {threads, smem, BM, BN}.
 
@@ -235,22 +255,23 @@ def split_k(kern, tiles, KD, bk, bytes_per_split, groups, splits=None):
     return cdiv(KD, split_len), split_len
 
 
-def plan(kern, pas, c: Conv, dt, override=None, splits=None):
+def plan(kern, pas, c: Conv, dt, override=None, splits=None, wg=None):
     """The launches of one pass of an NHWC (or, fp32/depthwise, either-layout) problem: a list, since
-    tensor-core dgrad launches once per stride phase."""
+    tensor-core dgrad launches once per stride phase. wg = "<BM>x<BN>" takes the experimental wgmma kernel
+    of that tile instead of the planned one (16-byte loaders only)."""
     if pas == "dgrad" and dt != torch.float32 and not c.depthwise:
         out = []
         for a, b, rows, cols in dgrad_phases(c):
             m = c.N * rows * cols
-            entry, cfg = tc_tile(kern, pas, c, dt, override, m)
+            entry, cfg = wg_entry(kern, pas, dt, wg) if wg else tc_tile(kern, pas, c, dt, override, m)
             threads, smem, bm, bn = cfg
-            out.append(Launch("conv_igemm", entry, (cdiv(m, bm) * cdiv(c.Cg, bn), 1, c.groups), (threads, 1, 1), smem,
-                              phase=(a, b)))
+            out.append(Launch("conv_wgmma" if wg else "conv_igemm", entry, (cdiv(m, bm) * cdiv(c.Cg, bn), 1, c.groups),
+                              (threads, 1, 1), smem, phase=(a, b)))
         return out
-    return [plan_one(kern, pas, c, dt, override, splits)]
+    return [plan_one(kern, pas, c, dt, override, splits, wg)]
 
 
-def plan_one(kern, pas, c: Conv, dt, override=None, splits=None):
+def plan_one(kern, pas, c: Conv, dt, override=None, splits=None, wg=None):
     M, NG, KD = gemm_dims(pas, c)
     if c.depthwise:
         suf = SUFFIX[dt]
@@ -269,19 +290,19 @@ def plan_one(kern, pas, c: Conv, dt, override=None, splits=None):
         if pas == "wgrad":
             s, sl = split_k(kern, tiles * c.groups, KD, BK_SIMT, c.K * NG * 4, c.groups, splits)
         return Launch("conv_simt", f"conv_simt_{pas}_f32", (tiles, 1, c.groups * s), (256, 1, 1), 0, s, sl)
-    entry, cfg = tc_tile(kern, pas, c, dt, override)
+    entry, cfg = wg_entry(kern, pas, dt, wg) if wg else tc_tile(kern, pas, c, dt, override)
     threads, smem, bm, bn = cfg
     tiles = cdiv(M, bm) * cdiv(NG, bn)
     s, sl = 1, 0
     if pas == "wgrad":
         s, sl = split_k(kern, tiles * c.groups, KD, BK_TC, c.K * NG * 4, c.groups, splits)
-    return Launch("conv_igemm", entry, (tiles, 1, c.groups * s), (threads, 1, 1), smem, s, sl)
+    return Launch("conv_wgmma" if wg else "conv_igemm", entry, (tiles, 1, c.groups * s), (threads, 1, 1), smem, s, sl)
 
 
 def launch_conv(kern, Ls, c: Conv, a, b, bias, out, nchw=False):
     for L in Ls:
         args = [a, b, bias if bias is not None else np.uint64(0), out] + c.args(L.split_len)
-        if L.module == "conv_igemm":
+        if L.module in ("conv_igemm", "conv_wgmma"):
             args += [h.i32(L.phase[0]), h.i32(L.phase[1])]
         else:
             args.append(h.i32(1 if nchw else 0))
@@ -327,12 +348,12 @@ class Runner:
             res.append(u)
         return res
 
-    def fprop(self, c, dt, layout, x, w, bias, y, override=None):
+    def fprop(self, c, dt, layout, x, w, bias, y, override=None, wg=None):
         k = self.kern
         if c.N == 0:  # nothing to write
             return None
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "fprop", c, dt, override)
+        Ls = plan(k, "fprop", c, dt, override, wg=wg)
         if not tc or layout == "NHWC":
             launch_conv(k, Ls, c, x, w, bias, y, layout == "NCHW")
             return Ls[0]
@@ -342,12 +363,12 @@ class Runner:
         transpose(k, yn, y, c.N, c.P * c.Q, c.K)
         return Ls[0]
 
-    def dgrad(self, c, dt, layout, dy, w, dx, override=None):
+    def dgrad(self, c, dt, layout, dy, w, dx, override=None, wg=None):
         k = self.kern
         if c.N == 0:
             return None
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "dgrad", c, dt, override)
+        Ls = plan(k, "dgrad", c, dt, override, wg=wg)
         if not tc or layout == "NHWC":
             launch_conv(k, Ls, c, dy, w, None, dx, layout == "NCHW")
             return Ls[0]
@@ -357,10 +378,10 @@ class Runner:
         transpose(k, dxn, dx, c.N, c.H * c.W, c.C)
         return Ls[0]
 
-    def wgrad(self, c, dt, layout, dy, x, dw, db=None, override=None, splits=None, workspace=None):
+    def wgrad(self, c, dt, layout, dy, x, dw, db=None, override=None, splits=None, workspace=None, wg=None):
         k = self.kern
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "wgrad", c, dt, override, splits)
+        Ls = plan(k, "wgrad", c, dt, override, splits, wg)
         L = Ls[0]
         count = c.K * c.R * c.S * c.Cg
         if c.N == 0:
@@ -437,8 +458,10 @@ def torch_passes(c: Conv, x, w, b, dy, dtype):
 # Correctness
 
 
-def check_case(run: Runner, c: Conv, dt, layout, gen, with_bias=True, compare_plain=True):
-    """All three passes (and db) of one problem; returns a list of verdicts."""
+def check_case(run: Runner, c: Conv, dt, layout, gen, with_bias=True, compare_plain=True, wg=None):
+    """All three passes (and db) of one problem; returns a list of verdicts. wg = {pass: "<BM>x<BN>"} runs the
+    experimental wgmma kernels of those tiles."""
+    wg = wg or {}
     xs, ws, ys = x_shape(c, layout), w_shape(c, layout), y_shape(c, layout)
     x = h.randn(xs, dt, gen)
     w = h.randn(ws, dt, gen, scale=1.0 / math.sqrt(max(1, c.Cg * c.R * c.S)))
@@ -452,9 +475,9 @@ def check_case(run: Runner, c: Conv, dt, layout, gen, with_bias=True, compare_pl
     out_db = h.Guarded((c.K,), dt)
     tag = f"{layout} {str(dt).replace('torch.', '')} {c.label()}"
     verdicts = []
-    Lf = run.fprop(c, dt, layout, x, w, b, out_y.view)
-    Ld = run.dgrad(c, dt, layout, dy, w, out_dx.view)
-    Lw = run.wgrad(c, dt, layout, dy, x, out_dw.view, out_db.view if with_bias else None)
+    Lf = run.fprop(c, dt, layout, x, w, b, out_y.view, wg=wg.get("fprop"))
+    Ld = run.dgrad(c, dt, layout, dy, w, out_dx.view, wg=wg.get("dgrad"))
+    Lw = run.wgrad(c, dt, layout, dy, x, out_dw.view, out_db.view if with_bias else None, wg=wg.get("wgrad"))
     h.sync(tag)
     names = [("fprop", out_y, 0, Lf), ("dgrad", out_dx, 1, Ld), ("wgrad", out_dw, 2, Lw)]
     if with_bias:
@@ -497,8 +520,9 @@ def rn50_conv(entry):
     return name, Conv(128, C, HW, HW, K, RS, RS, (st, st), (pad, pad, pad, pad))
 
 
-def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
-    """Ours and cuDNN for the three passes of one layer; returns timing rows (and sweep rows)."""
+def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep, wg_tiles=None):
+    """Ours and cuDNN for the three passes of one layer; returns timing rows (and sweep rows). wg_tiles =
+    {pass: [tiles]} times only those experimental wgmma kernels (rows marked kernel "wg ...")."""
     gen, seed = h.generator()
     per_set = (c.N * c.H * c.W * c.C + c.N * c.P * c.Q * c.K) * 2
     sets = h.sets_needed(per_set)
@@ -523,8 +547,8 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
     }
     count = c.K * c.R * c.S * c.Cg
 
-    def ours_fn(pas, override=None, splits=None):
-        Ls = plan(kern, pas, c, dt, override, splits)
+    def ours_fn(pas, override=None, splits=None, wg=None):
+        Ls = plan(kern, pas, c, dt, override, splits, wg)
         L = Ls[0]
         ws = torch.empty(max(1, L.splits * count), dtype=torch.float32, device=h.DEVICE) if pas == "wgrad" else None
         if pas == "fprop":
@@ -538,6 +562,20 @@ def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep):
         return L, wg
 
     flops = c.flops()
+    if wg_tiles is not None:
+        for pas, tiles in wg_tiles.items():
+            t_torch = h.time_cuda(torch_fns[pas], sets=sets, repeats=repeats)
+            for tile in tiles:
+                L, fn = ours_fn(pas, wg=tile)
+                t = h.time_cuda(fn, sets=sets, repeats=repeats)
+                rows.append({"layer": name, "pass": pas, "kernel": "wg " + L.entry.replace("conv_wg_", "") +
+                             (f" s{L.splits}" if L.splits > 1 else ""), "ours_ms": t["median_ms"],
+                             "cudnn_ms": t_torch["median_ms"], "ours_TFLOPs": h.tflops(flops, t["median_ms"]),
+                             "cudnn_TFLOPs": h.tflops(flops, t_torch["median_ms"]),
+                             "ratio": t_torch["median_ms"] / t["median_ms"]})
+                print(f"  {name} {pas} wgmma {tile}: {t['median_ms']:.4f} ms, cudnn {t_torch['median_ms']:.4f} ms",
+                      flush=True)
+        return rows, sweep_rows
     es = 2
     # fewest bytes a pass must move: each operand read once, the result written once
     x_b, y_b, w_b = c.N * c.H * c.W * c.C * es, c.N * c.P * c.Q * c.K * es, c.K * c.R * c.S * c.Cg * es
@@ -671,7 +709,71 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
           f"{result['targets_met']}/{len(result['timings'])} at >= 0.7; correctness "
           f"{sum(v['ok'] for v in result['correctness'])}/{len(result['correctness'])}", flush=True)
     result["elapsed_s"] = round(time.time() - started, 1)
+    save()
+
+    # 4. experimental wgmma kernels: kept apart (result["wgmma"]) so that they never decide "ok"
+    result["wgmma"] = experimental_wgmma(runner, gen, repeats, save_to=lambda: h.write_json(partial_path, result),
+                                         result=result)
+    result["elapsed_s"] = round(time.time() - started, 1)
+    save()
     return result
+
+
+WG_TILES = {"fprop": ["128x256", "128x128", "128x64"], "dgrad": ["128x256", "128x128", "128x64"],
+            "wgrad": ["128x256", "128x128", "64x256"]}
+
+
+def experimental_wgmma(runner: Runner, gen, repeats, save_to, result):
+    kern = runner.kern
+    out = {"reason_skipped": kern.wgmma_reason, "correctness": [], "timings": []}
+    result["wgmma"] = out
+    if kern.wgmma_reason:
+        print(f"check_conv: wgmma kernels skipped: {kern.wgmma_reason}", flush=True)
+        return out
+    print("check_conv: experimental wgmma kernels", flush=True)
+    combos = [{p: WG_TILES[p][i] for p in WG_TILES} for i in range(3)]
+    for c in [odd_cases()[i] for i in (0, 1, 4, 7)]:
+        for dt in (torch.bfloat16, torch.float16):
+            for wg in combos:
+                vs = check_case(runner, c, dt, "NHWC", gen, wg=wg)
+                out["correctness"].extend(vs)
+                bad = [v for v in vs if not v["ok"]]
+                print(f"  {'FAIL' if bad else 'ok  '} wgmma {SUFFIX[dt]} {c.label()} {wg}"
+                      + "".join(f"\n       {v['name']}: {v['why']} [{v['kernel']}]" for v in bad), flush=True)
+        save_to()
+    for entry in RN50:
+        name, c = rn50_conv(entry)
+        if c.C % 8:
+            continue
+        for wg in combos:
+            vs = check_case(runner, c, torch.bfloat16, "NHWC", gen, wg=wg)
+            for v in vs:
+                v["name"] = f"{name}: {v['name']}"
+            out["correctness"].extend(vs)
+            bad = [v for v in vs if not v["ok"]]
+            print(f"  {'FAIL' if bad else 'ok  '} wgmma {name} {wg}"
+                  + "".join(f"\n       {v['name']}: {v['why']}" for v in bad), flush=True)
+        torch.cuda.empty_cache()
+        save_to()
+    for entry in RN50:
+        name, c = rn50_conv(entry)
+        if c.C % 8:
+            continue
+        rows, _ = time_layer(runner, name, c, torch.bfloat16, repeats, sweep=False, wg_tiles=WG_TILES)
+        out["timings"].extend(rows)
+        torch.cuda.empty_cache()
+        save_to()
+    out["ok"] = all(v["ok"] for v in out["correctness"])
+    best = {}
+    for r in out["timings"]:
+        key = (r["layer"], r["pass"])
+        if key not in best or r["ours_ms"] < best[key]["ours_ms"]:
+            best[key] = r
+    out["best"] = list(best.values())
+    h.print_table(out["best"], ["layer", "pass", "kernel", "ours_ms", "cudnn_ms", "ours_TFLOPs", "ratio"],
+                  f"experimental wgmma (best tile per layer and pass; correctness "
+                  f"{sum(v['ok'] for v in out['correctness'])}/{len(out['correctness'])})")
+    return out
 
 
 def main():

@@ -8,6 +8,12 @@
 // ordering bug shows up as a result that depends on the order.
 //   * ldmatrix and mma.sync are warp collectives that follow the PTX ISA's fragment definitions
 //     (m8n8 b16 matrices; m16n8k16 A row-major, B column-major, fp32 C/D).
+//   * wgmma.mma_async is a warpgroup (128 threads) collective: shared-memory descriptors are decoded as
+//     the no-swizzle canonical layouts (k-major ((8,m),2):((1,SBO),LBO), m/n-major ((1,m),(8,k)):((.,SBO),
+//     (1,LBO)) in 16-byte units), accumulators as m16n8 fragments per warp; the operands are read at
+//     wgmma.wait_group (or, in "early" mode, at issue), so with copies landing early a stage overwritten
+//     while its MMAs are in flight shows in the result, and with copies landing late one read before it
+//     was filled.
 //   * cp.async copies are queued per thread and land at cp.async.wait_group (or, in "early" mode, at
 //     issue): code that reads a stage before waiting reads poison.
 //   * Dynamic shared memory is filled with 0xFF bytes (NaN in fp32, fp16 and bf16) before each block.
@@ -73,6 +79,7 @@ struct Schedule {
     Order order;
     bool greedy;        // restart from the first runnable thread after every switch
     bool early_copies;  // cp.async lands at issue instead of at the wait
+    bool early_mma;     // wgmma reads its operands at issue instead of at the wait
 };
 
 struct Pending {
@@ -92,6 +99,25 @@ struct Fiber {
     long wait_value = 0;
     std::vector<Pending> pending;
     int committed = 0;
+    int wg_committed = 0;
+};
+
+using ToF = float (*)(uint16_t);
+
+struct WgmmaOp {
+    int n, ta, tb, group;
+    uint64_t da, db;
+    ToF to_f;
+    float* d[128];
+    bool done;
+};
+
+struct WarpgroupSlots {
+    int arrived = 0;
+    long gen = 0;
+    float* d[128];
+    uint64_t da[128], db[128];
+    std::vector<WgmmaOp> ops;
 };
 
 struct WarpSlots {
@@ -109,6 +135,7 @@ struct State {
     size_t smem_bytes = 0;
     std::vector<Fiber> fibers;
     std::vector<WarpSlots> warps;
+    std::vector<WarpgroupSlots> warpgroups;
     int block_arrived = 0;
     long block_gen = 0;
     long progress = 0;
@@ -118,6 +145,7 @@ struct State {
     Order order = Order::ASCENDING;
     bool greedy = false;
     bool early_copies = false;
+    bool early_mma = false;
     std::mt19937 rng{12345};
     long launches = 0;
 };
@@ -161,6 +189,22 @@ inline void warp_barrier() {
     const long seen = w.gen;
     ++s.progress;
     if (++w.arrived == 32) {
+        w.arrived = 0;
+        ++w.gen;
+        return;
+    }
+    yield_until_changed(&w.gen, seen);
+}
+
+inline WarpgroupSlots& my_warpgroup() { return st().warpgroups.at(cur()->linear / 128); }
+
+inline void warpgroup_barrier() {
+    State& s = st();
+    if (threads_per_block() % 128 != 0) fail("warpgroup collective in a block that is not whole warpgroups");
+    WarpgroupSlots& w = my_warpgroup();
+    const long seen = w.gen;
+    ++s.progress;
+    if (++w.arrived == 128) {
         w.arrived = 0;
         ++w.gen;
         return;
@@ -272,6 +316,68 @@ inline void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1,
     warp_barrier();
 }
 
+// Element (row, k) of a 64 x 16 A or (k, col) of a 16 x N B, from a descriptor: start address >> 4 in bits
+// 0-13, LBO (16-byte units, k direction) in 16-29, SBO (m/n direction) in 32-45, layout type in 62-63.
+inline float wgmma_element(uint64_t desc, bool mn_major, int mn, int k, ToF to_f) {
+    if ((desc >> 62) != 0 || ((desc >> 49) & 7) != 0) fail("wgmma descriptor: only no-swizzle layouts are emulated");
+    const uint64_t start = (desc & 0x3FFF) << 4, lbo = (desc >> 16) & 0x3FFF, sbo = (desc >> 32) & 0x3FFF;
+    const uint64_t unit = mn_major ? (uint64_t)(k & 7) + (uint64_t)(k >> 3) * lbo + (uint64_t)(mn >> 3) * sbo
+                                   : (uint64_t)(mn & 7) + (uint64_t)(mn >> 3) * sbo + (uint64_t)(k >> 3) * lbo;
+    const uint64_t byte = start + unit * 16 + 2 * (uint64_t)(mn_major ? (mn & 7) : (k & 7));
+    const unsigned char* p = st().smem + byte;
+    check_smem(p, 2, "wgmma operand");
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return to_f(v);
+}
+
+inline void wgmma_execute(WgmmaOp& op) {
+    float A[64][16];
+    std::vector<float> B((size_t)16 * op.n);
+    for (int m = 0; m < 64; ++m)
+        for (int k = 0; k < 16; ++k) A[m][k] = wgmma_element(op.da, op.ta != 0, m, k, op.to_f);
+    for (int k = 0; k < 16; ++k)
+        for (int c = 0; c < op.n; ++c) B[(size_t)k * op.n + c] = wgmma_element(op.db, op.tb != 0, c, k, op.to_f);
+    for (int t = 0; t < 128; ++t) {
+        const int warp = t / 32, lane = t % 32;
+        for (int j = 0; j < op.n / 8; ++j)
+            for (int e = 0; e < 4; ++e) {
+                const int row = 16 * warp + lane / 4 + 8 * (e >> 1), col = 8 * j + 2 * (lane % 4) + (e & 1);
+                float acc = op.d[t][4 * j + e];
+                for (int k = 0; k < 16; ++k) acc += A[row][k] * B[(size_t)k * op.n + col];
+                op.d[t][4 * j + e] = acc;
+            }
+    }
+    op.done = true;
+}
+
+inline void wgmma(int n, int ta, int tb, float* d, uint64_t da, uint64_t db, ToF to_f) {
+    WarpgroupSlots& w = my_warpgroup();
+    const int t = cur()->linear % 128;
+    w.d[t] = d;
+    w.da[t] = da;
+    w.db[t] = db;
+    warpgroup_barrier();
+    if (t == 0) {
+        WgmmaOp op{n, ta, tb, cur()->wg_committed, da, db, to_f, {}, false};
+        for (int i = 0; i < 128; ++i) {
+            if (w.da[i] != da || w.db[i] != db) fail("wgmma: descriptors differ across the warpgroup");
+            op.d[i] = w.d[i];
+        }
+        if (st().early_mma) wgmma_execute(op);
+        else w.ops.push_back(op);
+    }
+    warpgroup_barrier();
+}
+
+inline void wgmma_commit() { ++cur()->wg_committed; }
+
+inline void wgmma_wait(int n) {
+    Fiber* f = cur();
+    for (WgmmaOp& op : my_warpgroup().ops)
+        if (!op.done && op.group < f->wg_committed - n) wgmma_execute(op);
+}
+
 inline void trampoline() {
     st().body();
     Fiber* f = cur();
@@ -286,6 +392,7 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
     s.order = sched.order;
     s.greedy = sched.greedy;
     s.early_copies = sched.early_copies;
+    s.early_mma = sched.early_mma;
     s.grid = grid;
     s.block = block;
     s.body = std::move(body);
@@ -301,6 +408,7 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
                 std::memset(s.smem, 0xff, smem_bytes);
                 s.fibers.assign(nthreads, Fiber());
                 s.warps.assign((nthreads + 31) / 32, WarpSlots());
+                s.warpgroups.assign((nthreads + 127) / 128, WarpgroupSlots());
                 s.block_arrived = 0;
                 for (int i = 0; i < nthreads; ++i) {
                     Fiber& f = s.fibers[i];
@@ -339,6 +447,9 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
                     }
                     if (ran == 0 && s.progress == before) fail("deadlock: a barrier that not every thread reaches");
                 }
+                for (const WarpgroupSlots& w : s.warpgroups)
+                    for (const WgmmaOp& op : w.ops)
+                        if (!op.done) fail("a wgmma was never waited for");
                 s.fibers.clear();
             }
     s.smem = nullptr;
@@ -431,6 +542,10 @@ struct F16 {
     static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
         emu::mma(d, a, b0, b1, f16_to_f);
     }
+    template <int N, int TA, int TB>
+    static void wgmma(float* d, uint64_t da, uint64_t db) {
+        emu::wgmma(N, TA, TB, d, da, db, f16_to_f);
+    }
 };
 struct BF16 {
     using T = uint16_t;
@@ -438,6 +553,10 @@ struct BF16 {
     static uint16_t from_f(float v) { return f_to_bf16(v); }
     static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
         emu::mma(d, a, b0, b1, bf16_to_f);
+    }
+    template <int N, int TA, int TB>
+    static void wgmma(float* d, uint64_t da, uint64_t db) {
+        emu::wgmma(N, TA, TB, d, da, db, bf16_to_f);
     }
 };
 
@@ -450,5 +569,16 @@ inline void cp_async_wait() {
 }
 inline void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) { emu::ldmatrix(r, p, false); }
 inline void ldsm_x4_trans(uint32_t (&r)[4], const uint16_t* p) { emu::ldmatrix(r, p, true); }
+inline uint32_t smem_u32(const void* p) {
+    return (uint32_t)(static_cast<const unsigned char*>(p) - emu::st().smem);
+}
+inline void fence_proxy_async() {}
+inline void wgmma_fence() {}
+inline void wgmma_commit() { emu::wgmma_commit(); }
+template <int N>
+inline void wgmma_wait() {
+    emu::wgmma_wait(N);
+}
+inline void reg_fence(float&) {}
 
 }  // namespace conv

@@ -17,6 +17,7 @@
 #include "../../main/cuda/conv_depthwise.cu"
 #include "../../main/cuda/conv_igemm.cu"
 #include "../../main/cuda/conv_simt.cu"
+#include "../../main/cuda/conv_wgmma.cu"
 #include "../../main/cuda/conv_support.cu"
 
 #include <array>
@@ -135,18 +136,19 @@ double load(DT dt, const void* src, size_t i) {
 
 std::string describe(const emu::Schedule& s) {
     return std::string(s.order == emu::Order::ASCENDING ? " asc" : s.order == emu::Order::DESCENDING ? " desc" : " shuf") +
-           (s.greedy ? "-greedy" : "-rr") + (s.early_copies ? " early" : " late");
+           (s.greedy ? "-greedy" : "-rr") + (s.early_copies ? " early" : " late") + (s.early_mma ? "/early-mma" : "");
 }
 
-// Schedules a case runs under: greedy with copies landing at issue exposes write-after-read hazards
-// (a warp refilling a stage another still reads), late copies and round robin expose read-before-wait.
+// Schedules a case runs under: greedy with copies landing at issue (and wgmma reading late) exposes
+// write-after-read hazards (a warp refilling a stage another warp, or the warpgroup's MMAs in flight,
+// still read); late copies (with wgmma reading at issue) and round robin expose read-before-wait.
 const emu::Schedule SCHEDULES[] = {
-    {emu::Order::ASCENDING, true, true},
-    {emu::Order::DESCENDING, true, false},
-    {emu::Order::SHUFFLED, false, false},
-    {emu::Order::DESCENDING, true, true},
-    {emu::Order::ASCENDING, false, false},
-    {emu::Order::SHUFFLED, true, true},
+    {emu::Order::ASCENDING, true, true, false},
+    {emu::Order::DESCENDING, true, false, true},
+    {emu::Order::SHUFFLED, false, false, false},
+    {emu::Order::DESCENDING, true, true, false},
+    {emu::Order::ASCENDING, false, false, true},
+    {emu::Order::SHUFFLED, true, true, true},
 };
 
 int failures = 0;
@@ -210,6 +212,17 @@ struct IgemmEntry {
         IG(conv_wgrad_##SUF##_64x64w4_vs, WGRAD, DTYPE, true, false), IG(conv_wgrad_##SUF##_64x64w4_ss, WGRAD, DTYPE, false, false)
 
 const IgemmEntry IGEMM[] = {IG_DTYPE(f16, DT_F16), IG_DTYPE(bf16, DT_BF16)};
+
+// The experimental wgmma kernels (conv_wgmma.cu): same parameters and launch rules.
+#define WG_DTYPE(SUF, DTYPE)                                                                                \
+    IG(conv_wg_fprop_##SUF##_128x256_vv, FPROP, DTYPE, true, true), IG(conv_wg_fprop_##SUF##_128x128_vv, FPROP, DTYPE, true, true), \
+        IG(conv_wg_fprop_##SUF##_128x64_vv, FPROP, DTYPE, true, true),                                      \
+        IG(conv_wg_dgrad_##SUF##_128x256_vv, DGRAD, DTYPE, true, true), IG(conv_wg_dgrad_##SUF##_128x128_vv, DGRAD, DTYPE, true, true), \
+        IG(conv_wg_dgrad_##SUF##_128x64_vv, DGRAD, DTYPE, true, true),                                      \
+        IG(conv_wg_wgrad_##SUF##_128x256_vv, WGRAD, DTYPE, true, true), IG(conv_wg_wgrad_##SUF##_128x128_vv, WGRAD, DTYPE, true, true), \
+        IG(conv_wg_wgrad_##SUF##_64x256_vv, WGRAD, DTYPE, true, true)
+
+const IgemmEntry WGEMM[] = {WG_DTYPE(f16, DT_F16), WG_DTYPE(bf16, DT_BF16)};
 
 // Whether the entry's loaders accept the problem (the rule Conv2dCuda.java applies).
 bool accepts(const IgemmEntry& e, const Problem& p) {
@@ -612,7 +625,9 @@ int main(int argc, char** argv) {
 
     int variant = 0;
     const int nsched = sizeof SCHEDULES / sizeof SCHEDULES[0];
-    for (const IgemmEntry& e : IGEMM) {
+    std::vector<IgemmEntry> tensor_core(std::begin(IGEMM), std::end(IGEMM));
+    tensor_core.insert(tensor_core.end(), std::begin(WGEMM), std::end(WGEMM));
+    for (const IgemmEntry& e : tensor_core) {
         if (!filter.empty() && std::string(e.name).find(filter) == std::string::npos) continue;
         auto run_set = [&](const Problem* ps, size_t n) {
             for (size_t i = 0; i < n; ++i) {

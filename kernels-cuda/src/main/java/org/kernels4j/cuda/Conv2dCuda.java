@@ -65,12 +65,6 @@ final class Conv2dCuda implements Conv2dKernels {
     static final long PARTIALS_CAP_BYTES = 256L << 20;
     private static final long ALIGN = 256;
 
-    /** The 16-byte-loader tiles of each pass, largest first; a tuning value TILE = i picks the i-th (1-based). */
-    static final List<Tile> FPROP_TILES = List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4),
-            new Tile(256, 64, 4), new Tile(128, 64, 4), new Tile(64, 64, 4));
-    static final List<Tile> DGRAD_TILES = FPROP_TILES;
-    static final List<Tile> WGRAD_TILES = List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4),
-            new Tile(64, 256, 4), new Tile(64, 128, 4), new Tile(64, 64, 4));
     /**
      * Tiles of the single-element loaders: fprop "ss", dgrad "vs"/"ss" (the narrow one for C/groups <= 16,
      * such as an RGB input's gradient), wgrad "vs"/"ss".
@@ -80,8 +74,13 @@ final class Conv2dCuda implements Conv2dKernels {
     static final Tile DGRAD_NARROW = new Tile(128, 16, 4);
     static final Tile WGRAD_ANY = new Tile(64, 64, 4);
 
+    /** A pass, with its 16-byte-loader tiles, largest first; a tuning value TILE = i picks the i-th (1-based). */
     enum Pass {
-        FPROP("fprop", FPROP_TILES), DGRAD("dgrad", DGRAD_TILES), WGRAD("wgrad", WGRAD_TILES);
+        FPROP("fprop", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(256, 64, 4),
+                new Tile(128, 64, 4), new Tile(64, 64, 4))),
+        DGRAD("dgrad", FPROP.tiles),
+        WGRAD("wgrad", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(64, 256, 4),
+                new Tile(64, 128, 4), new Tile(64, 64, 4)));
 
         final String label;
         final List<Tile> tiles;
@@ -94,11 +93,11 @@ final class Conv2dCuda implements Conv2dKernels {
 
     private static final String SOURCES = kernelSources();
 
-    /** Forward: TILE 0 = the occupancy heuristic, i = the i-th tile of {@link #FPROP_TILES}. */
+    /** Forward: TILE 0 = the occupancy heuristic, i = the i-th tile of {@link Pass#FPROP}. */
     static final TuningSpace<Conv2dProblem> FPROP_SPACE = space(Pass.FPROP, false);
-    /** Backward-data, as forward over {@link #DGRAD_TILES}. */
+    /** Backward-data, as forward over the tiles of {@link Pass#DGRAD}. */
     static final TuningSpace<Conv2dProblem> DGRAD_SPACE = space(Pass.DGRAD, false);
-    /** Backward-filter: TILE over {@link #WGRAD_TILES}; SPLIT_WAVES = CTAs aimed for, in multiples of the SM count. */
+    /** Backward-filter: TILE over {@link Pass#WGRAD}'s tiles; SPLIT_WAVES = CTAs aimed for, in SM counts. */
     static final TuningSpace<Conv2dProblem> WGRAD_SPACE = space(Pass.WGRAD, true);
 
     private static TuningSpace<Conv2dProblem> space(Pass pass, boolean splits) {

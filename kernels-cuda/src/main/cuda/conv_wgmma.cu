@@ -1,0 +1,51 @@
+// kernels4j-archs: sm_90a
+// The implicit-GEMM convolution of conv_igemm.cu on Hopper's warpgroup MMA (wgmma): the same GEMMs,
+// loaders (16-byte ones only, 'vv'), stride phases, split-K and epilogue; the multiply is wgmma.m64nNk16
+// from shared-memory descriptors instead of ldmatrix + mma.sync, so a warp's tensor-core work no longer
+// needs its operands in registers. Shared-memory tiles use the core-matrix layout (conv_igemm.cuh's
+// CoreLayout); one k-tile of MMAs stays in flight while the next is issued.
+//
+// Experimental: the planners (Conv2dCuda.java, bench/gpu/check_conv.py) launch the mma.sync kernels;
+// check_conv.py checks and times these in its sweep on sm_90. Built for sm_90a only (the compute_80 PTX
+// of this module holds kernels that trap).
+//
+// Entry points conv_wg_<pass>_<f16|bf16>_<BM>x<BN>_vv with conv_igemm.cu's parameters and launch rules,
+// <entry>_cfg = {threads, smem, BM, BN}; BM = 64 per warpgroup of 128 threads.
+#include "conv_igemm.cuh"
+
+#if defined(CONV_HOST_EMULATION) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define CONV_WG_BODY(E, PASS, BM, BN, NWG)                                                                  \
+    conv::igemm<conv::E, conv::PASS, BM, BN, 1, 1, 4, true, true, NWG>(                                     \
+        a, b, bias, out, conv::make_geo(N, H, W, C, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups), splitLen, \
+        phaseH, phaseW);
+#elif defined(__CUDA_ARCH__)
+#define CONV_WG_BODY(E, PASS, BM, BN, NWG) __trap();
+#else
+#define CONV_WG_BODY(E, PASS, BM, BN, NWG)
+#endif
+
+#define CONV_WG_ENTRY(NAME, E, PASS, BM, BN, NWG)                                                            \
+    extern "C" {                                                                                           \
+    __constant__ int NAME##_cfg[4] = {                                                                     \
+        NWG * 128, conv::Plan<conv::PASS, BM, BN, 4, true, true, conv::CoreLayout>::SMEM_BYTES, BM, BN};   \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(NWG * 128, 1)                                             \
+        NAME(const uint16_t* __restrict__ a, const uint16_t* __restrict__ b, const uint16_t* __restrict__ bias, \
+             void* __restrict__ out, int N, int H, int W, int C, int K, int R, int S, int P, int Q, int sh,      \
+             int sw, int ph, int pw, int dh, int dw, int groups, int splitLen, int phaseH, int phaseW) {      \
+        CONV_WG_BODY(E, PASS, BM, BN, NWG)                                                                 \
+    }
+
+#define CONV_WG_DTYPE(E, SUF)                                                  \
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x256_vv, E, FPROP, 128, 256, 2)    \
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x128_vv, E, FPROP, 128, 128, 2)    \
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x64_vv, E, FPROP, 128, 64, 2)      \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x256_vv, E, DGRAD, 128, 256, 2)    \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x128_vv, E, DGRAD, 128, 128, 2)    \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x64_vv, E, DGRAD, 128, 64, 2)      \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x256_vv, E, WGRAD, 128, 256, 2)    \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x128_vv, E, WGRAD, 128, 128, 2)    \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_64x256_vv, E, WGRAD, 64, 256, 1)
+
+CONV_WG_DTYPE(F16, f16)
+CONV_WG_DTYPE(BF16, bf16)
