@@ -381,12 +381,13 @@ class Runner:
     def wgrad(self, c, dt, layout, dy, x, dw, db=None, override=None, splits=None, workspace=None, wg=None):
         k = self.kern
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "wgrad", c, dt, override, splits, wg)
-        L = Ls[0]
         count = c.K * c.R * c.S * c.Cg
+        L = None
         if c.N == 0:
             reduce_into(k, dw, dw, count, 0, dt)  # splits = 0 writes zeros; the partial pointer is not read
         else:
+            Ls = plan(k, "wgrad", c, dt, override, splits, wg)
+            L = Ls[0]
             part = workspace if workspace is not None else torch.empty(L.splits * count, dtype=torch.float32,
                                                                            device=h.DEVICE)
             if not tc or layout == "NHWC":
@@ -437,10 +438,6 @@ def w_shape(c, layout):
 def to_nchw(t, layout):
     """torch's logical NCHW view of an activation or filter stored in our layout."""
     return t.permute(0, 3, 1, 2) if layout == "NHWC" else t
-
-
-def from_nchw(t, layout):
-    return t.permute(0, 2, 3, 1).contiguous() if layout == "NHWC" else t.contiguous()
 
 
 def torch_passes(c: Conv, x, w, b, dy, dtype):
