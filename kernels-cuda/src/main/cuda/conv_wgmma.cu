@@ -10,7 +10,8 @@
 // of this module holds kernels that trap).
 //
 // Entry points conv_wg_<pass>_<f16|bf16>_<BM>x<BN>_vv with conv_igemm.cu's parameters and launch rules,
-// <entry>_cfg = {threads, smem, BM, BN}; BM = 64 per warpgroup of 128 threads.
+// <entry>_cfg = {threads, smem, BM, BN}; BM = 64 per warpgroup of 128 threads. The tiles up to 128 columns
+// keep within 128 registers (MINB 2): two CTAs share an SM, one's MMAs covering the other's barrier.
 #include "conv_igemm.cuh"
 
 #if defined(CONV_HOST_EMULATION) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -24,12 +25,12 @@
 #define CONV_WG_BODY(E, PASS, BM, BN, NWG)
 #endif
 
-#define CONV_WG_ENTRY(NAME, E, PASS, BM, BN, NWG)                                                            \
+#define CONV_WG_ENTRY(NAME, E, PASS, BM, BN, NWG, MINB)                                                            \
     extern "C" {                                                                                           \
     __constant__ int NAME##_cfg[4] = {                                                                     \
         NWG * 128, conv::Plan<conv::PASS, BM, BN, 4, true, true, conv::CoreLayout>::SMEM_BYTES, BM, BN};   \
     }                                                                                                      \
-    extern "C" __global__ void __launch_bounds__(NWG * 128, 1)                                             \
+    extern "C" __global__ void __launch_bounds__(NWG * 128, MINB)                                             \
         NAME(const uint16_t* __restrict__ a, const uint16_t* __restrict__ b, const uint16_t* __restrict__ bias, \
              void* __restrict__ out, int N, int H, int W, int C, int K, int R, int S, int P, int Q, int sh,      \
              int sw, int ph, int pw, int dh, int dw, int groups, int splitLen, int phaseH, int phaseW) {      \
@@ -37,15 +38,15 @@
     }
 
 #define CONV_WG_DTYPE(E, SUF)                                                  \
-    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x256_vv, E, FPROP, 128, 256, 2)    \
-    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x128_vv, E, FPROP, 128, 128, 2)    \
-    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x64_vv, E, FPROP, 128, 64, 2)      \
-    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x256_vv, E, DGRAD, 128, 256, 2)    \
-    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x128_vv, E, DGRAD, 128, 128, 2)    \
-    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x64_vv, E, DGRAD, 128, 64, 2)      \
-    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x256_vv, E, WGRAD, 128, 256, 2)    \
-    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x128_vv, E, WGRAD, 128, 128, 2)    \
-    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_64x256_vv, E, WGRAD, 64, 256, 1)
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x256_vv, E, FPROP, 128, 256, 2, 1)    \
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x128_vv, E, FPROP, 128, 128, 2, 2)    \
+    CONV_WG_ENTRY(conv_wg_fprop_##SUF##_128x64_vv, E, FPROP, 128, 64, 2, 2)      \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x256_vv, E, DGRAD, 128, 256, 2, 1)    \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x128_vv, E, DGRAD, 128, 128, 2, 2)    \
+    CONV_WG_ENTRY(conv_wg_dgrad_##SUF##_128x64_vv, E, DGRAD, 128, 64, 2, 2)      \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x256_vv, E, WGRAD, 128, 256, 2, 1)    \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_128x128_vv, E, WGRAD, 128, 128, 2, 2)    \
+    CONV_WG_ENTRY(conv_wg_wgrad_##SUF##_64x256_vv, E, WGRAD, 64, 256, 1, 2)
 
 CONV_WG_DTYPE(F16, f16)
 CONV_WG_DTYPE(BF16, bf16)
