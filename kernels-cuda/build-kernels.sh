@@ -136,6 +136,12 @@ outputs_of() {
 # manifest reads each target's entry points and parameters from it, since a source may define kernels
 # for some architectures only), then ptxas -v (its report is the resource-use report).
 compile_one() {
+    local name=$1 target=$2 log="$work/$1.$2.log" t0=$SECONDS
+    compile_target "$name" "$target" || return 1
+    echo $((SECONDS - t0)) > "$work/$name.$target.seconds"
+}
+
+compile_target() {
     local name=$1 target=$2 log="$work/$1.$2.log"
     # shellcheck disable=SC2086
     if [ "$target" = ptx ]; then
@@ -196,6 +202,12 @@ if [ ${#todo[@]} -gt 0 ]; then
     done
 fi
 [ $failed = 0 ] || { say "CUDA kernel compilation failed"; exit 1; }
+if [ ${#todo[@]} -gt 0 ]; then
+    # What the build costs, per module (seconds summed over its targets): CI has 2 cores.
+    say "compile seconds per module (all targets): $(for t in "${todo[@]}"; do
+        echo "${t% *} $(cat "$work/${t// /.}.seconds" 2>/dev/null || echo 0)"; done |
+        awk '{s[$1] += $2} END {for (m in s) printf "%s=%d ", m, s[m]}')"
+fi
 
 # ptxas -v report of one log: module arch kernel registers stack spill_stores spill_loads smem
 report_of() {

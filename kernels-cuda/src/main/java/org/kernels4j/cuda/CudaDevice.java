@@ -32,6 +32,7 @@ final class CudaDevice implements DeviceImplementation {
     private final int ccMajor;
     private final int ccMinor;
     private final int[] maxGrid;
+    private final long l2Bytes;
     private final DeviceCapabilities capabilities;
     private final CudaStream defaultStream;
     private final CudaKernels kernels;
@@ -50,6 +51,7 @@ final class CudaDevice implements DeviceImplementation {
         this.maxGrid = new int[] {driver.deviceAttribute(handle, CudaDriver.ATTR_MAX_GRID_DIM_X),
                 driver.deviceAttribute(handle, CudaDriver.ATTR_MAX_GRID_DIM_Y),
                 driver.deviceAttribute(handle, CudaDriver.ATTR_MAX_GRID_DIM_Z)};
+        this.l2Bytes = driver.deviceAttribute(handle, CudaDriver.ATTR_L2_CACHE_SIZE);
         int version = driver.driverVersion();
         this.capabilities = new DeviceCapabilities(
                 Set.of(DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16),
@@ -127,6 +129,11 @@ final class CudaDevice implements DeviceImplementation {
 
     int[] maxGrid() {
         return maxGrid;
+    }
+
+    /** L2 cache size in bytes. */
+    long l2Bytes() {
+        return l2Bytes;
     }
 
     CudaKernels kernels() {
