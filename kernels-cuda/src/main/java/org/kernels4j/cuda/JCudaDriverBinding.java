@@ -15,6 +15,8 @@ import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
+import org.kernels4j.spi.Debug;
+
 /**
  * {@link CudaDriver} on JCuda 12.6 ({@code libJCudaDriver}, which needs nothing but {@code libcuda.so.1}).
  * The only class of the backend that touches JCuda.
@@ -49,11 +51,18 @@ final class JCudaDriverBinding implements CudaDriver {
         } catch (ClassNotFoundException e) {
             throw new IllegalStateException("JCuda is not on the class path (org.jcuda:jcuda): " + e.getMessage(), e);
         } catch (Throwable e) {
+            // JCuda's message spans pages (every attempt with its stack trace): the reason is the line naming
+            // libcuda; the rest goes to the debug log only (discovery would append a cause's message)
             String m = causeMessage(e);
-            if (m.contains("libcuda.so")) {
-                throw new IllegalStateException("libcuda.so.1 not found (" + m + ")", e);
+            Debug.log(2, () -> "cuda: loading JCuda's driver library failed:\n" + m);
+            for (String line : m.split("\n")) {
+                if (line.contains("libcuda.so")) {
+                    throw new IllegalStateException("libcuda.so.1 not found ("
+                            + line.substring(line.indexOf("libcuda.so")).strip() + ")");
+                }
             }
-            throw new IllegalStateException("the JCuda driver library did not load: " + m, e);
+            throw new IllegalStateException("the JCuda driver library did not load: " + m.lines().findFirst().orElse(m)
+                    + " (KERNELS4J_DEBUG=2 prints JCuda's whole message)");
         }
         JCudaDriver.setExceptionsEnabled(false);
         return new JCudaDriverBinding();
