@@ -360,8 +360,10 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
         k4j::ln_fwd_vec<T, ITERS>(x, gamma, beta, y, mean, rstd, rows, cols, eps, rms);               \
     }
 
-#define K4J_LN_BWD_VEC(T, SUFFIX, ITERS)                                                              \
-    extern "C" __global__ void __launch_bounds__(512, 1)                                              \
+// MIN_BLOCKS 2 caps registers at 64 (two 512-thread blocks per SM): enough for up to 8 columns per
+// thread without spilling; 16 columns per thread need more (MIN_BLOCKS 1).
+#define K4J_LN_BWD_VEC(T, SUFFIX, ITERS, MIN_BLOCKS)                                                  \
+    extern "C" __global__ void __launch_bounds__(512, MIN_BLOCKS)                                     \
         ln_bwd_v##ITERS##_##SUFFIX(const T* dy, const T* x, const T* gamma, const float* mean,        \
                                    const float* rstd, T* dx, float* dgamma_part, float* dbeta_part,   \
                                    int rows, int cols, int rms) {                                     \
@@ -374,8 +376,8 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
     K4J_LN_FWD_VEC(T, SUFFIX, 2)                                                                      \
     K4J_LN_FWD_VEC(T, SUFFIX, 4)                                                                      \
     K4J_LN_FWD_VEC(T, SUFFIX, 8)                                                                      \
-    K4J_LN_BWD_VEC(T, SUFFIX, 1)                                                                      \
-    K4J_LN_BWD_VEC(T, SUFFIX, 2)                                                                      \
+    K4J_LN_BWD_VEC(T, SUFFIX, 1, 2)                                                                   \
+    K4J_LN_BWD_VEC(T, SUFFIX, 2, (sizeof(T) == 4 ? 2 : 1))                                            \
     extern "C" __global__ void __launch_bounds__(1024, 1)                                             \
         ln_fwd_any_##SUFFIX(const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd, \
                             int rows, int cols, float eps, int rms) {                                 \
@@ -401,6 +403,6 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
 K4J_LN_ALL(float, f32)
 // fp32 only: 16 columns per thread. A 16-bit row with ITERS = 4 would hold 32 columns per thread, whose
 // 64 fp32 dgamma/dbeta accumulators spill at 512 threads; such rows take ITERS <= 2 with more threads.
-K4J_LN_BWD_VEC(float, f32, 4)
+K4J_LN_BWD_VEC(float, f32, 4, 1)
 K4J_LN_ALL(__half, f16)
 K4J_LN_ALL(__nv_bfloat16, bf16)
