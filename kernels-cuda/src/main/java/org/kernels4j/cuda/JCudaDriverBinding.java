@@ -212,13 +212,13 @@ final class JCudaDriverBinding implements CudaDriver {
 
     @Override
     public void memcpyHtoDAsync(long dst, ByteBuffer src, long bytes, long s) {
-        check(JCudaDriver.cuMemcpyHtoDAsync(ptr(dst), Pointer.to(src), bytes, stream(s)),
+        check(JCudaDriver.cuMemcpyHtoDAsync(ptr(dst), Pointer.toBuffer(src), bytes, stream(s)),
                 "cuMemcpyHtoDAsync(" + bytes + " bytes)");
     }
 
     @Override
     public void memcpyDtoHAsync(ByteBuffer dst, long src, long bytes, long s) {
-        check(JCudaDriver.cuMemcpyDtoHAsync(Pointer.to(dst), ptr(src), bytes, stream(s)),
+        check(JCudaDriver.cuMemcpyDtoHAsync(Pointer.toBuffer(dst), ptr(src), bytes, stream(s)),
                 "cuMemcpyDtoHAsync(" + bytes + " bytes)");
     }
 
