@@ -27,8 +27,8 @@ while [ $# -gt 0 ]; do
     all) steps+=(probe ceilings checks conformance-cuda conformance-opencl); shift ;;
     conformance) steps+=(conformance-cuda conformance-opencl); shift ;;
     env) shift ;;
-    probe | ceilings | checks | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
-    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
+    probe | ceilings | checks | java-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
+    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
   esac
 done
 [ ${#steps[@]} -gt 0 ] || steps=(probe ceilings checks conformance-cuda conformance-opencl)
@@ -181,6 +181,23 @@ conformance() { # backend module
   amend_note "conformance-$backend" "$(head -n 1 "$WORK/logs/conformance-$backend.counts" | cut -c1-140)"
 }
 
+unpack_kernels() { # the cubins and PTX the kernels-cuda jar carries, for the python checks
+  local jar
+  jar=$(ls .gpu/jars/kernels-cuda/*.jar 2>/dev/null | grep -v -- '-tests\.jar$' | head -1)
+  [ -n "$jar" ] || { say "checks: no kernels-cuda jar in .gpu/jars"; return; }
+  python3 - "$jar" <<'PY'
+import sys, zipfile, os
+prefix = "org/kernels4j/cuda/kernels/"
+os.makedirs(".gpu/cuda-kernels", exist_ok=True)
+with zipfile.ZipFile(sys.argv[1]) as z:
+    names = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
+    for n in names:
+        with open(os.path.join(".gpu/cuda-kernels", n[len(prefix):]), "wb") as f:
+            f.write(z.read(n))
+print(f"[device-check] unpacked {len(names)} kernel files from {sys.argv[1]}")
+PY
+}
+
 say "device-check: steps env ${steps[*]}; budget ${BUDGET} s; OUT=$OUT; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "=== env"
 JAVA_CMD=()
@@ -206,9 +223,19 @@ for step in "${steps[@]}"; do
       run_step ceilings "${K4J_TIMEOUT_CEILINGS:-240}" python3 bench/gpu/ceilings.py \
         --probe-kernels .gpu/probe --out "$OUT/ceilings.json" $QUICK ;;
     checks)
+      unpack_kernels
       run_step checks "${K4J_TIMEOUT_CHECKS:-300}" python3 bench/gpu/run_checks.py \
         --kernels-dir .gpu/cuda-kernels --out "$OUT/checks.json" --work-dir "$WORK/checks" \
         --timeout-each "${K4J_TIMEOUT_EACH_CHECK:-200}" $QUICK ;;
+    java-bench)
+      # the GPU benchmark set through the public Java API (CUDA events), beside the python checks
+      if setup_java; then
+        run_step java-bench "${K4J_TIMEOUT_JAVA_BENCH:-200}" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector \
+          -cp "$(ls .gpu/jars/abstraction/*.jar .gpu/jars/kernels-cuda/*.jar .gpu/lib/*.jar | grep -v -- '-tests\.jar$' | tr '\n' :)" \
+          org.kernels4j.cuda.CudaDeviceCheck $QUICK --out "$WORK/cuda-device-check.json"
+      else
+        record java-bench skipped 0 "no Java"
+      fi ;;
     conformance-cuda) conformance cuda kernels-cuda ;;
     conformance-opencl) conformance opencl kernels-opencl ;;
   esac

@@ -138,12 +138,10 @@ step_project() {
     fi
     say "project: $m: $(ls "$GPU/jars/$m" | tr '\n' ' ')"
   done
-  local kdir=kernels-cuda/target/classes/org/kernels4j/cuda/kernels
-  if [ -d "$kdir" ]; then
-    cp -r "$kdir" "$GPU/cuda-kernels"
-    say "project: $GPU/cuda-kernels: $(ls "$GPU/cuda-kernels" | wc -l) files ($(du -sh "$GPU/cuda-kernels" | cut -f1))"
-  else
-    say "project: no $kdir yet (the kernels-cuda build makes it); the python checks will say so"
+  # The compiled kernels travel inside the kernels-cuda jar only (zipped they are a quarter of their
+  # size); device-check.sh unpacks them for the python checks.
+  if ! ls "$GPU"/jars/kernels-cuda/*.jar >/dev/null 2>&1; then
+    say "project: no kernels-cuda jar (./mvnw -o -q -pl kernels-cuda package -DskipTests); the python checks will say so"
   fi
   # JUnit 5.x.y's platform is 1.x.y; from JUnit 6 on they share the version
   local platform=$JUNIT_VERSION
