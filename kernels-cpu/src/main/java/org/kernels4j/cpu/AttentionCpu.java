@@ -92,6 +92,7 @@ final class AttentionCpu implements AttentionKernels {
     private static final int SLOT_F = 5;
     private static final int SLOT_G = 6;
     private static final int SLOT_H = 7;
+    private static final int SLOT_I = 8;
     // per-call slots of the calling thread
     private static final int SLOT_ROW_D = Workspace.TASK_SLOTS;
     private static final int SLOT_ROW_LSE = Workspace.TASK_SLOTS + 1;
@@ -172,6 +173,8 @@ final class AttentionCpu implements AttentionKernels {
             int vBase = vo + (b * p.kvHeads() + kvh) * nk * d;
             int tileK = this.tileK;
 
+            int panels = w / NR;
+            // Qᵀ, Sᵀ and Oᵀ in NR-query panels: panel s holds queries [s·NR, s·NR + NR) of every row
             float[] qT = Workspace.floats(SLOT_A, d * w);
             float[] sT = Workspace.floats(SLOT_B, tileK * w);
             float[] oT = Workspace.floats(SLOT_C, d * w);
@@ -180,14 +183,18 @@ final class AttentionCpu implements AttentionKernels {
             float[] alpha = Workspace.floats(SLOT_F, w);
 
             float qScale = p.scale() * LOG2E;
-            for (int i = 0; i < rows; i++) {
-                int src = qBase + i * d;
-                for (int c = 0; c < d; c++) {
-                    qT[c * w + i] = q[src + c] * qScale;
+            for (int i = 0; i < w; i++) {
+                int at = (i / NR) * d * NR + i % NR;
+                if (i < rows) {
+                    int src = qBase + i * d;
+                    for (int c = 0; c < d; c++) {
+                        qT[at + c * NR] = q[src + c] * qScale;
+                    }
+                } else {
+                    for (int c = 0; c < d; c++) {
+                        qT[at + c * NR] = 0f;
+                    }
                 }
-            }
-            for (int c = 0; c < d; c++) {
-                Arrays.fill(qT, c * w + rows, c * w + w, 0f);
             }
             Arrays.fill(oT, 0, d * w, 0f);
             Arrays.fill(m, 0, w, Float.NEGATIVE_INFINITY);
@@ -197,26 +204,26 @@ final class AttentionCpu implements AttentionKernels {
             int seenByAny = p.visibleKeys(i0 + rows - 1);
             for (int j0 = 0; j0 < seenByAny; j0 += tileK) {
                 int kn = Math.min(tileK, seenByAny - j0);
-                for (int s = 0; s < w; s += NR) {
-                    MicroKernel.tile(k, kBase + j0 * d, d, 1, qT, s, w, d, sT, s, w, kn, false);
+                for (int s = 0; s < panels; s++) {
+                    MicroKernel.tile(k, kBase + j0 * d, d, 1, qT, s * d * NR, d, sT, s * tileK * NR, NR, kn, false);
                 }
                 if (j0 + kn > seenByAll) {
                     for (int i = 0; i < rows; i++) {
+                        int at = (i / NR) * tileK * NR + i % NR;
                         int from = Math.max(0, p.visibleKeys(i0 + i) - j0);
                         for (int j = from; j < kn; j++) {
-                            sT[j * w + i] = Float.NEGATIVE_INFINITY;
+                            sT[at + j * NR] = Float.NEGATIVE_INFINITY;
                         }
                     }
                 }
-                if (Vectorization.ENABLED) {
-                    Panama.softmaxColumns(sT, w, kn, m, l, alpha);
-                    Panama.scaleColumns(oT, w, d, alpha);
-                } else {
-                    softmaxColumns(sT, w, kn, m, l, alpha);
-                    scaleColumns(oT, w, d, alpha);
+                boolean rescale = Vectorization.ENABLED
+                        ? Panama.softmaxColumns(sT, tileK, panels, kn, m, l, alpha)
+                        : softmaxColumns(sT, tileK, panels, kn, m, l, alpha);
+                if (rescale) {
+                    scalePanels(oT, d, panels, alpha);
                 }
-                for (int s = 0; s < w; s += NR) {
-                    MicroKernel.tile(v, vBase + j0 * d, 1, d, sT, s, w, kn, oT, s, w, d, true);
+                for (int s = 0; s < panels; s++) {
+                    MicroKernel.tile(v, vBase + j0 * d, 1, d, sT, s * tileK * NR, kn, oT, s * d * NR, NR, d, true);
                 }
             }
 
@@ -229,8 +236,9 @@ final class AttentionCpu implements AttentionKernels {
                     lse[lBase + i] = Float.NEGATIVE_INFINITY;
                 } else {
                     float inv = 1f / l[i];
+                    int at = (i / NR) * d * NR + i % NR;
                     for (int c = 0; c < d; c++) {
-                        o[dst + c] = oT[c * w + i] * inv;
+                        o[dst + c] = oT[at + c * NR] * inv;
                     }
                     lse[lBase + i] = m[i] * LN2 + (float) Math.log(l[i]);
                 }
@@ -239,36 +247,50 @@ final class AttentionCpu implements AttentionKernels {
     }
 
     /**
-     * Online softmax down the columns of {@code sT} ({@code rows × w}, base-2 logits): updates the running
-     * max {@code m} and sum {@code l} per column, overwrites {@code sT} with {@code 2^(s - m)} and leaves the
-     * factor that rescales the earlier accumulation in {@code alpha}.
+     * Online softmax down the columns of {@code sT} ({@code rows} keys × {@code panels} panels of {@code NR} queries,
+     * panel {@code s} at {@code s·pitch·NR}; base-2 logits): updates the running max {@code m} and sum {@code l}
+     * per query, overwrites {@code sT} with {@code 2^(s - m)} and leaves the factor that rescales the earlier
+     * accumulation in {@code alpha}. Returns whether any factor differs from 1 (once the maxima settle, most key
+     * tiles leave the accumulation as it is).
      */
-    private static void softmaxColumns(float[] sT, int w, int rows, float[] m, float[] l, float[] alpha) {
-        for (int i = 0; i < w; i++) {
+    private static boolean softmaxColumns(float[] sT, int pitch, int panels, int rows, float[] m, float[] l,
+                                          float[] alpha) {
+        boolean rescale = false;
+        for (int i = 0; i < panels * NR; i++) {
+            int at = (i / NR) * pitch * NR + i % NR;
             float mt = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < rows; j++) {
-                mt = Math.max(mt, sT[j * w + i]);
+                mt = Math.max(mt, sT[at + j * NR]);
             }
             float mNew = Math.max(m[i], mt);
             float mUse = mNew == Float.NEGATIVE_INFINITY ? 0f : mNew;
             float sum = 0f;
             for (int j = 0; j < rows; j++) {
-                float e = exp2(sT[j * w + i] - mUse);
-                sT[j * w + i] = e;
+                float e = exp2(sT[at + j * NR] - mUse);
+                sT[at + j * NR] = e;
                 sum += e;
             }
             float a = exp2(m[i] - mUse);
+            rescale |= a != 1f;
             alpha[i] = a;
             l[i] = l[i] * a + sum;
             m[i] = mNew;
         }
+        return rescale;
     }
 
-    private static void scaleColumns(float[] t, int w, int rows, float[] alpha) {
-        for (int r = 0; r < rows; r++) {
-            int base = r * w;
-            for (int i = 0; i < w; i++) {
-                t[base + i] *= alpha[i];
+    /** Multiplies column {@code i} of {@code t} ({@code rows} × panels of NR, panel pitch {@code rows·NR}) by {@code alpha[i]}. */
+    private static void scalePanels(float[] t, int rows, int panels, float[] alpha) {
+        if (Vectorization.ENABLED) {
+            Panama.scalePanels(t, rows, panels, alpha);
+            return;
+        }
+        for (int s = 0; s < panels; s++) {
+            int base = s * rows * NR;
+            for (int r = 0; r < rows; r++) {
+                for (int e = 0; e < NR; e++) {
+                    t[base + r * NR + e] *= alpha[s * NR + e];
+                }
             }
         }
     }
@@ -375,6 +397,9 @@ final class AttentionCpu implements AttentionKernels {
             int vBase = vo + (bkv * nk + j0) * d;
             int tileQ = this.tileQ;
 
+            int keyPanels = kw / NR;
+            int dPanels = dw / NR;
+            // Kᵀ, Vᵀ, P, dS, dKᵀ and dVᵀ in NR-key panels; K (the B of dQ = dS·K) in NR-column panels
             float[] kT = Workspace.floats(SLOT_A, d * kw);
             float[] vT = Workspace.floats(SLOT_B, d * kw);
             float[] kP = Workspace.floats(SLOT_C, kn * dw);
@@ -383,17 +408,29 @@ final class AttentionCpu implements AttentionKernels {
             float[] s = Workspace.floats(SLOT_F, tileQ * kw);
             float[] ds = Workspace.floats(SLOT_G, tileQ * kw);
             float[] dQt = Workspace.floats(SLOT_H, tileQ * dw);
+            // dS again, row-major: the A of dQ = dS·K needs a fixed stride along the keys
+            float[] dsRows = Workspace.floats(SLOT_I, tileQ * kw);
 
-            Arrays.fill(kT, 0, d * kw, 0f);
-            Arrays.fill(vT, 0, d * kw, 0f);
-            Arrays.fill(kP, 0, kn * dw, 0f);
-            for (int j = 0; j < kn; j++) {
-                int src = j * d;
-                for (int c = 0; c < d; c++) {
-                    kT[c * kw + j] = k[kBase + src + c];
-                    vT[c * kw + j] = v[vBase + src + c];
+            for (int j = 0; j < kw; j++) {
+                int at = (j / NR) * d * NR + j % NR;
+                if (j < kn) {
+                    int src = j * d;
+                    for (int c = 0; c < d; c++) {
+                        kT[at + c * NR] = k[kBase + src + c];
+                        vT[at + c * NR] = v[vBase + src + c];
+                    }
+                } else {
+                    for (int c = 0; c < d; c++) {
+                        kT[at + c * NR] = 0f;
+                        vT[at + c * NR] = 0f;
+                    }
                 }
-                System.arraycopy(k, kBase + src, kP, j * dw, d);
+            }
+            for (int c = 0; c < dw; c++) {
+                int at = (c / NR) * kn * NR + c % NR;
+                for (int j = 0; j < kn; j++) {
+                    kP[at + j * NR] = c < d ? k[kBase + j * d + c] : 0f;
+                }
             }
             Arrays.fill(dKT, 0, d * kw, 0f);
             Arrays.fill(dVT, 0, d * kw, 0f);
@@ -412,25 +449,28 @@ final class AttentionCpu implements AttentionKernels {
                     int qBase = qo + (bh * nq + i0) * d;
                     int dOBase = dOo + (bh * nq + i0) * d;
                     int r0 = bh * nq + i0;
+                    int pitch = tileQ * NR;
 
-                    for (int x = 0; x < kw; x += NR) {
-                        MicroKernel.tile(q, qBase, d, 1, kT, x, kw, d, s, x, kw, rows, false);
-                        MicroKernel.tile(dO, dOBase, d, 1, vT, x, kw, d, ds, x, kw, rows, false);
+                    for (int x = 0; x < keyPanels; x++) {
+                        MicroKernel.tile(q, qBase, d, 1, kT, x * d * NR, d, s, x * pitch, NR, rows, false);
+                        MicroKernel.tile(dO, dOBase, d, 1, vT, x * d * NR, d, ds, x * pitch, NR, rows, false);
                     }
                     for (int i = 0; i < rows; i++) {
                         int visible = Math.min(kn, Math.max(0, p.visibleKeys(i0 + i) - j0));
                         if (Vectorization.ENABLED) {
-                            Panama.gradientRow(s, ds, i * kw, kw, visible, c1, rowLse[r0 + i], rowD[r0 + i]);
+                            Panama.gradientRow(s, ds, dsRows, i, pitch, keyPanels, kw, visible, c1, rowLse[r0 + i],
+                                    rowD[r0 + i]);
                         } else {
-                            gradientRow(s, ds, i * kw, kw, visible, c1, rowLse[r0 + i], rowD[r0 + i]);
+                            gradientRow(s, ds, dsRows, i, pitch, keyPanels, kw, visible, c1, rowLse[r0 + i],
+                                    rowD[r0 + i]);
                         }
                     }
-                    for (int x = 0; x < kw; x += NR) {
-                        MicroKernel.tile(dO, dOBase, 1, d, s, x, kw, rows, dVT, x, kw, d, true);
-                        MicroKernel.tile(q, qBase, 1, d, ds, x, kw, rows, dKT, x, kw, d, true);
+                    for (int x = 0; x < keyPanels; x++) {
+                        MicroKernel.tile(dO, dOBase, 1, d, s, x * pitch, rows, dVT, x * d * NR, NR, d, true);
+                        MicroKernel.tile(q, qBase, 1, d, ds, x * pitch, rows, dKT, x * d * NR, NR, d, true);
                     }
-                    for (int x = 0; x < dw; x += NR) {
-                        MicroKernel.tile(ds, 0, kw, 1, kP, x, dw, kn, dQt, x, dw, rows, false);
+                    for (int y = 0; y < dPanels; y++) {
+                        MicroKernel.tile(dsRows, 0, kw, 1, kP, y * kn * NR, kn, dQt, y * NR, dw, rows, false);
                     }
                     int dqBase = dqo + (bh * nq + i0) * d;
                     synchronized (DQ_LOCKS[(bh * queryTiles + qt) & (DQ_LOCKS.length - 1)]) {
@@ -447,9 +487,10 @@ final class AttentionCpu implements AttentionKernels {
             int dkBase = dko + (bkv * nk + j0) * d;
             int dvBase = dvo + (bkv * nk + j0) * d;
             for (int j = 0; j < kn; j++) {
+                int at = (j / NR) * d * NR + j % NR;
                 for (int c = 0; c < d; c++) {
-                    dk[dkBase + j * d + c] = scale * dKT[c * kw + j];
-                    dv[dvBase + j * d + c] = dVT[c * kw + j];
+                    dk[dkBase + j * d + c] = scale * dKT[at + c * NR];
+                    dv[dvBase + j * d + c] = dVT[at + c * NR];
                 }
             }
         }
@@ -474,16 +515,23 @@ final class AttentionCpu implements AttentionKernels {
     }
 
     /**
-     * One query row of a backward tile: {@code s} holds the raw scores {@code q·k} and {@code ds} holds
-     * {@code dP = dO·v}; afterwards {@code s} holds {@code P = 2^(c1·s - lse2)} (zero past {@code visible})
-     * and {@code ds} holds {@code dS = P∘(dP - D)}.
+     * One query row {@code i} of a backward tile, its keys in panels of NR ({@code pitch} floats apart): {@code s}
+     * holds the raw scores {@code q·k} and {@code ds} holds {@code dP = dO·v}; afterwards {@code s} holds
+     * {@code P = 2^(c1·s - lse2)} (zero past {@code visible}), {@code ds} holds {@code dS = P∘(dP - D)}, and
+     * {@code dsRows} row {@code i} (pitch {@code kw}) holds dS again, row-major.
      */
-    private static void gradientRow(float[] s, float[] ds, int off, int w, int visible, float c1, float lse2,
-                                    float rowD) {
-        for (int j = 0; j < w; j++) {
-            float pj = j < visible ? exp2(s[off + j] * c1 - lse2) : 0f;
-            s[off + j] = pj;
-            ds[off + j] = pj * (ds[off + j] - rowD);
+    private static void gradientRow(float[] s, float[] ds, float[] dsRows, int i, int pitch, int panels, int kw,
+                                    int visible, float c1, float lse2, float rowD) {
+        for (int x = 0; x < panels; x++) {
+            int at = x * pitch + i * NR;
+            for (int e = 0; e < NR; e++) {
+                int j = x * NR + e;
+                float pj = j < visible ? exp2(s[at + e] * c1 - lse2) : 0f;
+                float g = pj * (ds[at + e] - rowD);
+                s[at + e] = pj;
+                ds[at + e] = g;
+                dsRows[i * kw + j] = g;
+            }
         }
     }
 
@@ -529,54 +577,74 @@ final class AttentionCpu implements AttentionKernels {
             return poly.mul(scale);
         }
 
-        static void softmaxColumns(float[] sT, int w, int rows, float[] m, float[] l, float[] alpha) {
+        static boolean softmaxColumns(float[] sT, int pitch, int panels, int rows, float[] m, float[] l,
+                                      float[] alpha) {
             FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
             FloatVector zero = FloatVector.zero(S);
-            for (int i = 0; i < w; i += L) {
-                FloatVector mt = negInf;
-                for (int j = 0; j < rows; j++) {
-                    mt = mt.max(FloatVector.fromArray(S, sT, j * w + i));
+            FloatVector one = FloatVector.broadcast(S, 1f);
+            boolean rescale = false;
+            for (int s = 0; s < panels; s++) {
+                int base = s * pitch * NR;
+                for (int e = 0; e < NR; e += L) {
+                    int i = s * NR + e;
+                    FloatVector mt = negInf;
+                    for (int j = 0; j < rows; j++) {
+                        mt = mt.max(FloatVector.fromArray(S, sT, base + j * NR + e));
+                    }
+                    FloatVector mOld = FloatVector.fromArray(S, m, i);
+                    FloatVector mNew = mOld.max(mt);
+                    FloatVector mUse = mNew.blend(zero, mNew.compare(VectorOperators.EQ, negInf));
+                    FloatVector sum = zero;
+                    for (int j = 0; j < rows; j++) {
+                        int at = base + j * NR + e;
+                        FloatVector ex = exp2(FloatVector.fromArray(S, sT, at).sub(mUse));
+                        ex.intoArray(sT, at);
+                        sum = sum.add(ex);
+                    }
+                    FloatVector a = exp2(mOld.sub(mUse));
+                    rescale |= a.compare(VectorOperators.NE, one).anyTrue();
+                    a.intoArray(alpha, i);
+                    FloatVector.fromArray(S, l, i).fma(a, sum).intoArray(l, i);
+                    mNew.intoArray(m, i);
                 }
-                FloatVector mOld = FloatVector.fromArray(S, m, i);
-                FloatVector mNew = mOld.max(mt);
-                FloatVector mUse = mNew.blend(zero, mNew.compare(VectorOperators.EQ, negInf));
-                FloatVector sum = zero;
-                for (int j = 0; j < rows; j++) {
-                    FloatVector e = exp2(FloatVector.fromArray(S, sT, j * w + i).sub(mUse));
-                    e.intoArray(sT, j * w + i);
-                    sum = sum.add(e);
-                }
-                FloatVector a = exp2(mOld.sub(mUse));
-                a.intoArray(alpha, i);
-                FloatVector.fromArray(S, l, i).fma(a, sum).intoArray(l, i);
-                mNew.intoArray(m, i);
             }
+            return rescale;
         }
 
-        static void scaleColumns(float[] t, int w, int rows, float[] alpha) {
-            for (int i = 0; i < w; i += L) {
-                FloatVector a = FloatVector.fromArray(S, alpha, i);
+        static void scalePanels(float[] t, int rows, int panels, float[] alpha) {
+            for (int s = 0; s < panels; s++) {
+                int base = s * rows * NR;
+                FloatVector a0 = FloatVector.fromArray(S, alpha, s * NR);
+                FloatVector a1 = FloatVector.fromArray(S, alpha, s * NR + L);
+                FloatVector a2 = FloatVector.fromArray(S, alpha, s * NR + 2 * L);
                 for (int r = 0; r < rows; r++) {
-                    int at = r * w + i;
-                    FloatVector.fromArray(S, t, at).mul(a).intoArray(t, at);
+                    int at = base + r * NR;
+                    FloatVector.fromArray(S, t, at).mul(a0).intoArray(t, at);
+                    FloatVector.fromArray(S, t, at + L).mul(a1).intoArray(t, at + L);
+                    FloatVector.fromArray(S, t, at + 2 * L).mul(a2).intoArray(t, at + 2 * L);
                 }
             }
         }
 
-        static void gradientRow(float[] s, float[] ds, int off, int w, int visible, float c1, float lse2,
-                                float rowD) {
+        static void gradientRow(float[] s, float[] ds, float[] dsRows, int i, int pitch, int panels, int kw,
+                                int visible, float c1, float lse2, float rowD) {
             FloatVector vc1 = FloatVector.broadcast(S, c1);
             FloatVector vl = FloatVector.broadcast(S, -lse2);
             FloatVector vd = FloatVector.broadcast(S, rowD);
-            for (int j = 0; j < w; j += L) {
-                int at = off + j;
-                FloatVector pj = exp2(FloatVector.fromArray(S, s, at).fma(vc1, vl));
-                if (j + L > visible) {
-                    VectorMask<Float> seen = S.indexInRange(j, visible);
-                    pj = FloatVector.zero(S).blend(pj, seen);
+            for (int x = 0; x < panels; x++) {
+                int at = x * pitch + i * NR;
+                for (int e = 0; e < NR; e += L) {
+                    int j = x * NR + e;
+                    FloatVector pj = exp2(FloatVector.fromArray(S, s, at + e).fma(vc1, vl));
+                    if (j + L > visible) {
+                        VectorMask<Float> seen = S.indexInRange(j, visible);
+                        pj = FloatVector.zero(S).blend(pj, seen);
+                    }
+                    pj.intoArray(s, at + e);
+                    FloatVector g = pj.mul(FloatVector.fromArray(S, ds, at + e).sub(vd));
+                    g.intoArray(ds, at + e);
+                    g.intoArray(dsRows, i * kw + j);
                 }
-                pj.intoArray(s, at);
-                pj.mul(FloatVector.fromArray(S, ds, at).sub(vd)).intoArray(ds, at);
             }
         }
 

@@ -116,6 +116,7 @@ final class Conv2dCpu implements Conv2dKernels {
     private static final int SLOT_B = 1;
     private static final int SLOT_TILE = 2;
     private static final int SLOT_TAPS = 3;
+    private static final int SLOT_C = 4;
     private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
     private static final int SLOT_WEIGHTS = Workspace.TASK_SLOTS + 1;
     private static final int SLOT_PADDED = Workspace.TASK_SLOTS + 2;
@@ -129,11 +130,10 @@ final class Conv2dCpu implements Conv2dKernels {
             Depthwise.forward(o);
             return;
         }
-        boolean nchw = p.format() == Conv2d.Format.NCHW;
         Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
-        if (nchw && p.strideH() == 1 && p.strideW() == 1) {
-            Indirect.forward(o).run(blocking, tp.get("PIXELS"));
+        if (o.nchw) {
+            forwardNchw(o, blocking, tp.get("PIXELS"));
             return;
         }
         int pixels = p.p() * p.q();
@@ -146,8 +146,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int n = task / blocks / p.groups();
             int t0 = (int) ((long) pixels * blk / blocks);
             int t1 = (int) ((long) pixels * (blk + 1) / blocks);
-            Gemm gemm = nchw ? new ForwardNchw(o, n, g, t0, t1 - t0) : new ForwardNhwc(o, n, g, t0, t1 - t0);
-            gemm.run(blocking);
+            new ForwardNhwc(o, n, g, t0, t1 - t0).run(blocking);
             if (o.bias != null) {
                 o.addBias(n, g, t0, t1 - t0);
             }
@@ -161,11 +160,10 @@ final class Conv2dCpu implements Conv2dKernels {
             Depthwise.backwardData(o);
             return;
         }
-        boolean nchw = p.format() == Conv2d.Format.NCHW;
         Parameters tp = DATA_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
-        if (nchw && p.strideH() == 1 && p.strideW() == 1) {
-            Indirect.backwardData(o).run(blocking, tp.get("PIXELS"));
+        if (o.nchw) {
+            backwardDataNchw(o, blocking, tp.get("PIXELS"));
             return;
         }
         int phases = p.strideH() * p.strideW();
@@ -173,23 +171,14 @@ final class Conv2dCpu implements Conv2dKernels {
         int[] phasePixels = new int[phases];
         int[] phaseBlocks = new int[phases];
         int[] firstTask = new int[phases + 1];
-        int[] weightsAt = new int[phases + 1];
         for (int ph = 0; ph < phases; ph++) {
             Phase f = new Phase(p, ph / p.strideW(), ph % p.strideW());
             phase[ph] = f;
-            weightsAt[ph + 1] = weightsAt[ph] + p.c() * p.kPerGroup() * f.taps();
             phasePixels[ph] = f.rows * f.cols;
             phaseBlocks[ph] = pixelBlocks(phasePixels[ph], tp.get("PIXELS"));
             firstTask[ph + 1] = firstTask[ph] + phaseBlocks[ph];
         }
         int perImage = firstTask[phases];
-        // NCHW: the filter taps of each phase as A matrices [C/g × K/g·taps], packed once for every task
-        float[] phaseWeights = nchw ? Workspace.floats(SLOT_WEIGHTS, Math.max(1, weightsAt[phases])) : null;
-        if (nchw) {
-            for (int ph = 0; ph < phases; ph++) {
-                DataNchw.packWeights(o, phase[ph], phaseWeights, weightsAt[ph]);
-            }
-        }
         int tasks = p.n() * p.groups() * perImage;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
@@ -204,10 +193,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int count = phasePixels[ph];
             int t0 = (int) ((long) count * blk / phaseBlocks[ph]);
             int t1 = (int) ((long) count * (blk + 1) / phaseBlocks[ph]);
-            Phase f = phase[ph];
-            Gemm gemm = nchw ? new DataNchw(o, n, g, f, t0, t1 - t0, phaseWeights, weightsAt[ph])
-                    : new DataNhwc(o, n, g, f, t0, t1 - t0);
-            gemm.run(blocking);
+            new DataNhwc(o, n, g, phase[ph], t0, t1 - t0).run(blocking);
         });
     }
 
@@ -218,12 +204,13 @@ final class Conv2dCpu implements Conv2dKernels {
             Depthwise.backwardFilter(o);
             return;
         }
-        boolean nchw = p.format() == Conv2d.Format.NCHW;
         Parameters tp = FILTER_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
-        // NCHW stride 1 reduces over flat positions of the padded x (see FilterNchwFlat), else over pixels
-        Indirect flat = nchw && p.strideH() == 1 && p.strideW() == 1 ? Indirect.filterInput(o) : null;
-        int pixels = flat != null ? (p.p() - 1) * flat.wp + p.q() : p.p() * p.q();
+        if (o.nchw) {
+            backwardFilterNchw(o, blocking, tp.get("PIXELS"));
+            return;
+        }
+        int pixels = p.p() * p.q();
         int chunks = pixelBlocks(pixels, tp.get("PIXELS"));
         int tasks = p.n() * p.groups() * chunks;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
@@ -238,16 +225,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int t0 = (int) ((long) pixels * chunk / chunks);
             int t1 = (int) ((long) pixels * (chunk + 1) / chunks);
             int base = worker * stride;
-            Gemm gemm = flat != null ? new FilterNchwFlat(o, flat, n, g, t0, t1 - t0, partials, base)
-                    : nchw ? new FilterNchw(o, n, g, t0, t1 - t0, partials, base)
-                    : new FilterNhwc(o, n, g, t0, t1 - t0, partials, base);
-            gemm.run(blocking);
-            if (flat == null) {
-                o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
-            } else if (chunk == 0) {
-                // the chunks are flat positions, not pixels: the first chunk of an image sums all its pixels
-                o.sumBias(n, g, 0, p.p() * p.q(), partials, base + wSize);
-            }
+            new FilterNhwc(o, n, g, t0, t1 - t0, partials, base).run(blocking);
+            o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
         });
         int outBlocks = Math.max(1, Math.min(workers * 4, stride / 4096));
         Parallel.run(outBlocks, workers, (worker, blk) -> {
@@ -423,6 +402,8 @@ final class Conv2dCpu implements Conv2dKernels {
         int cBase;
         int ldc;
         boolean linearC;
+        /** C is linear and each row has room for whole panels: {@code roundUp(n, NR)} columns. */
+        boolean paddedC;
 
         Gemm(Conv2dProblem p) {
             this.p = p;
@@ -451,6 +432,12 @@ final class Conv2dCpu implements Conv2dKernels {
             return j;
         }
 
+        /**
+         * BLIS loop order. With A packed: per {@code NC} columns and {@code KC} depth, B is packed once (L2) and
+         * every {@code MC}-row block of A runs against each of its {@code KC × NR} panels (L1), the
+         * {@link MicroKernel} tile in registers. With A read in place there is no A block to amortise, so each B
+         * panel is packed just before all of A runs against it: it is written and read while it sits in L1.
+         */
         final void run(Blocking b) {
             if (depth == 0) {
                 if (!accumulate) {
@@ -463,55 +450,47 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
                 return;
             }
-            int ncMax = Math.min(b.nc(), n);
+            boolean inPlace = aArray != null;
+            int ncMax = inPlace ? NR : Math.min(b.nc(), n);
             int kcMax = Math.min(b.kc(), depth);
             float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
-            float[] ap = aArray == null ? Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax) : null;
-            float[] tile = Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
-            int[] columns = new int[NR];
-            for (int n0 = 0; n0 < n; n0 += b.nc()) {
-                int nc = Math.min(b.nc(), n - n0);
+            float[] ap = inPlace ? null : Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax);
+            float[] tile = paddedC ? null : Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
+            int nStep = inPlace ? NR : b.nc();
+            for (int n0 = 0; n0 < n; n0 += nStep) {
+                int nc = Math.min(nStep, n - n0);
                 for (int k0 = 0; k0 < depth; k0 += b.kc()) {
                     int kc = Math.min(b.kc(), depth - k0);
                     packB(bp, k0, kc, n0, nc);
                     boolean add = accumulate || k0 > 0;
                     for (int m0 = 0; m0 < m; m0 += b.mc()) {
                         int mc = Math.min(b.mc(), m - m0);
-                        float[] a;
-                        int aOff;
-                        int rs;
-                        int ks;
-                        if (aArray == null) {
-                            packA(ap, m0, mc, k0, kc);
-                            a = ap;
-                            aOff = 0;
-                            rs = kc;
-                            ks = 1;
+                        if (inPlace) {
+                            block(aArray, aBase + m0 * ars + k0 * aks, ars, aks, bp, kc, m0, mc, n0, nc, add, tile);
                         } else {
-                            a = aArray;
-                            aOff = aBase + m0 * ars + k0 * aks;
-                            rs = ars;
-                            ks = aks;
+                            packA(ap, m0, mc, k0, kc);
+                            block(ap, 0, kc, 1, bp, kc, m0, mc, n0, nc, add, tile);
                         }
-                        for (int j0 = 0; j0 < nc; j0 += NR) {
-                            int cols = Math.min(NR, nc - j0);
-                            int bOff = (j0 / NR) * kc * NR;
-                            if (linearC && cols == NR) {
-                                MicroKernel.tile(a, aOff, rs, ks, bp, bOff, NR, kc, c, cBase + m0 * ldc + n0 + j0, ldc,
-                                        mc, add);
-                            } else {
-                                MicroKernel.tile(a, aOff, rs, ks, bp, bOff, NR, kc, tile, 0, NR, mc, false);
-                                for (int j = 0; j < cols; j++) {
-                                    columns[j] = cColumn(n0 + j0 + j);
-                                }
-                                for (int i = 0; i < mc; i++) {
-                                    int row = cRow(m0 + i);
-                                    for (int j = 0; j < cols; j++) {
-                                        int at = row + columns[j];
-                                        c[at] = add ? c[at] + tile[i * NR + j] : tile[i * NR + j];
-                                    }
-                                }
-                            }
+                    }
+                }
+            }
+        }
+
+        /** {@code C[m0, m0 + mc) × [n0, n0 + nc) (+)= A block · packed B block}, panel by panel. */
+        private void block(float[] a, int aOff, int rs, int ks, float[] bp, int kc, int m0, int mc, int n0, int nc,
+                           boolean add, float[] tile) {
+            for (int j0 = 0; j0 < nc; j0 += NR) {
+                int cols = Math.min(NR, nc - j0);
+                int bOff = (j0 / NR) * kc * NR;
+                if (paddedC || linearC && cols == NR) {
+                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, c, cBase + m0 * ldc + n0 + j0, ldc, mc, add);
+                } else {
+                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, tile, 0, NR, mc, false);
+                    for (int i = 0; i < mc; i++) {
+                        int row = cRow(m0 + i);
+                        for (int j = 0; j < cols; j++) {
+                            int at = row + cColumn(n0 + j0 + j);
+                            c[at] = add ? c[at] + tile[i * NR + j] : tile[i * NR + j];
                         }
                     }
                 }
@@ -544,80 +523,602 @@ final class Conv2dCpu implements Conv2dKernels {
         return (n + m - 1) / m * m;
     }
 
-    // ---------------------------------------------------------------------------------------- forward
+    // ------------------------------------------------------------------------ NCHW: GEMMs on flat positions
 
-    /** Forward, NCHW: {@code y[k][pixel] = Σ w[k][c,r,s] · x[c][pixel + tap]}; B is im2col(x) for a pixel block. */
-    static final class ForwardNchw extends Gemm {
-        private final Operands o;
-        private final int xPlane0;
-        private final int pixel0;
-
-        ForwardNchw(Operands o, int n, int g, int pixel0, int count) {
-            super(o.p);
-            this.o = o;
-            int kg = p.kPerGroup();
-            int cg = p.cPerGroup();
-            this.m = kg;
-            this.n = count;
-            this.depth = cg * p.r() * p.s();
-            this.aArray = o.w;
-            this.aBase = o.wo + g * kg * depth;
-            this.ars = depth;
-            this.aks = 1;
-            this.c = o.y;
-            this.cBase = o.yo + (n * p.k() + g * kg) * p.p() * p.q() + pixel0;
-            this.ldc = p.p() * p.q();
-            this.linearC = true;
-            this.xPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
-            this.pixel0 = pixel0;
-        }
-
-        @Override
-        void packB(float[] dst, int k0, int kc, int n0, int nc) {
-            im2colPixels(o, xPlane0, dst, k0, kc, pixel0 + n0, nc);
+    /**
+     * The output grid of an NCHW GEMM: {@code rows × cols} pixels at flat positions {@code p·wp + q}; the
+     * {@code wp - cols} positions between rows are computed and dropped.
+     */
+    record Grid(int rows, int cols, int wp) {
+        /** Flat positions per image (the gap after the last row is not one of them). */
+        int count() {
+            return rows == 0 || cols == 0 ? 0 : (rows - 1) * wp + cols;
         }
     }
 
     /**
-     * Writes im2col rows {@code [k0, k0 + kc)} (index {@code (c·R + r)·S + s}) for output pixels
-     * {@code [t0, t0 + count)} of the NCHW planes starting at {@code plane0} into NR-column panels.
+     * Forward, NCHW: per group {@code y[k][f] = Σ w[k][c,r,s] · planes[c, phase(r,s)][f + offset(r,s)]} over the
+     * flat positions {@code f} of every image ({@link Planes}); A is the filter in place, B is packed from the
+     * planes (runs of consecutive positions), C goes to a per-task block copied into y with the bias. Tasks are
+     * blocks of the positions of all images together, so small planes (1×1 layers) still make whole panels.
      */
-    static void im2colPixels(Operands o, int plane0, float[] dst, int k0, int kc, int t0, int count) {
+    private static void forwardNchw(Operands o, Blocking b, int pixels) {
         Conv2dProblem p = o.p;
-        int rs = p.r() * p.s();
-        int hw = p.h() * p.w();
-        int panels = (count + NR - 1) / NR;
-        for (int kk = 0; kk < kc; kk++) {
-            int kd = k0 + kk;
-            int ch = kd / rs;
-            int r = (kd % rs) / p.s();
-            int s = kd % p.s();
-            int plane = plane0 + ch * hw;
-            int rowOff = -p.padTop() + r * p.dilationH();
-            int colOff = -p.padLeft() + s * p.dilationW();
-            int t = 0;
-            int pp = t0 / p.q();
-            int q = t0 % p.q();
-            while (t < count) {
-                int run = Math.min(p.q() - q, count - t);
-                int ih = pp * p.strideH() + rowOff;
-                boolean rowIn = ih >= 0 && ih < p.h();
-                int src = plane + ih * p.w();
-                for (int e = 0; e < run; e++) {
-                    int tt = t + e;
-                    int iw = (q + e) * p.strideW() + colOff;
-                    float v = rowIn && iw >= 0 && iw < p.w() ? o.x[src + iw] : 0f;
-                    dst[(tt / NR) * kc * NR + kk * NR + (tt % NR)] = v;
-                }
-                t += run;
-                pp++;
-                q = 0;
+        if (p.n() == 0 || p.p() == 0 || p.q() == 0) {
+            return;
+        }
+        Planes in = Planes.input(o);
+        int[] taps = in.taps(p);
+        Grid grid = new Grid(p.p(), p.q(), in.wp);
+        int kg = p.kPerGroup();
+        int depth = taps.length;
+        int pq = p.p() * p.q();
+        int total = p.n() * grid.count();
+        int per = positionsPerTask(total, p.groups(), pixels);
+        int blocks = (total + per - 1) / per;
+        int tasks = p.groups() * blocks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int g = task / blocks;
+            int g0 = (task % blocks) * per;
+            int count = Math.min(per, total - g0);
+            int ldc = roundUp(count, NR);
+            float[] c = Workspace.floats(SLOT_C, kg * ldc);
+            new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0, count, o.w,
+                    o.wo + g * kg * depth, kg, c, ldc).run(b);
+            scatter(c, ldc, kg, count, g0, grid, o.y, o.yo + g * kg * pq, pq, p.k() * pq, p.q(), 1, o.bias,
+                    o.bo + g * kg);
+        });
+    }
+
+    /**
+     * Backward-data, NCHW, as one GEMM per stride phase of dx (see {@link Phase}): the pixels
+     * {@code (a + i·strideH, b + j·strideW)} of phase {@code (a, b)} are reached by the same filter taps, each
+     * from dy at a fixed shift, so {@code dx[c][i, j] = Σ_{k, tap} w[k][c][tap] · dy[k][(i, j) + shift(tap)]}
+     * is a GEMM over flat positions of dy planes padded once for all phases; A is the phase's taps of the
+     * filter (packed once per call), C is copied into the phase's pixels of dx. Pixels that no tap reaches are
+     * zero. With stride 1 there is one phase and every tap: the correlation of dy with the flipped filter.
+     */
+    private static void backwardDataNchw(Operands o, Blocking b, int pixels) {
+        Conv2dProblem p = o.p;
+        int sh = p.strideH();
+        int sw = p.strideW();
+        int phases = sh * sw;
+        Phase[] phase = new Phase[phases];
+        int rsMin = Integer.MAX_VALUE;
+        int rsMax = Integer.MIN_VALUE;
+        int csMin = Integer.MAX_VALUE;
+        int csMax = Integer.MIN_VALUE;
+        int rowsMax = 0;
+        int colsMax = 0;
+        boolean unreached = false;
+        for (int ph = 0; ph < phases; ph++) {
+            Phase f = new Phase(p, ph / sw, ph % sw);
+            phase[ph] = f;
+            if (f.rows == 0 || f.cols == 0) {
+                continue;
             }
-            for (int tt = count; tt < panels * NR; tt++) {
-                dst[(tt / NR) * kc * NR + kk * NR + (tt % NR)] = 0f;
+            if (f.taps() == 0) {
+                unreached = true;
+                continue;
+            }
+            for (int shift : f.rowShift) {
+                rsMin = Math.min(rsMin, shift);
+                rsMax = Math.max(rsMax, shift);
+            }
+            for (int shift : f.colShift) {
+                csMin = Math.min(csMin, shift);
+                csMax = Math.max(csMax, shift);
+            }
+            rowsMax = Math.max(rowsMax, f.rows);
+            colsMax = Math.max(colsMax, f.cols);
+        }
+        if (unreached) {
+            zeroUnreachedPhases(o, phase);
+        }
+        if (rowsMax == 0 || p.n() == 0) {
+            return;
+        }
+        int hp = rowsMax + rsMax - rsMin;
+        int wp = colsMax + csMax - csMin;
+        Planes in = Planes.of(o.y, o.yo, p.n(), p.k(), p.p(), p.q(), 1, 1, -rsMin, -csMin, hp, wp);
+        int cg = p.cPerGroup();
+        int kg = p.kPerGroup();
+        int hw = p.h() * p.w();
+        int[][] taps = new int[phases][];
+        int[] weightsAt = new int[phases + 1];
+        int[] firstTask = new int[phases + 1];
+        int[] blocks = new int[phases];
+        int[] per = new int[phases];
+        for (int ph = 0; ph < phases; ph++) {
+            Phase f = phase[ph];
+            int count = new Grid(f.rows, f.cols, wp).count();
+            boolean runs = count > 0 && f.taps() > 0;
+            weightsAt[ph + 1] = weightsAt[ph] + (runs ? p.c() * kg * f.taps() : 0);
+            if (runs) {
+                taps[ph] = phaseTaps(f, kg, in, rsMin, csMin);
+                int total = p.n() * count;
+                per[ph] = positionsPerTask((long) total * phases, p.groups(), pixels);
+                blocks[ph] = (total + per[ph] - 1) / per[ph];
+            }
+            firstTask[ph + 1] = firstTask[ph] + p.groups() * blocks[ph];
+        }
+        float[] weights = Workspace.floats(SLOT_WEIGHTS, Math.max(1, weightsAt[phases]));
+        for (int ph = 0; ph < phases; ph++) {
+            if (taps[ph] != null) {
+                packDataWeights(o, phase[ph], weights, weightsAt[ph]);
+            }
+        }
+        int tasks = firstTask[phases];
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int ph = 0;
+            while (firstTask[ph + 1] <= task) {
+                ph++;
+            }
+            Phase f = phase[ph];
+            Grid grid = new Grid(f.rows, f.cols, wp);
+            int inPhase = task - firstTask[ph];
+            int g = inPhase / blocks[ph];
+            int g0 = (inPhase % blocks[ph]) * per[ph];
+            int count = Math.min(per[ph], p.n() * grid.count() - g0);
+            int depth = taps[ph].length;
+            int ldc = roundUp(count, NR);
+            float[] c = Workspace.floats(SLOT_C, cg * ldc);
+            new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
+                    weightsAt[ph] + g * cg * depth, cg, c, ldc).run(b);
+            scatter(c, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w() + f.pw, hw, p.c() * hw,
+                    sh * p.w(), sw, null, 0);
+        });
+    }
+
+    /** Offsets in the dy planes of B row {@code k·taps + tap} of a backward-data phase, relative to the group. */
+    private static int[] phaseTaps(Phase f, int kg, Planes in, int rsMin, int csMin) {
+        int ns = f.tapS.length;
+        int taps = f.taps();
+        int[] t = new int[kg * taps];
+        for (int k = 0; k < kg; k++) {
+            for (int tap = 0; tap < taps; tap++) {
+                t[k * taps + tap] = k * in.channelStride + (f.rowShift[tap / ns] - rsMin) * in.wp
+                        + f.colShift[tap % ns] - csMin;
+            }
+        }
+        return t;
+    }
+
+    /**
+     * Writes a phase's A matrices, one per group, at {@code dst[at + (g·Cg + c)·depth + kd]} with
+     * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}.
+     */
+    private static void packDataWeights(Operands o, Phase f, float[] dst, int at) {
+        Conv2dProblem p = o.p;
+        int cg = p.cPerGroup();
+        int kg = p.kPerGroup();
+        int ns = f.tapS.length;
+        int taps = f.taps();
+        int depth = kg * taps;
+        int rs = p.r() * p.s();
+        for (int g = 0; g < p.groups(); g++) {
+            for (int ch = 0; ch < cg; ch++) {
+                int row = at + (g * cg + ch) * depth;
+                for (int k = 0; k < kg; k++) {
+                    int src = o.wo + ((g * kg + k) * cg + ch) * rs;
+                    for (int tap = 0; tap < taps; tap++) {
+                        dst[row + k * taps + tap] = o.w[src + f.tapR[tap / ns] * p.s() + f.tapS[tap % ns]];
+                    }
+                }
             }
         }
     }
+
+    /** Zeros the dx pixels of the phases that no filter tap reaches (a stride larger than the filter's reach). */
+    private static void zeroUnreachedPhases(Operands o, Phase[] phase) {
+        Conv2dProblem p = o.p;
+        int planes = p.n() * p.c();
+        for (int plane = 0; plane < planes; plane++) {
+            int base = o.xo + plane * p.h() * p.w();
+            for (Phase f : phase) {
+                if (f.taps() > 0) {
+                    continue;
+                }
+                for (int i = 0; i < f.rows; i++) {
+                    int row = base + (f.ph + i * p.strideH()) * p.w() + f.pw;
+                    for (int j = 0; j < f.cols; j++) {
+                        o.x[row + j * p.strideW()] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Backward-filter, NCHW: {@code dwᵀ[(c,r,s)][k] = Σ_images Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)]
+     * · dy[k][pixel]} ({@link FlatFilter}), split over images, groups and pixel chunks, each worker adding into its
+     * own dwᵀ (and db) partial; the partials are summed and transposed into dw at the end.
+     */
+    private static void backwardFilterNchw(Operands o, Blocking b, int pixels) {
+        Conv2dProblem p = o.p;
+        int kg = p.kPerGroup();
+        int kgPad = roundUp(kg, NR);
+        int filter = p.cPerGroup() * p.r() * p.s();
+        int pq = p.p() * p.q();
+        int groupStride = filter * kgPad;
+        int biasAt = p.groups() * groupStride;
+        int stride = biasAt + p.k();
+        Planes in = p.n() == 0 || pq == 0 ? null : Planes.input(o);
+        int[] taps = in == null ? null : in.taps(p);
+        int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
+                (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
+        int tasks = p.n() * p.groups() * chunks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
+        Arrays.fill(partials, 0, workers * stride, 0f);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int chunk = task % chunks;
+            int g = (task / chunks) % p.groups();
+            int n = task / chunks / p.groups();
+            int t0 = (int) ((long) pq * chunk / chunks);
+            int t1 = (int) ((long) pq * (chunk + 1) / chunks);
+            int base = worker * stride;
+            new FlatFilter(o, in, taps, n, g, t0, t1 - t0, partials, base + g * groupStride, kgPad).run(b);
+            o.sumBias(n, g, t0, t1 - t0, partials, base + biasAt);
+        });
+        int k = p.k();
+        int outWorkers = Parallel.workers(k, (double) k * filter * workers, 1 << 16);
+        Parallel.run(k, outWorkers, (worker, ch) -> {
+            int g = ch / kg;
+            int from = g * groupStride + ch % kg;
+            int dst = o.wo + ch * filter;
+            for (int i = 0; i < filter; i++) {
+                float sum = 0f;
+                for (int wk = 0; wk < workers; wk++) {
+                    sum += partials[wk * stride + from + i * kgPad];
+                }
+                o.w[dst + i] = sum;
+            }
+            if (o.bias != null) {
+                float sum = 0f;
+                for (int wk = 0; wk < workers; wk++) {
+                    sum += partials[wk * stride + biasAt + ch];
+                }
+                o.bias[o.bo + ch] = sum;
+            }
+        });
+    }
+
+    /**
+     * Positions per task: the tuned PIXELS, fewer when that would leave under 8 tasks per thread (so a busy core
+     * does not hold up the rest), rounded up to whole panels.
+     */
+    private static int positionsPerTask(long total, int groups, int pixels) {
+        long fair = total * groups / (8L * Parallel.THREADS);
+        return roundUp((int) Math.max(1, Math.min(pixels, fair)), NR);
+    }
+
+    /**
+     * Activation planes prepared for the NCHW GEMMs, so that every filter tap of a run of consecutive output
+     * positions reads consecutive floats. Plane {@code (n, c, a, b)} holds the input pixels
+     * {@code (i·sh + a - top, j·sw + b - left)} for {@code i < hp}, {@code j < wp} (zero outside the input): the
+     * zero-padded input split into its {@code sh × sw} stride phases. Output pixel {@code (p, q)} is flat position
+     * {@code f = p·wp + q}, and filter tap {@code (r, s)} reads phase
+     * {@code (r·dilationH mod sh, s·dilationW mod sw)} at {@code f + (r·dilationH / sh)·wp + s·dilationW / sw}.
+     * With stride 1 this is the padded input, and with no padding either the input itself (no copy).
+     */
+    static final class Planes {
+        final float[] data;
+        final int base;
+        final int sh;
+        final int sw;
+        final int hp;
+        final int wp;
+        final int size;
+        /** Floats from one channel's planes to the next. */
+        final int channelStride;
+        final int imageStride;
+
+        private Planes(float[] data, int base, int channels, int sh, int sw, int hp, int wp) {
+            this.data = data;
+            this.base = base;
+            this.sh = sh;
+            this.sw = sw;
+            this.hp = hp;
+            this.wp = wp;
+            this.size = hp * wp;
+            this.channelStride = sh * sw * size;
+            this.imageStride = channels * channelStride;
+        }
+
+        int image(int n) {
+            return base + n * imageStride;
+        }
+
+        /** The planes of x for forward and backward-filter: the problem's padding and stride phases. */
+        static Planes input(Operands o) {
+            Conv2dProblem p = o.p;
+            int sh = p.strideH();
+            int sw = p.strideW();
+            int hp = p.p() + (p.r() - 1) * p.dilationH() / sh;
+            int wp = p.q() + (p.s() - 1) * p.dilationW() / sw;
+            return of(o.x, o.xo, p.n(), p.c(), p.h(), p.w(), sh, sw, p.padTop(), p.padLeft(), hp, wp);
+        }
+
+        /** Offsets of one group's filter taps {@code (c, r, s)}, in filter order, from the group's first plane. */
+        int[] taps(Conv2dProblem p) {
+            int[] t = new int[p.cPerGroup() * p.r() * p.s()];
+            for (int c = 0; c < p.cPerGroup(); c++) {
+                for (int r = 0; r < p.r(); r++) {
+                    int rh = r * p.dilationH();
+                    for (int s = 0; s < p.s(); s++) {
+                        int sd = s * p.dilationW();
+                        t[(c * p.r() + r) * p.s() + s] = c * channelStride + ((rh % sh) * sw + sd % sw) * size
+                                + (rh / sh) * wp + sd / sw;
+                    }
+                }
+            }
+            return t;
+        }
+
+        /**
+         * The planes of {@code images × channels} planes of {@code inH × inW} at {@code src[srcBase...]}, copied
+         * into the calling thread's workspace unless the source already has that layout.
+         */
+        static Planes of(float[] src, int srcBase, int images, int channels, int inH, int inW, int sh, int sw,
+                         int top, int left, int hp, int wp) {
+            if (sh == 1 && sw == 1 && top == 0 && left == 0 && hp == inH && wp == inW) {
+                return new Planes(src, srcBase, channels, 1, 1, hp, wp);
+            }
+            int phases = sh * sw;
+            int size = hp * wp;
+            int planes = images * channels;
+            float[] dst = Workspace.floats(SLOT_PADDED, Math.toIntExact((long) planes * phases * size));
+            int workers = Parallel.workers(planes, (double) planes * phases * size, 1 << 16);
+            Parallel.run(planes, workers, (worker, plane) -> {
+                int from = srcBase + plane * inH * inW;
+                for (int ph = 0; ph < phases; ph++) {
+                    int a = ph / sw;
+                    int bph = ph % sw;
+                    int out = (plane * phases + ph) * size;
+                    if (sh == 1 && sw == 1) {
+                        padPlane(src, from, inH, inW, top, left, dst, out, hp, wp);
+                        continue;
+                    }
+                    for (int i = 0; i < hp; i++) {
+                        int row = i * sh + a - top;
+                        if (row < 0 || row >= inH) {
+                            Arrays.fill(dst, out + i * wp, out + (i + 1) * wp, 0f);
+                        } else {
+                            gatherRow(src, from + row * inW, inW, bph - left, sw, dst, out + i * wp, wp);
+                        }
+                    }
+                }
+            });
+            return new Planes(dst, 0, channels, sh, sw, hp, wp);
+        }
+
+        /** {@code dst[at + j] = src[row + first + j·step]} for {@code j < len}, zero where outside {@code [0, inW)}. */
+        private static void gatherRow(float[] src, int row, int inW, int first, int step, float[] dst, int at,
+                                      int len) {
+            int jFrom = Math.min(len, first >= 0 ? 0 : (-first + step - 1) / step);
+            int jTo = Math.max(jFrom, Math.min(len, Math.floorDiv(inW - 1 - first, step) + 1));
+            Arrays.fill(dst, at, at + jFrom, 0f);
+            for (int j = jFrom; j < jTo; j++) {
+                dst[at + j] = src[row + first + j * step];
+            }
+            Arrays.fill(dst, at + jTo, at + len, 0f);
+        }
+    }
+
+    /**
+     * {@code C[m × count] = A[m × depth] · B} over the flat positions {@code [g0, g0 + count)} of all images
+     * together (image {@code n} owns {@code [n·grid.count(), (n + 1)·grid.count())}), with
+     * {@code B[kd][g] = planes of image(g) at channel0 + taps[kd] + position(g)}: B rows are copied in runs of
+     * consecutive positions. A is read in place ({@code depth} floats a row); C is a block with whole panels.
+     */
+    static final class FlatProduct extends Gemm {
+        private final Planes in;
+        private final int[] taps;
+        private final int channel0;
+        private final int perImage;
+        private final int g0;
+
+        FlatProduct(Conv2dProblem p, Planes in, int[] taps, int channel0, Grid grid, int g0, int count, float[] a,
+                    int aBase, int m, float[] c, int ldc) {
+            super(p);
+            this.in = in;
+            this.taps = taps;
+            this.channel0 = channel0;
+            this.perImage = grid.count();
+            this.g0 = g0;
+            this.m = m;
+            this.n = count;
+            this.depth = taps.length;
+            this.aArray = a;
+            this.aBase = aBase;
+            this.ars = depth;
+            this.aks = 1;
+            this.c = c;
+            this.ldc = ldc;
+            this.linearC = true;
+            this.paddedC = true;
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int first = g0 + n0;
+            int img = first / perImage;
+            int f = first - img * perImage;
+            if (nc == NR && f + NR <= perImage) {
+                MicroKernel.gatherPanel(in.data, in.image(img) + channel0 + f, taps, k0, kc, dst, 0);
+                return;
+            }
+            int j = 0;
+            while (j < nc) {
+                img = (first + j) / perImage;
+                f = first + j - img * perImage;
+                int run = Math.min(perImage - f, nc - j);
+                int src = in.image(img) + channel0 + f;
+                for (int kk = 0; kk < kc; kk++) {
+                    panelCopy(in.data, src + taps[k0 + kk], dst, kc, kk, j, run);
+                }
+                j += run;
+            }
+            int pad = roundUp(nc, NR) - nc;
+            for (int kk = 0; pad > 0 && kk < kc; kk++) {
+                panelZeros(dst, kc, kk, nc, pad);
+            }
+        }
+    }
+
+    /**
+     * Copies a C block ({@code m} rows of pitch {@code ldc}) of the flat positions {@code [g0, g0 + count)} of
+     * {@code grid} to the pixels they stand for, dropping the gap positions: row {@code i}, image {@code n},
+     * pixel {@code (p, q)} goes to {@code out[base + n·imageStride + i·channelStride + p·rowStride + q·colStride]},
+     * plus {@code bias[biasOff + i]} when there is a bias.
+     */
+    static void scatter(float[] c, int ldc, int m, int count, int g0, Grid grid, float[] out, int base,
+                        int channelStride, int imageStride, int rowStride, int colStride, float[] bias,
+                        int biasOff) {
+        int perImage = grid.count();
+        int wp = grid.wp();
+        int j = 0;
+        while (j < count) {
+            int g = g0 + j;
+            int img = g / perImage;
+            int f = g - img * perImage;
+            int pp = f / wp;
+            int q = f - pp * wp;
+            int run = Math.min(Math.min(wp - q, perImage - f), count - j);
+            int valid = Math.min(run, grid.cols() - q);
+            if (valid > 0) {
+                int dst = base + img * imageStride + pp * rowStride + q * colStride;
+                for (int i = 0; i < m; i++) {
+                    float add = bias == null ? 0f : bias[biasOff + i];
+                    copyRun(c, i * ldc + j, out, dst + i * channelStride, valid, colStride, add);
+                }
+            }
+            j += run;
+        }
+    }
+
+    /** {@code dst[to + e·step] = src[from + e] + add} for {@code e < len}. */
+    private static void copyRun(float[] src, int from, float[] dst, int to, int len, int step, float add) {
+        if (step == 1 && add == 0f) {
+            System.arraycopy(src, from, dst, to, len);
+        } else if (step == 1) {
+            for (int e = 0; e < len; e++) {
+                dst[to + e] = src[from + e] + add;
+            }
+        } else {
+            for (int e = 0; e < len; e++) {
+                dst[to + e * step] = src[from + e] + add;
+            }
+        }
+    }
+
+    /**
+     * Backward-filter, NCHW, over pixels {@code [t0, t0 + count)} of one image and group:
+     * {@code dwᵀ[(c,r,s)][k] += Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)] · dy[k][pixel]}. A's rows are
+     * runs of the planes (copied per output row), B is dy transposed, C this worker's dwᵀ partial, whole panels
+     * wide.
+     */
+    static final class FlatFilter extends Gemm {
+        private final Planes in;
+        private final int[] taps;
+        private final int planes;
+        private final float[] dy;
+        private final int dyPlane0;
+        private final int t0;
+
+        FlatFilter(Operands o, Planes in, int[] taps, int image, int g, int t0, int count, float[] partial, int at,
+                   int ldc) {
+            super(o.p);
+            this.in = in;
+            this.taps = taps;
+            int kg = p.kPerGroup();
+            this.planes = in.image(image) + g * p.cPerGroup() * in.channelStride;
+            this.dyPlane0 = o.yo + (image * p.k() + g * kg) * p.p() * p.q();
+            this.t0 = t0;
+            this.m = taps.length;
+            this.n = kg;
+            this.depth = count;
+            this.accumulate = true;
+            this.c = partial;
+            this.cBase = at;
+            this.ldc = ldc;
+            this.linearC = true;
+            this.paddedC = true;
+            this.dy = o.y;
+        }
+
+        @Override
+        void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            int q0 = p.q();
+            int done = 0;
+            int t = t0 + k0;
+            while (done < kc) {
+                int pp = t / q0;
+                int q = t - pp * q0;
+                int run = Math.min(q0 - q, kc - done);
+                int src = planes + pp * in.wp + q;
+                for (int i = 0; i < mc; i++) {
+                    System.arraycopy(in.data, src + taps[m0 + i], dst, i * kc + done, run);
+                }
+                done += run;
+                t += run;
+            }
+        }
+
+        @Override
+        void packB(float[] dst, int k0, int kc, int n0, int nc) {
+            int pq = p.p() * p.q();
+            int panels = (nc + NR - 1) / NR;
+            for (int j = 0; j < panels * NR; j++) {
+                int out = (j / NR) * kc * NR + (j % NR);
+                if (j >= nc) {
+                    for (int kk = 0; kk < kc; kk++) {
+                        dst[out + kk * NR] = 0f;
+                    }
+                    continue;
+                }
+                int src = dyPlane0 + (n0 + j) * pq + t0 + k0;
+                for (int kk = 0; kk < kc; kk++) {
+                    dst[out + kk * NR] = dy[src + kk];
+                }
+            }
+        }
+    }
+
+    /** Copies {@code len} floats from {@code src[from...]} to columns {@code [j, j + len)} of panel row {@code kk}. */
+    static void panelCopy(float[] src, int from, float[] dst, int kc, int kk, int j, int len) {
+        int lane = j % NR;
+        int at = (j / NR) * kc * NR + kk * NR + lane;
+        if (lane > 0) {
+            int run = Math.min(NR - lane, len);
+            System.arraycopy(src, from, dst, at, run);
+            from += run;
+            len -= run;
+            at += kc * NR - lane;
+        }
+        int whole = len / NR;
+        MicroKernel.copyToPanels(src, from, dst, at, whole, kc * NR);
+        if (len > whole * NR) {
+            System.arraycopy(src, from + whole * NR, dst, at + whole * kc * NR, len - whole * NR);
+        }
+    }
+
+    /** Zeros columns {@code [j, j + len)} of panel row {@code kk}. */
+    static void panelZeros(float[] dst, int kc, int kk, int j, int len) {
+        while (len > 0) {
+            int lane = j % NR;
+            int run = Math.min(NR - lane, len);
+            int at = (j / NR) * kc * NR + kk * NR + lane;
+            Arrays.fill(dst, at, at + run, 0f);
+            j += run;
+            len -= run;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------- NHWC
 
     /**
      * Forward, NHWC: {@code y[pixel][k] = Σ x[pixel + tap][c] · w[k][r,s,c]}; A is im2col(x) rows (channel
@@ -721,318 +1222,6 @@ final class Conv2dCpu implements Conv2dKernels {
         }
     }
 
-    // ------------------------------------------------------------------------- NCHW, stride 1: indirect
-
-    /**
-     * NCHW with stride 1, forward and backward-data, without packing the activations: the input is copied
-     * once into zero-padded planes of width {@code wp} (skipped when no padding is needed), and output pixel
-     * {@code (p, q)} is treated as flat position {@code p·wp + q} of that padded grid. Then filter tap
-     * {@code (c, r, s)} of a run of {@code NR} consecutive outputs reads {@code NR} consecutive floats of the
-     * padded input at {@code taps[(c·R + r)·S + s] + position}, so the micro-kernel reads B in place through
-     * the tap table ({@link MicroKernel#tileIndirect}). The {@code wp - wo} columns between output rows are
-     * computed and dropped. Backward-data is the same computation on dy with the filter flipped and its
-     * channels swapped (packed once per call) and the padding mirrored ({@code (R-1)·dilation - pad}).
-     */
-    static final class Indirect {
-        final float[] in;
-        final int inBase;
-        final int inChannels;
-        final int cg;
-        final int hp;
-        final int wp;
-        final int[] taps;
-        private final float[] a;
-        private final int aBase;
-        private final int aGroupStride;
-        final int depth;
-        private final float[] out;
-        private final int outBase;
-        private final int outChannels;
-        private final int mg;
-        private final int ho;
-        private final int wo;
-        private final float[] bias;
-        private final int bo;
-        private final int images;
-        private final int groups;
-
-        private Indirect(Conv2dProblem p, float[] src, int srcBase, int inChannels, int inH, int inW, int top,
-                         int left, float[] a, int aBase, float[] out, int outBase, int outChannels, int ho, int wo,
-                         float[] bias, int bo) {
-            this.inChannels = inChannels;
-            this.cg = inChannels / p.groups();
-            this.hp = ho + (p.r() - 1) * p.dilationH();
-            this.wp = wo + (p.s() - 1) * p.dilationW();
-            this.depth = cg * p.r() * p.s();
-            this.a = a;
-            this.aBase = aBase;
-            this.aGroupStride = (outChannels / p.groups()) * depth;
-            this.out = out;
-            this.outBase = outBase;
-            this.outChannels = outChannels;
-            this.mg = outChannels / p.groups();
-            this.ho = ho;
-            this.wo = wo;
-            this.bias = bias;
-            this.bo = bo;
-            this.images = p.n();
-            this.groups = p.groups();
-            this.taps = new int[depth];
-            for (int kd = 0; kd < depth; kd++) {
-                int c = kd / (p.r() * p.s());
-                int r = (kd / p.s()) % p.r();
-                int s = kd % p.s();
-                taps[kd] = c * hp * wp + r * p.dilationH() * wp + s * p.dilationW();
-            }
-            // the last run of NR outputs may read up to NR - 1 floats past the last plane
-            long planes = (long) p.n() * inChannels * hp * wp;
-            boolean inPlace = top == 0 && left == 0 && hp == inH && wp == inW && srcBase + planes + NR <= src.length;
-            if (inPlace) {
-                this.in = src;
-                this.inBase = srcBase;
-            } else {
-                this.in = Workspace.floats(SLOT_PADDED, Math.toIntExact(planes + NR));
-                this.inBase = 0;
-                pad(src, srcBase, inH, inW, top, left);
-            }
-        }
-
-        /** Forward: y = conv(x, w) + bias, reading x through the tap table and w in place. */
-        static Indirect forward(Operands o) {
-            Conv2dProblem p = o.p;
-            return new Indirect(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w, o.wo, o.y, o.yo,
-                    p.k(), p.p(), p.q(), o.bias, o.bo);
-        }
-
-        /** Backward-filter: only the padded x and its tap table, read by {@link FilterNchwFlat}. */
-        static Indirect filterInput(Operands o) {
-            Conv2dProblem p = o.p;
-            return new Indirect(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), null, 0, null, 0, p.k(),
-                    p.p(), p.q(), null, 0);
-        }
-
-        /** Backward-data: dx = correlation of dy with the flipped, channel-swapped filter. */
-        static Indirect backwardData(Operands o) {
-            Conv2dProblem p = o.p;
-            int kg = p.kPerGroup();
-            int cg = p.cPerGroup();
-            int rs = p.r() * p.s();
-            int depth = kg * rs;
-            float[] flipped = Workspace.floats(SLOT_WEIGHTS, p.c() * depth);
-            for (int g = 0; g < p.groups(); g++) {
-                for (int k = 0; k < kg; k++) {
-                    for (int c = 0; c < cg; c++) {
-                        int src = o.wo + ((g * kg + k) * cg + c) * rs;
-                        int dst = (g * cg + c) * depth + k * rs;
-                        for (int t = 0; t < rs; t++) {
-                            flipped[dst + rs - 1 - t] = o.w[src + t];
-                        }
-                    }
-                }
-            }
-            return new Indirect(p, o.y, o.yo, p.k(), p.p(), p.q(), (p.r() - 1) * p.dilationH() - p.padTop(),
-                    (p.s() - 1) * p.dilationW() - p.padLeft(), flipped, 0, o.x, o.xo, p.c(), p.h(), p.w(), null, 0);
-        }
-
-        /** Copies every input plane into {@link #in} with {@code top} rows and {@code left} columns of zeros before it. */
-        private void pad(float[] src, int srcBase, int inH, int inW, int top, int left) {
-            int planes = images * inChannels;
-            int workers = Parallel.workers(planes, (double) planes * hp * wp, 1 << 16);
-            Parallel.run(planes, workers, (worker, plane) -> padPlane(src, srcBase + plane * inH * inW, inH, inW, top,
-                    left, in, inBase + plane * hp * wp, hp, wp));
-            if (inBase + planes * hp * wp + NR <= in.length) {
-                Arrays.fill(in, inBase + planes * hp * wp, inBase + planes * hp * wp + NR, 0f);
-            }
-        }
-
-        void run(Blocking b, int pixelsPerTask) {
-            int positions = (ho - 1) * wp + wo;
-            int blocks = pixelBlocks(positions, pixelsPerTask);
-            int tasks = images * groups * blocks;
-            double flops = 2.0 * images * outChannels * (double) depth * ho * wo;
-            int workers = Parallel.workers(tasks, flops, MIN_FLOPS_PER_THREAD);
-            Parallel.run(tasks, workers, (worker, task) -> {
-                int blk = task % blocks;
-                int g = (task / blocks) % groups;
-                int n = task / blocks / groups;
-                int f0 = (int) ((long) positions * blk / blocks);
-                int f1 = (int) ((long) positions * (blk + 1) / blocks);
-                block(n, g, f0, f1, b);
-            });
-        }
-
-        private void block(int n, int g, int f0, int f1, Blocking b) {
-            int planes = inBase + (n * inChannels + g * cg) * hp * wp;
-            int outPlanes = outBase + (n * outChannels + g * mg) * ho * wo;
-            int plane = ho * wo;
-            float[] tile = Workspace.floats(SLOT_TILE, Math.min(b.mc(), mg) * NR);
-            for (int k0 = 0; k0 < depth; k0 += b.kc()) {
-                int kc = Math.min(b.kc(), depth - k0);
-                for (int m0 = 0; m0 < mg; m0 += b.mc()) {
-                    int mc = Math.min(b.mc(), mg - m0);
-                    int aOff = aBase + g * aGroupStride + m0 * depth + k0;
-                    for (int f = f0; f < f1; f += NR) {
-                        MicroKernel.tileIndirect(a, aOff, depth, 1, in, planes + f, taps, k0, kc, tile, 0, NR, mc,
-                                false);
-                        int cols = Math.min(NR, f1 - f);
-                        int pp = f / wp;
-                        int q = f - pp * wp;
-                        for (int j = 0; j < cols; j++, q++) {
-                            if (q == wp) {
-                                q = 0;
-                                pp++;
-                            }
-                            if (q >= wo) {
-                                continue;
-                            }
-                            int at = outPlanes + m0 * plane + pp * wo + q;
-                            for (int i = 0; i < mc; i++, at += plane) {
-                                float v = tile[i * NR + j];
-                                if (k0 > 0) {
-                                    out[at] += v;
-                                } else {
-                                    out[at] = bias == null ? v : v + bias[bo + g * mg + m0 + i];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------------------------- backward data
-
-    /**
-     * Backward-data, NCHW, one phase: {@code dx[c][pixel] = Σ w[k][c][tap] · dy[k][pixel's output for tap]}
-     * over the phase's taps; A is the filter's taps (packed), B the gathered dy.
-     */
-    static final class DataNchw extends Gemm {
-        private final Operands o;
-        private final Phase f;
-        private final int pixel0;
-        private final int dyPlane0;
-        private final int dxPlane0;
-
-        DataNchw(Operands o, int n, int g, Phase f, int pixel0, int count, float[] phaseWeights, int weightsAt) {
-            super(o.p);
-            this.o = o;
-            this.f = f;
-            int cg = p.cPerGroup();
-            int kg = p.kPerGroup();
-            this.m = cg;
-            this.n = count;
-            this.depth = kg * f.taps();
-            this.pixel0 = pixel0;
-            this.dyPlane0 = o.yo + (n * p.k() + g * kg) * p.p() * p.q();
-            this.dxPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
-            this.aArray = phaseWeights;
-            this.aBase = weightsAt + g * cg * depth;
-            this.ars = depth;
-            this.aks = 1;
-            this.c = o.x;
-            this.ldc = p.h() * p.w();
-            // only strided problems come here (stride 1 runs Indirect): a phase's pixels are not contiguous in dx
-            this.linearC = false;
-            this.cBase = dxPlane0 + pixel0;
-        }
-
-        /**
-         * Writes the phase's A matrices, one per group, at {@code dst[at + (g·Cg + c)·depth + kd]} with
-         * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}.
-         */
-        static void packWeights(Operands o, Phase f, float[] dst, int at) {
-            Conv2dProblem p = o.p;
-            int cg = p.cPerGroup();
-            int kg = p.kPerGroup();
-            int ns = f.tapS.length;
-            int taps = f.taps();
-            int depth = kg * taps;
-            int rs = p.r() * p.s();
-            for (int g = 0; g < p.groups(); g++) {
-                for (int ch = 0; ch < cg; ch++) {
-                    int row = at + (g * cg + ch) * depth;
-                    for (int k = 0; k < kg; k++) {
-                        int src = o.wo + ((g * kg + k) * cg + ch) * rs;
-                        for (int tap = 0; tap < taps; tap++) {
-                            dst[row + k * taps + tap] = o.w[src + f.tapR[tap / ns] * p.s() + f.tapS[tap % ns]];
-                        }
-                    }
-                }
-            }
-        }
-
-        @Override
-        int cColumn(int j) {
-            int t = pixel0 + j;
-            int h = f.ph + (t / f.cols) * p.strideH();
-            int w = f.pw + (t % f.cols) * p.strideW();
-            return h * p.w() + w - pixel0;
-        }
-
-        /** Consecutive pixels of a phase row read consecutive dy of one row: copied in runs. */
-        @Override
-        void packB(float[] dst, int k0, int kc, int n0, int nc) {
-            int ns = f.tapS.length;
-            int taps = f.taps();
-            int pq = p.p() * p.q();
-            int panels = (nc + NR - 1) / NR;
-            int first = pixel0 + n0;
-            for (int kk = 0; kk < kc; kk++) {
-                int kd = k0 + kk;
-                int tap = kd % taps;
-                int rowShift = f.rowShift[tap / ns];
-                int colShift = f.colShift[tap % ns];
-                int plane = dyPlane0 + (kd / taps) * pq;
-                int i = first / f.cols;
-                int jc = first % f.cols;
-                int j = 0;
-                while (j < nc) {
-                    int run = Math.min(f.cols - jc, nc - j);
-                    int op = i + rowShift;
-                    int q0 = jc + colShift;
-                    if (op < 0 || op >= p.p()) {
-                        panelZeros(dst, kc, kk, j, run);
-                    } else {
-                        int lo = Math.min(run, Math.max(0, -q0));
-                        int hi = Math.max(lo, Math.min(run, p.q() - q0));
-                        panelZeros(dst, kc, kk, j, lo);
-                        panelCopy(o.y, plane + op * p.q() + q0 + lo, dst, kc, kk, j + lo, hi - lo);
-                        panelZeros(dst, kc, kk, j + hi, run - hi);
-                    }
-                    j += run;
-                    i++;
-                    jc = 0;
-                }
-                panelZeros(dst, kc, kk, nc, panels * NR - nc);
-            }
-        }
-    }
-
-    /** Copies {@code len} floats from {@code src[from...]} to columns {@code [j, j + len)} of panel row {@code kk}. */
-    static void panelCopy(float[] src, int from, float[] dst, int kc, int kk, int j, int len) {
-        while (len > 0) {
-            int lane = j % NR;
-            int run = Math.min(NR - lane, len);
-            System.arraycopy(src, from, dst, (j / NR) * kc * NR + kk * NR + lane, run);
-            from += run;
-            j += run;
-            len -= run;
-        }
-    }
-
-    /** Zeros columns {@code [j, j + len)} of panel row {@code kk}. */
-    static void panelZeros(float[] dst, int kc, int kk, int j, int len) {
-        while (len > 0) {
-            int lane = j % NR;
-            int run = Math.min(NR - lane, len);
-            int at = (j / NR) * kc * NR + kk * NR + lane;
-            Arrays.fill(dst, at, at + run, 0f);
-            j += run;
-            len -= run;
-        }
-    }
-
     /**
      * Backward-data, NHWC, one phase: {@code dx[pixel][c] = Σ dy[pixel's output for tap][k] · w[k][tap][c]};
      * A is the gathered dy rows (channel runs copied), B the filter's taps.
@@ -1118,148 +1307,6 @@ final class Conv2dCpu implements Conv2dKernels {
                     System.arraycopy(o.w, src + jp * NR, dst, out, cols);
                     if (cols < NR) {
                         Arrays.fill(dst, out + cols, out + NR, 0f);
-                    }
-                }
-            }
-        }
-    }
-
-    // -------------------------------------------------------------------------------- backward filter
-
-    /**
-     * Backward-filter, NCHW: {@code dw[k][c,r,s] += Σ_pixels dy[k][pixel] · x[c][pixel + tap]}; A is dy in
-     * place, B is im2col(x) transposed (pixels down, filter entries across).
-     */
-    static final class FilterNchw extends Gemm {
-        private final Operands o;
-        private final int xPlane0;
-        private final int pixel0;
-
-        FilterNchw(Operands o, int n, int g, int pixel0, int count, float[] partial, int partialBase) {
-            super(o.p);
-            this.o = o;
-            int kg = p.kPerGroup();
-            int cg = p.cPerGroup();
-            int filter = cg * p.r() * p.s();
-            this.m = kg;
-            this.n = filter;
-            this.depth = count;
-            this.accumulate = true;
-            this.aArray = o.y;
-            this.aBase = o.yo + (n * p.k() + g * kg) * p.p() * p.q() + pixel0;
-            this.ars = p.p() * p.q();
-            this.aks = 1;
-            this.c = partial;
-            this.cBase = partialBase + g * kg * filter;
-            this.ldc = filter;
-            this.linearC = true;
-            this.xPlane0 = o.xo + (n * p.c() + g * cg) * p.h() * p.w();
-            this.pixel0 = pixel0;
-        }
-
-        @Override
-        void packB(float[] dst, int k0, int kc, int n0, int nc) {
-            int rs = p.r() * p.s();
-            int hw = p.h() * p.w();
-            int panels = (nc + NR - 1) / NR;
-            for (int j = 0; j < panels * NR; j++) {
-                int out = (j / NR) * kc * NR + (j % NR);
-                if (j >= nc) {
-                    for (int kk = 0; kk < kc; kk++) {
-                        dst[out + kk * NR] = 0f;
-                    }
-                    continue;
-                }
-                int col = n0 + j;
-                int plane = xPlane0 + (col / rs) * hw;
-                int rowOff = -p.padTop() + ((col % rs) / p.s()) * p.dilationH();
-                int colOff = -p.padLeft() + (col % p.s()) * p.dilationW();
-                int t = pixel0 + k0;
-                int pp = t / p.q();
-                int q = t % p.q();
-                for (int kk = 0; kk < kc; kk++) {
-                    int ih = pp * p.strideH() + rowOff;
-                    int iw = q * p.strideW() + colOff;
-                    dst[out + kk * NR] = ih >= 0 && ih < p.h() && iw >= 0 && iw < p.w() ? o.x[plane + ih * p.w() + iw] : 0f;
-                    if (++q == p.q()) {
-                        q = 0;
-                        pp++;
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * Backward-filter, NCHW, stride 1, on the flat positions of {@link Indirect}'s padded x:
-     * {@code dwᵀ[(c,r,s)][k] += Σ_f x_padded[c][f + tap(r,s)] · dy[k][f]}, where {@code f = p·wp + q} and dy is
-     * zero at the {@code q >= Q} positions between rows. A's rows are contiguous runs of the padded x
-     * (copied), B is dy transposed; C is dwᵀ, scattered into dw.
-     */
-    static final class FilterNchwFlat extends Gemm {
-        private final Operands o;
-        private final Indirect in;
-        private final int planes;
-        private final int position0;
-        private final int dyPlane0;
-        private final int filter;
-
-        FilterNchwFlat(Operands o, Indirect in, int n, int g, int position0, int count, float[] partial,
-                       int partialBase) {
-            super(o.p);
-            this.o = o;
-            this.in = in;
-            int kg = p.kPerGroup();
-            this.filter = in.depth;
-            this.m = filter;
-            this.n = kg;
-            this.depth = count;
-            this.accumulate = true;
-            this.c = partial;
-            this.cBase = partialBase + g * kg * filter;
-            this.planes = in.inBase + (n * p.c() + g * in.cg) * in.hp * in.wp;
-            this.position0 = position0;
-            this.dyPlane0 = o.yo + (n * p.k() + g * kg) * p.p() * p.q();
-        }
-
-        @Override
-        int cRow(int i) {
-            return cBase + i;
-        }
-
-        @Override
-        int cColumn(int j) {
-            return j * filter;
-        }
-
-        @Override
-        void packA(float[] dst, int m0, int mc, int k0, int kc) {
-            for (int i = 0; i < mc; i++) {
-                System.arraycopy(in.in, planes + in.taps[m0 + i] + position0 + k0, dst, i * kc, kc);
-            }
-        }
-
-        @Override
-        void packB(float[] dst, int k0, int kc, int n0, int nc) {
-            int pq = p.p() * p.q();
-            int panels = (nc + NR - 1) / NR;
-            int first = position0 + k0;
-            for (int j = 0; j < panels * NR; j++) {
-                int out = (j / NR) * kc * NR + (j % NR);
-                if (j >= nc) {
-                    for (int kk = 0; kk < kc; kk++) {
-                        dst[out + kk * NR] = 0f;
-                    }
-                    continue;
-                }
-                int plane = dyPlane0 + (n0 + j) * pq;
-                int pp = first / in.wp;
-                int q = first % in.wp;
-                for (int kk = 0; kk < kc; kk++) {
-                    dst[out + kk * NR] = q < p.q() ? o.y[plane + pp * p.q() + q] : 0f;
-                    if (++q == in.wp) {
-                        q = 0;
-                        pp++;
                     }
                 }
             }

@@ -13,9 +13,9 @@ package org.kernels4j.cpu;
 final class Workspace {
 
     /** Slots {@code [0, TASK_SLOTS)} are per-task scratch; {@code [TASK_SLOTS, SLOTS)} are per-call. */
-    static final int TASK_SLOTS = 8;
+    static final int TASK_SLOTS = 10;
 
-    private static final int SLOTS = 12;
+    private static final int SLOTS = 14;
 
     /** Largest array (in floats, 64 MiB) a thread keeps between calls. */
     static final int RETAINED_FLOATS = 16 << 20;
