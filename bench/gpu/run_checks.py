@@ -47,6 +47,8 @@ def run_one(name: str, kernels_dir: str, out_dir: str, quick: bool, result_path:
     try:
         spec = importlib.util.spec_from_file_location(f"check_{name}", os.path.join(HERE, f"check_{name}.py"))
         module = importlib.util.module_from_spec(spec)
+        # dataclasses (check_conv.py) look their module up in sys.modules while the class is built
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         os.makedirs(out_dir, exist_ok=True)
         result = module.run(kernels_dir, out_dir, quick)
