@@ -565,7 +565,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, kg * ldc);
             new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0, count, o.w,
-                    o.wo + g * kg * depth, kg, c, ldc).run(b);
+                    o.wo + g * kg * depth, depth, 1, kg, c, ldc).run(b);
             scatter(c, ldc, kg, count, g0, grid, o.y, o.yo + g * kg * pq, pq, p.k() * pq, p.q(), 1, o.bias,
                     o.bo + g * kg);
         });
@@ -624,6 +624,7 @@ final class Conv2dCpu implements Conv2dKernels {
         Planes in = Planes.of(o.y, o.yo, p.n(), p.k(), p.p(), p.q(), 1, 1, -rsMin, -csMin, hp, wp);
         int cg = p.cPerGroup();
         int kg = p.kPerGroup();
+        int rs = p.r() * p.s();
         int hw = p.h() * p.w();
         int[][] taps = new int[phases][];
         int[] weightsAt = new int[phases + 1];
@@ -634,7 +635,7 @@ final class Conv2dCpu implements Conv2dKernels {
             Phase f = phase[ph];
             int count = new Grid(f.rows, f.cols, wp).count();
             boolean runs = count > 0 && f.taps() > 0;
-            weightsAt[ph + 1] = weightsAt[ph] + (runs ? p.c() * kg * f.taps() : 0);
+            weightsAt[ph + 1] = weightsAt[ph] + (runs && f.taps() > 1 ? p.c() * kg * f.taps() : 0);
             if (runs) {
                 taps[ph] = phaseTaps(f, kg, in, rsMin, csMin);
                 int total = p.n() * count;
@@ -645,7 +646,7 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         float[] weights = Workspace.floats(SLOT_WEIGHTS, Math.max(1, weightsAt[phases]));
         for (int ph = 0; ph < phases; ph++) {
-            if (taps[ph] != null) {
+            if (taps[ph] != null && phase[ph].taps() > 1) {
                 packDataWeights(o, phase[ph], weights, weightsAt[ph]);
             }
         }
@@ -665,8 +666,13 @@ final class Conv2dCpu implements Conv2dKernels {
             int depth = taps[ph].length;
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, cg * ldc);
-            new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
-                    weightsAt[ph] + g * cg * depth, cg, c, ldc).run(b);
+            FlatProduct gemm = f.taps() == 1
+                    // one tap: A[c][k] = w[g·Kg + k][c][tap], read in place
+                    ? new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, o.w,
+                            o.wo + g * kg * cg * rs + f.tapR[0] * p.s() + f.tapS[0], rs, cg * rs, cg, c, ldc)
+                    : new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
+                            weightsAt[ph] + g * cg * depth, depth, 1, cg, c, ldc);
+            gemm.run(b);
             scatter(c, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w() + f.pw, hw, p.c() * hw,
                     sh * p.w(), sw, null, 0);
         });
@@ -763,27 +769,36 @@ final class Conv2dCpu implements Conv2dKernels {
             new FlatFilter(o, in, taps, n, g, t0, t1 - t0, partials, base + g * groupStride, kgPad).run(b);
             o.sumBias(n, g, t0, t1 - t0, partials, base + biasAt);
         });
-        int k = p.k();
-        int outWorkers = Parallel.workers(k, (double) k * filter * workers, 1 << 16);
-        Parallel.run(k, outWorkers, (worker, ch) -> {
-            int g = ch / kg;
-            int from = g * groupStride + ch % kg;
-            int dst = o.wo + ch * filter;
-            for (int i = 0; i < filter; i++) {
-                float sum = 0f;
-                for (int wk = 0; wk < workers; wk++) {
-                    sum += partials[wk * stride + from + i * kgPad];
+        // dw[g·Kg + k][i] = Σ_workers dwᵀ partial[g][i][k], transposed in blocks of 64 filter entries (each
+        // partial line read once, dw written in runs); db from the bias partials
+        int iBlocks = (filter + 63) / 64;
+        int outTasks = p.groups() * iBlocks;
+        int outWorkers = Parallel.workers(outTasks, (double) p.k() * filter * workers, 1 << 16);
+        Parallel.run(outTasks, outWorkers, (worker, task) -> {
+            int g = task / iBlocks;
+            int i0 = (task % iBlocks) * 64;
+            int i1 = Math.min(filter, i0 + 64);
+            for (int kk = 0; kk < kg; kk++) {
+                int dst = o.wo + (g * kg + kk) * filter;
+                int from = g * groupStride + kk;
+                for (int i = i0; i < i1; i++) {
+                    float sum = 0f;
+                    for (int wk = 0; wk < workers; wk++) {
+                        sum += partials[wk * stride + from + i * kgPad];
+                    }
+                    o.w[dst + i] = sum;
                 }
-                o.w[dst + i] = sum;
             }
-            if (o.bias != null) {
+        });
+        if (o.bias != null) {
+            for (int ch = 0; ch < p.k(); ch++) {
                 float sum = 0f;
                 for (int wk = 0; wk < workers; wk++) {
                     sum += partials[wk * stride + biasAt + ch];
                 }
                 o.bias[o.bo + ch] = sum;
             }
-        });
+        }
     }
 
     /**
@@ -922,7 +937,7 @@ final class Conv2dCpu implements Conv2dKernels {
         private final int g0;
 
         FlatProduct(Conv2dProblem p, Planes in, int[] taps, int channel0, Grid grid, int g0, int count, float[] a,
-                    int aBase, int m, float[] c, int ldc) {
+                    int aBase, int ars, int aks, int m, float[] c, int ldc) {
             super(p);
             this.in = in;
             this.taps = taps;
@@ -934,8 +949,8 @@ final class Conv2dCpu implements Conv2dKernels {
             this.depth = taps.length;
             this.aArray = a;
             this.aBase = aBase;
-            this.ars = depth;
-            this.aks = 1;
+            this.ars = ars;
+            this.aks = aks;
             this.c = c;
             this.ldc = ldc;
             this.linearC = true;
@@ -980,6 +995,8 @@ final class Conv2dCpu implements Conv2dKernels {
                         int biasOff) {
         int perImage = grid.count();
         int wp = grid.wp();
+        // without gap positions, consecutive rows of the grid are consecutive in the output too: one run per image
+        boolean rowsJoin = wp == grid.cols() && rowStride == grid.cols() * colStride;
         int j = 0;
         while (j < count) {
             int g = g0 + j;
@@ -987,8 +1004,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int f = g - img * perImage;
             int pp = f / wp;
             int q = f - pp * wp;
-            int run = Math.min(Math.min(wp - q, perImage - f), count - j);
-            int valid = Math.min(run, grid.cols() - q);
+            int run = Math.min(Math.min(rowsJoin ? perImage - f : wp - q, perImage - f), count - j);
+            int valid = rowsJoin ? run : Math.min(run, grid.cols() - q);
             if (valid > 0) {
                 int dst = base + img * imageStride + pp * rowStride + q * colStride;
                 for (int i = 0; i < m; i++) {
@@ -1042,6 +1059,13 @@ final class Conv2dCpu implements Conv2dKernels {
             this.n = kg;
             this.depth = count;
             this.accumulate = true;
+            if (in.wp == p.q() && evenlySpaced(taps)) {
+                // 1×1 filters without gap positions: A's rows are runs of one stride apart, read in place
+                this.aArray = in.data;
+                this.aBase = planes + taps[0] + t0;
+                this.ars = taps.length > 1 ? taps[1] - taps[0] : 0;
+                this.aks = 1;
+            }
             this.c = partial;
             this.cBase = at;
             this.ldc = ldc;
@@ -1086,6 +1110,15 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
         }
+    }
+
+    private static boolean evenlySpaced(int[] t) {
+        for (int i = 2; i < t.length; i++) {
+            if (t[i] - t[i - 1] != t[1] - t[0]) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Copies {@code len} floats from {@code src[from...]} to columns {@code [j, j + len)} of panel row {@code kk}. */
