@@ -226,7 +226,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int t1 = (int) ((long) pixels * (chunk + 1) / chunks);
             int base = worker * stride;
             new FilterNhwc(o, n, g, t0, t1 - t0, partials, base).run(blocking);
-            o.sumBias(n, g, t0, t1 - t0, partials, base + wSize);
+            o.sumBias(n, g, 0, p.kPerGroup(), t0, t1 - t0, partials, base + wSize);
         });
         int outBlocks = Math.max(1, Math.min(workers * 4, stride / 4096));
         Parallel.run(outBlocks, workers, (worker, blk) -> {
@@ -303,15 +303,18 @@ final class Conv2dCpu implements Conv2dKernels {
             }
         }
 
-        /** Adds dy of group {@code g} over pixels {@code [t0, t0 + count)} of image {@code n} into {@code db}. */
-        void sumBias(int n, int g, int t0, int count, float[] db, int dbo) {
+        /**
+         * Adds dy of channels {@code [k0, k0 + kn)} of group {@code g} over pixels {@code [t0, t0 + count)} of image
+         * {@code n} into {@code db[dbo + channel]}.
+         */
+        void sumBias(int n, int g, int k0, int kn, int t0, int count, float[] db, int dbo) {
             if (bias == null) {
                 return;
             }
-            int kg = p.kPerGroup();
+            int first = g * p.kPerGroup() + k0;
             int pq = p.p() * p.q();
             if (nchw) {
-                for (int k = g * kg; k < (g + 1) * kg; k++) {
+                for (int k = first; k < first + kn; k++) {
                     int at = yo + (n * p.k() + k) * pq + t0;
                     float s = 0f;
                     for (int t = 0; t < count; t++) {
@@ -321,9 +324,9 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             } else {
                 for (int t = 0; t < count; t++) {
-                    int at = yo + (n * pq + t0 + t) * p.k() + g * kg;
-                    for (int k = 0; k < kg; k++) {
-                        db[dbo + g * kg + k] += y[at + k];
+                    int at = yo + (n * pq + t0 + t) * p.k() + first;
+                    for (int k = 0; k < kn; k++) {
+                        db[dbo + first + k] += y[at + k];
                     }
                 }
             }
@@ -624,7 +627,6 @@ final class Conv2dCpu implements Conv2dKernels {
         Planes in = Planes.of(o.y, o.yo, p.n(), p.k(), p.p(), p.q(), 1, 1, -rsMin, -csMin, hp, wp);
         int cg = p.cPerGroup();
         int kg = p.kPerGroup();
-        int rs = p.r() * p.s();
         int hw = p.h() * p.w();
         int[][] taps = new int[phases][];
         int[] weightsAt = new int[phases + 1];
@@ -635,7 +637,7 @@ final class Conv2dCpu implements Conv2dKernels {
             Phase f = phase[ph];
             int count = new Grid(f.rows, f.cols, wp).count();
             boolean runs = count > 0 && f.taps() > 0;
-            weightsAt[ph + 1] = weightsAt[ph] + (runs && f.taps() > 1 ? p.c() * kg * f.taps() : 0);
+            weightsAt[ph + 1] = weightsAt[ph] + (runs ? p.c() * kg * f.taps() : 0);
             if (runs) {
                 taps[ph] = phaseTaps(f, kg, in, rsMin, csMin);
                 int total = p.n() * count;
@@ -646,7 +648,7 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         float[] weights = Workspace.floats(SLOT_WEIGHTS, Math.max(1, weightsAt[phases]));
         for (int ph = 0; ph < phases; ph++) {
-            if (taps[ph] != null && phase[ph].taps() > 1) {
+            if (taps[ph] != null) {
                 packDataWeights(o, phase[ph], weights, weightsAt[ph]);
             }
         }
@@ -666,13 +668,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int depth = taps[ph].length;
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, cg * ldc);
-            FlatProduct gemm = f.taps() == 1
-                    // one tap: A[c][k] = w[g·Kg + k][c][tap], read in place
-                    ? new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, o.w,
-                            o.wo + g * kg * cg * rs + f.tapR[0] * p.s() + f.tapS[0], rs, cg * rs, cg, c, ldc)
-                    : new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
-                            weightsAt[ph] + g * cg * depth, depth, 1, cg, c, ldc);
-            gemm.run(b);
+            new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
+                    weightsAt[ph] + g * cg * depth, depth, 1, cg, c, ldc).run(b);
             scatter(c, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w() + f.pw, hw, p.c() * hw,
                     sh * p.w(), sw, null, 0);
         });
@@ -694,7 +691,9 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Writes a phase's A matrices, one per group, at {@code dst[at + (g·Cg + c)·depth + kd]} with
-     * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}.
+     * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}: a transposition, done in tiles of 16 channels × 16 filters so
+     * that the lines read and written stay in L1 (rows of a power-of-two length would otherwise collide in its
+     * sets), and spread over the pool.
      */
     private static void packDataWeights(Operands o, Phase f, float[] dst, int at) {
         Conv2dProblem p = o.p;
@@ -704,17 +703,30 @@ final class Conv2dCpu implements Conv2dKernels {
         int taps = f.taps();
         int depth = kg * taps;
         int rs = p.r() * p.s();
-        for (int g = 0; g < p.groups(); g++) {
-            for (int ch = 0; ch < cg; ch++) {
-                int row = at + (g * cg + ch) * depth;
-                for (int k = 0; k < kg; k++) {
-                    int src = o.wo + ((g * kg + k) * cg + ch) * rs;
-                    for (int tap = 0; tap < taps; tap++) {
-                        dst[row + k * taps + tap] = o.w[src + f.tapR[tap / ns] * p.s() + f.tapS[tap % ns]];
+        int[] tap = new int[taps];
+        for (int t = 0; t < taps; t++) {
+            tap[t] = f.tapR[t / ns] * p.s() + f.tapS[t % ns];
+        }
+        int blocks = (cg + 15) / 16;
+        int tasks = p.groups() * blocks;
+        int workers = Parallel.workers(tasks, (double) p.c() * depth, 1 << 16);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int g = task / blocks;
+            int c0 = (task % blocks) * 16;
+            int c1 = Math.min(cg, c0 + 16);
+            for (int k0 = 0; k0 < kg; k0 += 16) {
+                int k1 = Math.min(kg, k0 + 16);
+                for (int ch = c0; ch < c1; ch++) {
+                    int row = at + (g * cg + ch) * depth;
+                    for (int k = k0; k < k1; k++) {
+                        int from = o.wo + ((g * kg + k) * cg + ch) * rs;
+                        for (int t = 0; t < taps; t++) {
+                            dst[row + k * taps + t] = o.w[from + tap[t]];
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     /** Zeros the dx pixels of the phases that no filter tap reaches (a stride larger than the filter's reach). */
@@ -753,27 +765,53 @@ final class Conv2dCpu implements Conv2dKernels {
         int stride = biasAt + p.k();
         Planes in = p.n() == 0 || pq == 0 ? null : Planes.input(o);
         int[] taps = in == null ? null : in.taps(p);
-        int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
-                (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
-        int tasks = p.n() * p.groups() * chunks;
-        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-        float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
-        Arrays.fill(partials, 0, workers * stride, 0f);
-        Parallel.run(tasks, workers, (worker, task) -> {
-            int chunk = task % chunks;
-            int g = (task / chunks) % p.groups();
-            int n = task / chunks / p.groups();
-            int t0 = (int) ((long) pq * chunk / chunks);
-            int t1 = (int) ((long) pq * (chunk + 1) / chunks);
-            int base = worker * stride;
-            new FlatFilter(o, in, taps, n, g, t0, t1 - t0, partials, base + g * groupStride, kgPad).run(b);
-            o.sumBias(n, g, t0, t1 - t0, partials, base + biasAt);
-        });
+        int workers;
+        float[] partials;
+        if (in != null && in.wp == p.q() && evenlySpaced(taps)) {
+            // A (x) is read in place (1×1 filters), so nothing is packed twice if tasks split the output columns
+            // (panels of dy channels) and each reduces over every pixel: no partials, the C block stays in L2
+            int panels = kgPad / NR;
+            int tasks = p.groups() * panels;
+            int parallel = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            workers = 1;
+            partials = Workspace.floats(SLOT_PARTIALS, stride);
+            Arrays.fill(partials, 0, stride, 0f);
+            Parallel.run(tasks, parallel, (worker, task) -> {
+                int g = task / panels;
+                int col0 = (task % panels) * NR;
+                int cols = Math.min(NR, kg - col0);
+                for (int n = 0; n < p.n(); n++) {
+                    new FlatFilter(o, in, taps, n, g, 0, pq, col0, cols, partials, g * groupStride + col0, kgPad)
+                            .run(b);
+                    o.sumBias(n, g, col0, cols, 0, pq, partials, biasAt);
+                }
+            });
+        } else {
+            // split the pixels of every image into chunks; each worker adds into its own dwᵀ partial
+            int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
+                    (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
+            int tasks = p.n() * p.groups() * chunks;
+            workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
+            Arrays.fill(partials, 0, workers * stride, 0f);
+            float[] part = partials;
+            Parallel.run(tasks, workers, (worker, task) -> {
+                int chunk = task % chunks;
+                int g = (task / chunks) % p.groups();
+                int n = task / chunks / p.groups();
+                int t0 = (int) ((long) pq * chunk / chunks);
+                int t1 = (int) ((long) pq * (chunk + 1) / chunks);
+                int base = worker * stride;
+                new FlatFilter(o, in, taps, n, g, t0, t1 - t0, 0, kg, part, base + g * groupStride, kgPad).run(b);
+                o.sumBias(n, g, 0, kg, t0, t1 - t0, part, base + biasAt);
+            });
+        }
+        int parts = workers;
         // dw[g·Kg + k][i] = Σ_workers dwᵀ partial[g][i][k], transposed in blocks of 64 filter entries (each
         // partial line read once, dw written in runs); db from the bias partials
         int iBlocks = (filter + 63) / 64;
         int outTasks = p.groups() * iBlocks;
-        int outWorkers = Parallel.workers(outTasks, (double) p.k() * filter * workers, 1 << 16);
+        int outWorkers = Parallel.workers(outTasks, (double) p.k() * filter * parts, 1 << 16);
         Parallel.run(outTasks, outWorkers, (worker, task) -> {
             int g = task / iBlocks;
             int i0 = (task % iBlocks) * 64;
@@ -783,7 +821,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 int from = g * groupStride + kk;
                 for (int i = i0; i < i1; i++) {
                     float sum = 0f;
-                    for (int wk = 0; wk < workers; wk++) {
+                    for (int wk = 0; wk < parts; wk++) {
                         sum += partials[wk * stride + from + i * kgPad];
                     }
                     o.w[dst + i] = sum;
@@ -793,7 +831,7 @@ final class Conv2dCpu implements Conv2dKernels {
         if (o.bias != null) {
             for (int ch = 0; ch < p.k(); ch++) {
                 float sum = 0f;
-                for (int wk = 0; wk < workers; wk++) {
+                for (int wk = 0; wk < parts; wk++) {
                     sum += partials[wk * stride + biasAt + ch];
                 }
                 o.bias[o.bo + ch] = sum;
@@ -1033,7 +1071,8 @@ final class Conv2dCpu implements Conv2dKernels {
     }
 
     /**
-     * Backward-filter, NCHW, over pixels {@code [t0, t0 + count)} of one image and group:
+     * Backward-filter, NCHW, over pixels {@code [t0, t0 + count)} of one image and group, for dy channels
+     * {@code [col0, col0 + cols)} of the group:
      * {@code dwᵀ[(c,r,s)][k] += Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)] · dy[k][pixel]}. A's rows are
      * runs of the planes (copied per output row), B is dy transposed, C this worker's dwᵀ partial, whole panels
      * wide.
@@ -1046,17 +1085,17 @@ final class Conv2dCpu implements Conv2dKernels {
         private final int dyPlane0;
         private final int t0;
 
-        FlatFilter(Operands o, Planes in, int[] taps, int image, int g, int t0, int count, float[] partial, int at,
-                   int ldc) {
+        FlatFilter(Operands o, Planes in, int[] taps, int image, int g, int t0, int count, int col0, int cols,
+                   float[] partial, int at, int ldc) {
             super(o.p);
             this.in = in;
             this.taps = taps;
             int kg = p.kPerGroup();
             this.planes = in.image(image) + g * p.cPerGroup() * in.channelStride;
-            this.dyPlane0 = o.yo + (image * p.k() + g * kg) * p.p() * p.q();
+            this.dyPlane0 = o.yo + (image * p.k() + g * kg + col0) * p.p() * p.q();
             this.t0 = t0;
             this.m = taps.length;
-            this.n = kg;
+            this.n = cols;
             this.depth = count;
             this.accumulate = true;
             if (in.wp == p.q() && evenlySpaced(taps)) {
