@@ -18,9 +18,9 @@ their default tuning parameters, and the backward grid uses the same occupancy q
    them (forward reads x, gamma, beta and writes y, mean, rstd; backward reads dy, x, gamma, mean, rstd and
    writes dx, dgamma, dbeta). Targets (issue 4): >= 85% of the copy's GB/s and >= 1.0x torch on
    ln-16k-4k and ln-64k-1k, bf16 and fp32.
-3. (not with quick) a sweep of the tuning parameters on the benchmark shapes, each configuration checked
-   against the float64 reference before it is timed, and the portable dialect twin (dialect_layernorm_*,
-   kernels-opencl's layernorm.cl compiled through kernels4j.h) checked and timed forward.
+3. a sweep of the tuning parameters on the target problems (quick: only the backward's row-group sizes), each
+   configuration checked against the float64 reference before it is timed, and the portable dialect twin
+   (dialect_layernorm_*, kernels-opencl's layernorm.cl compiled through kernels4j.h) checked and timed forward.
 
 The partial result is rewritten to <out_dir>/layernorm_partial.json after every phase, so a kernel fault
 (which ends the process) leaves what was measured before it.
@@ -31,6 +31,7 @@ Stand-alone: python3 bench/gpu/check_layernorm.py --kernels-dir <dir> [--out <di
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -52,7 +53,6 @@ EPS = 1e-5
 FWD_VECS, FWD_BLOCK = 4, 256
 BWD_ROW_MAX, BWD_BLOCK, BWD_PER_SM = 512, 256, 8
 ANY_ELEMENTS_PER_THREAD = 8
-BACKWARD_MAX_BLOCK = 512
 PARAM_ROWS, FIN_ROWS = 8, 16
 
 # shared/benchmark-shapes.md, GPU set
@@ -107,17 +107,36 @@ def forward_shape(cols, dt, aligned, vecs=FWD_VECS, block=FWD_BLOCK):
     return f"ln_fwd_any_{SUFFIX[dt]}", 0, tr, max(1, block // tr)
 
 
-def backward_shape(cols, dt, aligned, row_max=BWD_ROW_MAX, block=BWD_BLOCK):
-    """The dx kernel's launch shape, as LayerNormCuda.backwardShape."""
+def backward_max_threads(vecs: int) -> int:
+    """LayerNormCuda.backwardMaxThreads: the __launch_bounds__ of ln_bwd_v<vecs>."""
+    return 1024 if vecs == 1 else 512
+
+
+def backward_shared_bytes(shape, cols) -> int:
+    """LayerNormCuda.backwardSharedBytes: the dgamma and dbeta sums of every row-group of a block."""
+    return 2 * shape[3] * cols * 4
+
+
+@functools.lru_cache(maxsize=None)
+def shared_limit() -> int:
+    """The device's opt-in shared memory per block (LayerNormCuda reads it as localMemoryBytes)."""
+    import cupy
+    return int(cupy.cuda.runtime.deviceGetAttribute(cupy.cuda.runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, 0))
+
+
+def backward_shape(cols, dt, aligned, row_max=BWD_ROW_MAX, block=BWD_BLOCK, limit=None):
+    """The dx kernel's launch shape, as LayerNormCuda.backwardShape (limit: shared bytes per block)."""
+    limit = shared_limit() if limit is None else limit
     v = pack(dt)
-    if aligned and cols % v == 0:
+    row_bytes = 2 * cols * 4
+    if aligned and cols % v == 0 and row_bytes <= limit:
         nvec = cols // v
-        max_it = 4 if dt == torch.float32 else 2
         it = 1
-        while it <= max_it:
+        while it <= 4:
+            mx = backward_max_threads(it)
             tr = round32(ceil_div(nvec, it))
-            if tr <= min(row_max, BACKWARD_MAX_BLOCK):
-                return f"ln_bwd_v{it}_{SUFFIX[dt]}", it, tr, max(1, min(block, BACKWARD_MAX_BLOCK) // tr)
+            if tr <= min(row_max, mx):
+                return f"ln_bwd_v{it}_{SUFFIX[dt]}", it, tr, max(1, min(min(block, mx) // tr, limit // row_bytes))
             it *= 2
     tr = any_row_threads(cols)
     return f"ln_bwd_dx_any_{SUFFIX[dt]}", 0, tr, max(1, block // tr)
@@ -148,6 +167,8 @@ class LayerNormKernels:
     def occupancy(self, name, threads, smem) -> int:
         """cuOccupancyMaxActiveBlocksPerMultiprocessor, as the Java side asks it."""
         kern = self.k(name)
+        if smem > 48 * 1024 and kern.max_dynamic_shared_size_bytes < smem:
+            kern.max_dynamic_shared_size_bytes = smem  # the query, like a launch, needs the opt-in
         try:
             import cupy
             n = cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(kern.kernel.ptr, threads, smem)
@@ -177,14 +198,14 @@ class LayerNormKernels:
                 if t is not None:
                     t.zero_()
             return None, 0
-        if shape is None:
-            shape = backward_shape(cols, x.dtype, aligned16(dy, x, g, dx))
-        name, vecs, tr, rpb = shape
         nparams = (dg is not None) + (db is not None)
+        if shape is None:  # without dgamma/dbeta the shared-memory sums are not needed, as in LayerNormCuda
+            shape = backward_shape(cols, x.dtype, aligned16(dy, x, g, dx), limit=None if nparams else 1 << 62)
+        name, vecs, tr, rpb = shape
         rms_flag = h.i32(1 if rms else 0)
         sfx = SUFFIX[x.dtype]
         if vecs > 0:
-            smem = rpb * cols * 4 if rpb > 1 else 0
+            smem = backward_shared_bytes(shape, cols) if nparams else 0
             occ = self.occupancy(name, tr * rpb, smem)
             grid = min(ceil_div(rows, rpb), self.sms * min(occ, per_sm))
             pg, pb = self._partials(parts, nparams, grid, cols, dg, db)
@@ -324,6 +345,16 @@ def check_case(ln, rows, cols, dt, rms, with_g, with_b, gen, fwd_shape=None, bwd
         torch.zeros(cols, dtype=torch.float64, device=h.DEVICE), torch.zeros(cols, dtype=torch.float64, device=h.DEVICE))
     if dt == torch.float32 or rows == 0:
         tdx = tdg = tdb = 1e-5
+        if rows:
+            # dx = rs (g dy - mean(g dy) - xhat mean(g dy xhat)) cancels to O(eps) where the row is short
+            # (RMS norm of one column: dx = rs g dy (1 - xhat^2) = rs g dy eps rs^2), and fp32 rounding of
+            # xhat alone leaves ~1e-7 absolute there, which no relative rule can judge. So fp32 dx also gets
+            # the conformance kit's absolute floor (Accuracy.ABSOLUTE_FLOOR: 1e-5 per element, in norm form
+            # 1e-5 * sqrt(n)), as the Java suite judges the same kernels.
+            # (h.rel_error is absolute where the reference is all zeros, and so is the floor then)
+            ref_norm = torch.linalg.vector_norm(rdx).item()
+            floor = 1e-5 * math.sqrt(rdx.numel())
+            tdx = tdx + floor / ref_norm if ref_norm > 0 else floor
     else:
         pdx, pdg, pdb = plain_backward(dy, x, g, b, rms)
         tdx = h.tolerance(dt, h.rel_error(pdx, rdx))
@@ -355,8 +386,8 @@ def all_fast_shapes(cols, dt):
             s = forward_shape(cols, dt, True, vecs, block)
             if s[1] > 0:
                 fwd.add(s)
-    for row_max in (128, 256, 512):
-        for block in (64, 128, 256, 512):
+    for row_max in (128, 256, 512, 1024):
+        for block in (64, 128, 256, 512, 1024):
             s = backward_shape(cols, dt, True, row_max, block)
             if s[1] > 0:
                 bwd.add(s)
@@ -428,8 +459,9 @@ def time_shape(ln, name, rows, cols, dt, gen, quick):
     return rows_out
 
 
-def sweep_shape(ln, name, rows, cols, dt, gen):
-    """Other tuning values on one benchmark problem, each checked against float64 before it is timed."""
+def sweep_shape(ln, name, rows, cols, dt, gen, quick=False):
+    """Other tuning values on one benchmark problem, each checked against float64 before it is timed
+    (quick: the backward's row-group sizes only, at the default blocks per SM)."""
     out = []
     x = h.randn((rows, cols), dt, gen)
     dy = h.randn((rows, cols), dt, gen)
@@ -441,7 +473,7 @@ def sweep_shape(ln, name, rows, cols, dt, gen):
     rstd = torch.empty(rows, dtype=torch.float32, device=h.DEVICE)
     tol_f = h.tolerance(dt, None if dt == torch.float32 else h.rel_error(plain_forward(x, g, b, False), ref_y))
     seen = set()
-    for vecs in (1, 2, 4, 8):
+    for vecs in (() if quick else (1, 2, 4, 8)):
         for block in (128, 256, 512, 1024):
             s = forward_shape(cols, dt, True, vecs, block)
             if s in seen:
@@ -467,10 +499,10 @@ def sweep_shape(ln, name, rows, cols, dt, gen):
     db = torch.empty(cols, dtype=dt, device=h.DEVICE)
     parts = torch.empty(2 * ln.sms * 16 * cols, dtype=torch.float32, device=h.DEVICE)
     seen = set()
-    for row_max in (128, 256, 512):
-        for block in (128, 256, 512):
+    for row_max in ((256, 512, 1024) if quick else (128, 256, 512, 1024)):
+        for block in ((256, 1024) if quick else (128, 256, 512, 1024)):
             s = backward_shape(cols, dt, True, row_max, block)
-            for per_sm in (1, 2, 4, 8, 16):
+            for per_sm in ((BWD_PER_SM,) if quick else (1, 2, 4, 8, 16)):
                 if (s, per_sm) in seen:
                     continue
                 seen.add((s, per_sm))
@@ -616,18 +648,17 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
         save(f"timing {name}")
     result["occupancy_source"] = ln.occupancy_source
 
-    # 3. tuning sweep and the portable twin
-    if not quick:
-        for name, rows, cols, dts in BENCH:
-            if name not in TARGET_SHAPES:
-                continue
-            for dt in TARGET_DTYPES:
-                result["sweep"].extend(sweep_shape(ln, name, rows, cols, dt, gen))
-                torch.cuda.empty_cache()
-            save(f"sweep {name}")
-        bad = [s for s in result["sweep"] if not s["ok"]]
-        if bad:
-            result["correctness"].append(h.verdict(f"sweep: {len(bad)} configurations wrong, e.g. {bad[0]}", math.inf, 0.0))
+    # 3. tuning sweep (quick: the backward's row-group sizes on the target problems) and the portable twin
+    for name, rows, cols, dts in BENCH:
+        if name not in TARGET_SHAPES:
+            continue
+        for dt in TARGET_DTYPES:
+            result["sweep"].extend(sweep_shape(ln, name, rows, cols, dt, gen, quick))
+            torch.cuda.empty_cache()
+        save(f"sweep {name}")
+    bad = [s for s in result["sweep"] if not s["ok"]]
+    if bad:
+        result["correctness"].append(h.verdict(f"sweep: {len(bad)} configurations wrong, e.g. {bad[0]}", math.inf, 0.0))
     try:
         twin_c, twin_t = dialect_twin(kernels_dir, gen, quick)
         result["dialect_twin"] = twin_t

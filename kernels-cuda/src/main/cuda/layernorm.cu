@@ -136,39 +136,18 @@ __device__ __forceinline__ void ln_fwd_any(const T* __restrict__ x, const T* __r
     }
 }
 
-// Writes one block's partial row part[blockIdx.x * cols + col] from the per-thread accumulators of
-// ln_bwd_vec, first summing the block's row-groups in shared memory when there are several. Called
-// by every thread of the block (it has barriers).
-template <int V, int ITERS>
-__device__ __forceinline__ void ln_write_partial(const float (&acc)[ITERS][V], float* __restrict__ part,
-                                                 float* smem, int nvec, int cols) {
-    const int tx = threadIdx.x;
-    float* dst = blockDim.y == 1 ? part + (long long)blockIdx.x * cols : smem + threadIdx.y * cols;
-#pragma unroll
-    for (int i = 0; i < ITERS; ++i) {
-        const int c = tx + i * blockDim.x;
-        if (c < nvec) {
-#pragma unroll
-            for (int j = 0; j < V; j += 4)
-                *reinterpret_cast<float4*>(dst + c * V + j) =
-                    make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
-        }
-    }
-    if (blockDim.y == 1) return;
-    __syncthreads();
-    const int nthreads = blockDim.x * blockDim.y;
-    for (int e = threadIdx.y * blockDim.x + tx; e < cols; e += nthreads) {
-        float sum = 0.f;
-        for (int r = 0; r < blockDim.y; ++r) sum += smem[r * cols + e];
-        part[(long long)blockIdx.x * cols + e] = sum;
-    }
-    __syncthreads();
-}
-
-// Persistent grid: block b handles rows b*blockDim.y + ty, stepping by gridDim.x*blockDim.y, and keeps
-// the dgamma/dbeta contributions of its columns in registers across those rows. At the end the
-// row-groups of the block are summed in shared memory (dynamic: blockDim.y * cols floats, only when
-// blockDim.y > 1) into one partial row per block: part[blockIdx.x * cols + col].
+// Backward of the fast path. Persistent grid: block b handles rows b*blockDim.y + ty, stepping by
+// gridDim.x*blockDim.y. Two things keep enough bytes in flight to run at copy speed:
+//  - the next row's x, dy, mean and rstd are loaded before the current row is reduced and written, so a
+//    thread always has a row's loads outstanding (without this the loads wait behind every reduction
+//    barrier and dx store, and 16-bit rows ran at ~0.6 of the copy bandwidth);
+//  - the dgamma/dbeta sums of a thread's columns live in shared memory, not registers: they are 2 fp32 per
+//    column, which for 16-bit rows is 4x the registers of the row itself and capped the threads per SM.
+// Each column of a row-group is owned by one thread, so its slots are private (no barrier, no atomics).
+// Dynamic shared memory: blockDim.y row-groups x (dgamma, dbeta) x cols floats when a partial is asked
+// for, none otherwise; element j of a thread's pack c sits at float4 ((j/4) * nvec + c), lane j % 4, so a
+// warp's float4 accesses are contiguous. At the end the row-groups of the block are summed in a fixed
+// order into one partial row per block, part[blockIdx.x * cols + col], which ln_bwd_finalize adds up.
 template <typename T, int ITERS>
 __device__ __forceinline__ void ln_bwd_vec(const T* __restrict__ dy, const T* __restrict__ x,
                                            const T* __restrict__ gamma, const float* __restrict__ mean,
@@ -176,55 +155,100 @@ __device__ __forceinline__ void ln_bwd_vec(const T* __restrict__ dy, const T* __
                                            float* __restrict__ dgamma_part, float* __restrict__ dbeta_part,
                                            int rows, int cols, int rms) {
     constexpr int V = Pack<T>::N;
+    constexpr int Q = V / 4;  // float4 slots per pack
     __shared__ float2 red[2][32];
-    // float4 so that the dynamic region starts 16-byte aligned (ln_write_partial stores float4s)
-    extern __shared__ float4 part_smem4[];
-    float* part_smem = reinterpret_cast<float*>(part_smem4);
+    extern __shared__ float4 acc_smem[];
     const int tx = threadIdx.x;
     const int nvec = cols / V;
     const float inv_cols = 1.f / (float)cols;
+    const bool want_g = dgamma_part != nullptr;
+    const bool want_b = dbeta_part != nullptr;
+    const bool want = want_g || want_b;
+    float4* accg = acc_smem + threadIdx.y * 2 * (cols / 4);
+    float4* accb = accg + cols / 4;
 
-    float dg[ITERS][V], db[ITERS][V];
 #pragma unroll
-    for (int i = 0; i < ITERS; ++i)
+    for (int i = 0; i < ITERS; ++i) {
+        const int c = tx + i * blockDim.x;
+        if (want && c < nvec) {
 #pragma unroll
-        for (int j = 0; j < V; ++j) dg[i][j] = db[i][j] = 0.f;
+            for (int q = 0; q < Q; ++q) {
+                accg[q * nvec + c] = make_float4(0.f, 0.f, 0.f, 0.f);
+                accb[q * nvec + c] = make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+        }
+    }
 
-    int parity = 0;
-    for (long long first = (long long)blockIdx.x * blockDim.y; first < rows;
-         first += (long long)gridDim.x * blockDim.y, parity ^= 1) {
-        const long long row = first + threadIdx.y;
+    const long long step = (long long)gridDim.x * blockDim.y;
+    Pack<T> xv[ITERS], dyv[ITERS];
+    float mu, rs;
+    auto load_row = [&](long long row, Pack<T>(&xr)[ITERS], Pack<T>(&dyr)[ITERS], float& m, float& r) {
         const bool active = row < rows;
         const long long base = (active ? row : 0) * (long long)cols;
-        Pack<T> xv[ITERS], dyv[ITERS], gv[ITERS];
 #pragma unroll
         for (int i = 0; i < ITERS; ++i) {
             const int c = tx + i * blockDim.x;
             if (active && c < nvec) {
-                xv[i] = load_pack(x + base + (long long)c * V);
-                dyv[i] = load_pack(dy + base + (long long)c * V);
-                if (gamma != nullptr) gv[i] = load_pack(gamma + c * V);
+                xr[i] = load_pack(x + base + (long long)c * V);
+                dyr[i] = load_pack(dy + base + (long long)c * V);
             } else {
-                xv[i].zero();
-                dyv[i].zero();
+                xr[i].zero();
+                dyr[i].zero();
             }
         }
-        const float mu = (active && !rms) ? mean[row] : 0.f;
-        const float rs = active ? rstd[row] : 0.f;
+        m = (active && !rms) ? __ldg(mean + row) : 0.f;
+        r = active ? __ldg(rstd + row) : 0.f;
+    };
+    load_row((long long)blockIdx.x * blockDim.y + threadIdx.y, xv, dyv, mu, rs);
+
+    int parity = 0;
+    for (long long first = (long long)blockIdx.x * blockDim.y; first < rows; first += step, parity ^= 1) {
+        const long long row = first + threadIdx.y;
+        const bool active = row < rows;
+        Pack<T> xn[ITERS], dyn[ITERS];
+        float mun, rsn;
+        load_row(row + step, xn, dyn, mun, rsn);
 
         float s1 = 0.f, s2 = 0.f;
 #pragma unroll
         for (int i = 0; i < ITERS; ++i) {
-            if (active && tx + i * blockDim.x < nvec) {
+            const int c = tx + i * blockDim.x;
+            if (active && c < nvec) {
+                // gamma is read again in each pass (from L1) rather than held: registers are what limits
+                // the threads per SM here
+                Pack<T> gv;
+                if (gamma != nullptr) gv = load_pack(gamma + c * V);
+                float dg[V];
 #pragma unroll
                 for (int j = 0; j < V; ++j) {
                     const float d = dyv[i].get(j);
                     const float xh = (xv[i].get(j) - mu) * rs;
-                    const float gdy = gamma != nullptr ? gv[i].get(j) * d : d;
+                    const float gdy = gamma != nullptr ? gv.get(j) * d : d;
                     s1 += gdy;
                     s2 = fmaf(gdy, xh, s2);
-                    dg[i][j] = fmaf(d, xh, dg[i][j]);
-                    db[i][j] += d;
+                    dg[j] = d * xh;
+                }
+                if (want_g) {
+#pragma unroll
+                    for (int q = 0; q < Q; ++q) {
+                        float4 a = accg[q * nvec + c];
+                        a.x += dg[4 * q];
+                        a.y += dg[4 * q + 1];
+                        a.z += dg[4 * q + 2];
+                        a.w += dg[4 * q + 3];
+                        accg[q * nvec + c] = a;
+                    }
+                }
+                if (want_b) {
+#pragma unroll
+                    for (int q = 0; q < Q; ++q) {
+                        float4 a = accb[q * nvec + c];
+                        a.x += dyv[i].get(4 * q);
+                        a.y += dyv[i].get(4 * q + 1);
+                        a.z += dyv[i].get(4 * q + 2);
+                        a.w += dyv[i].get(4 * q + 3);
+                        accb[q * nvec + c] = a;
+                    }
                 }
             }
         }
@@ -232,26 +256,50 @@ __device__ __forceinline__ void ln_bwd_vec(const T* __restrict__ dy, const T* __
         const float a = rms ? 0.f : s.x * inv_cols;
         const float b = s.y * inv_cols;
         if (active) {
+            const long long base = row * (long long)cols;
 #pragma unroll
             for (int i = 0; i < ITERS; ++i) {
                 const int c = tx + i * blockDim.x;
                 if (c < nvec) {
+                    Pack<T> gv;
+                    if (gamma != nullptr) gv = load_pack(gamma + c * V);
                     Pack<T> out;
 #pragma unroll
                     for (int j = 0; j < V; ++j) {
                         const float d = dyv[i].get(j);
                         const float xh = (xv[i].get(j) - mu) * rs;
-                        const float gdy = gamma != nullptr ? gv[i].get(j) * d : d;
+                        const float gdy = gamma != nullptr ? gv.get(j) * d : d;
                         out.set(j, rs * (gdy - a - xh * b));
                     }
                     store_pack(dx + base + (long long)c * V, out);
                 }
             }
         }
+#pragma unroll
+        for (int i = 0; i < ITERS; ++i) {
+            xv[i] = xn[i];
+            dyv[i] = dyn[i];
+        }
+        mu = mun;
+        rs = rsn;
     }
 
-    if (dgamma_part != nullptr) ln_write_partial<V, ITERS>(dg, dgamma_part, part_smem, nvec, cols);
-    if (dbeta_part != nullptr) ln_write_partial<V, ITERS>(db, dbeta_part, part_smem, nvec, cols);
+    if (!want) return;
+    __syncthreads();
+    const float* accf = reinterpret_cast<const float*>(acc_smem);
+    const int nthreads = blockDim.x * blockDim.y;
+    for (int e = threadIdx.y * blockDim.x + tx; e < cols; e += nthreads) {
+        const int c = e / V;
+        const int j = e - c * V;
+        const int at = ((j >> 2) * nvec + c) * 4 + (j & 3);
+        float g = 0.f, bsum = 0.f;
+        for (int r = 0; r < (int)blockDim.y; ++r) {
+            g += accf[r * 2 * cols + at];
+            bsum += accf[r * 2 * cols + cols + at];
+        }
+        if (want_g) dgamma_part[(long long)blockIdx.x * cols + e] = g;
+        if (want_b) dbeta_part[(long long)blockIdx.x * cols + e] = bsum;
+    }
 }
 
 template <typename T>
@@ -360,10 +408,12 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
         k4j::ln_fwd_vec<T, ITERS>(x, gamma, beta, y, mean, rstd, rows, cols, eps, rms);               \
     }
 
-// MIN_BLOCKS 2 caps registers at 64 (two 512-thread blocks per SM): enough for up to 8 columns per
-// thread without spilling; 16 columns per thread need more (MIN_BLOCKS 1).
-#define K4J_LN_BWD_VEC(T, SUFFIX, ITERS, MIN_BLOCKS)                                                  \
-    extern "C" __global__ void __launch_bounds__(512, MIN_BLOCKS)                                     \
+// MAX_THREADS is the largest block the launcher gives the kernel (LayerNormCuda.backwardMaxThreads).
+// 64 registers hold one 16-byte pack of x and dy per thread plus the next row's, and two fp32 packs: those
+// kernels are bounded so (MAX_THREADS * MIN_BLOCKS = 1024), so that an SM holds 1024 threads. Two 16-bit
+// packs and four packs of any type need up to 128 (an SM then holds 512 threads of twice the bytes).
+#define K4J_LN_BWD_VEC(T, SUFFIX, ITERS, MAX_THREADS, MIN_BLOCKS)                                     \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)                             \
         ln_bwd_v##ITERS##_##SUFFIX(const T* dy, const T* x, const T* gamma, const float* mean,        \
                                    const float* rstd, T* dx, float* dgamma_part, float* dbeta_part,   \
                                    int rows, int cols, int rms) {                                     \
@@ -376,8 +426,9 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
     K4J_LN_FWD_VEC(T, SUFFIX, 2)                                                                      \
     K4J_LN_FWD_VEC(T, SUFFIX, 4)                                                                      \
     K4J_LN_FWD_VEC(T, SUFFIX, 8)                                                                      \
-    K4J_LN_BWD_VEC(T, SUFFIX, 1, 2)                                                                   \
-    K4J_LN_BWD_VEC(T, SUFFIX, 2, (sizeof(T) == 4 ? 2 : 1))                                            \
+    K4J_LN_BWD_VEC(T, SUFFIX, 1, 1024, 1)                                                             \
+    K4J_LN_BWD_VEC(T, SUFFIX, 2, 512, (sizeof(T) == 4 ? 2 : 1))                                       \
+    K4J_LN_BWD_VEC(T, SUFFIX, 4, 512, 1)                                                              \
     extern "C" __global__ void __launch_bounds__(1024, 1)                                             \
         ln_fwd_any_##SUFFIX(const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd, \
                             int rows, int cols, float eps, int rms) {                                 \
@@ -401,8 +452,5 @@ __device__ __forceinline__ void ln_bwd_finalize(const float* __restrict__ dgamma
     }
 
 K4J_LN_ALL(float, f32)
-// fp32 only: 16 columns per thread. A 16-bit row with ITERS = 4 would hold 32 columns per thread, whose
-// 64 fp32 dgamma/dbeta accumulators spill at 512 threads; such rows take ITERS <= 2 with more threads.
-K4J_LN_BWD_VEC(float, f32, 4, 1)
 K4J_LN_ALL(__half, f16)
 K4J_LN_ALL(__nv_bfloat16, bf16)

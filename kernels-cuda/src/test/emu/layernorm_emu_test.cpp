@@ -208,10 +208,10 @@ const Kernels<float> K32 = {{ln_fwd_v1_f32, ln_fwd_v2_f32, ln_fwd_v4_f32, ln_fwd
                             {ln_bwd_v1_f32, ln_bwd_v2_f32, ln_bwd_v4_f32}, ln_bwd_dx_any_f32,
                             ln_bwd_params_any_f32, ln_bwd_finalize_f32};
 const Kernels<__half> K16 = {{ln_fwd_v1_f16, ln_fwd_v2_f16, ln_fwd_v4_f16, ln_fwd_v8_f16}, ln_fwd_any_f16,
-                             {ln_bwd_v1_f16, ln_bwd_v2_f16, nullptr}, ln_bwd_dx_any_f16,
+                             {ln_bwd_v1_f16, ln_bwd_v2_f16, ln_bwd_v4_f16}, ln_bwd_dx_any_f16,
                              ln_bwd_params_any_f16, ln_bwd_finalize_f16};
 const Kernels<__nv_bfloat16> KB16 = {{ln_fwd_v1_bf16, ln_fwd_v2_bf16, ln_fwd_v4_bf16, ln_fwd_v8_bf16},
-                                     ln_fwd_any_bf16, {ln_bwd_v1_bf16, ln_bwd_v2_bf16, nullptr},
+                                     ln_fwd_any_bf16, {ln_bwd_v1_bf16, ln_bwd_v2_bf16, ln_bwd_v4_bf16},
                                      ln_bwd_dx_any_bf16, ln_bwd_params_any_bf16, ln_bwd_finalize_bf16};
 
 template <typename T>
@@ -224,7 +224,8 @@ void check_backward_vec(const char* kernel,
     auto dx = poisoned<T>((size_t)p.rows * p.cols);
     std::vector<float> pg((size_t)grid * p.cols, NAN), pb((size_t)grid * p.cols, NAN);
     auto dg = poisoned<T>(p.cols), db = poisoned<T>(p.cols);
-    const size_t smem = block.y > 1 ? (size_t)block.y * p.cols * sizeof(float) : 0;
+    // the dgamma and dbeta sums of every row-group, as LayerNormCuda sizes it
+    const size_t smem = want_dg || want_db ? 2 * (size_t)block.y * p.cols * sizeof(float) : 0;
     const T* gp = p.gamma ? d.g.data() : nullptr;
     emu::launch(dim3(grid), block, smem, [&] {
         fn(d.dy.data(), d.x.data(), gp, p.rms ? nullptr : mean.data(), rstd.data(), dx.data(),
@@ -299,13 +300,17 @@ void check_all(const Kernels<T>& k, const Problem& p) {
         check_forward<T>(names[ii], k.fwd_v[ii], p, d, dim3(tr, 1));
         if (tr * 2 <= 1024) check_forward<T>(names[ii], k.fwd_v[ii], p, d, dim3(tr, 2));
         if (tr + 32 <= 256) check_forward<T>(names[ii], k.fwd_v[ii], p, d, dim3(tr + 32, 3));
-        if (ii < 3 && k.bwd_v[ii] != nullptr && tr <= 512) {
+        // the backward kernels' largest blocks (LayerNormCuda.backwardMaxThreads)
+        const int bwd_max = ii == 0 ? 1024 : 512;
+        if (ii < 3 && tr <= bwd_max) {
             const char* bn[] = {"bwd_v1", "bwd_v2", "bwd_v4"};
-            // one block for all rows (several loop trips), and a grid that leaves blocks idle
+            // one block for all rows (several loop trips, each prefetching the next), a grid whose blocks
+            // take 0 to 2 rows, and one that leaves blocks idle; dgamma alone, dbeta alone, neither
             check_backward_vec<T>(bn[ii], k.bwd_v[ii], k, p, d, dim3(tr, 1), 1, true, true);
-            if (tr * 3 <= 512)
+            if (tr * 3 <= bwd_max)
                 check_backward_vec<T>(bn[ii], k.bwd_v[ii], k, p, d, dim3(tr, 3), std::max(1, p.rows / 5), true,
                                       p.beta);
+            check_backward_vec<T>(bn[ii], k.bwd_v[ii], k, p, d, dim3(tr, 1), (p.rows + 1) / 2, !p.gamma, p.gamma);
             check_backward_vec<T>(bn[ii], k.bwd_v[ii], k, p, d, dim3(tr, 1), p.rows + 2, false, false);
         }
     }

@@ -112,6 +112,8 @@ final class CudaKernels {
     int maxActiveBlocksPerSm(String kernel, int blockThreads, int sharedBytes) {
         Function f = function(kernel);
         device.makeCurrent();
+        // the occupancy query counts a function as unable to run with more than the shared memory it is opted into
+        optInSharedMemory(f, sharedBytes);
         return device.driver().occupancyMaxActiveBlocksPerMultiprocessor(f.handle(), blockThreads, sharedBytes);
     }
 

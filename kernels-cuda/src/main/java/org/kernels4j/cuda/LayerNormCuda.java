@@ -21,8 +21,9 @@ import org.kernels4j.tuning.TuningSpace;
  * ({@code *_v<N>}) hold each thread's N 16-byte packs of the row in registers, so x (and dy) are read once;
  * they need the row length to be a multiple of the pack (4 fp32 or 8 fp16/bf16 elements) and 16-byte aligned
  * tensors. Other rows, and rows too long for the registers, take the {@code *_any} kernels (scalar loads,
- * two passes over the row). Backward writes dx in one pass and sums dgamma/dbeta into fp32 partial rows per
- * block, which a finalize kernel adds up in a fixed order (deterministic). Zero rows launch nothing (the
+ * two passes over the row). Backward writes dx in one pass over a persistent grid (each row-group loads its
+ * next row while it finishes the current one) and sums dgamma/dbeta in shared memory into fp32 partial rows
+ * per block, which a finalize kernel adds up in a fixed order (deterministic). Zero rows launch nothing (the
  * parameter gradients, being empty sums, are set to zero).
  */
 final class LayerNormCuda implements LayerNormKernels {
@@ -53,16 +54,14 @@ final class LayerNormCuda implements LayerNormKernels {
             .builder("cuda.layernorm.backward", LayerNormProblem.class)
             .source(PTX)
             .sourceOf(LayerNormCuda.class)
-            .parameter("ROW_THREADS_MAX", 512, 128, 256, 512)
-            .parameter("BLOCK_THREADS", 256, 64, 128, 256, 512)
+            .parameter("ROW_THREADS_MAX", 512, 128, 256, 512, 1024)
+            .parameter("BLOCK_THREADS", 256, 64, 128, 256, 512, 1024)
             .parameter("BLOCKS_PER_SM", 8, 1, 2, 4, 8, 16)
             .bucket(p -> "c" + ShapeBuckets.pow2(p.cols()))
             .build();
 
     /** Elements each thread of an {@code *_any} row-group aims to handle per pass. */
     static final int ANY_ELEMENTS_PER_THREAD = 8;
-    /** Threads of the fast backward kernels per block: their {@code __launch_bounds__}. */
-    static final int BACKWARD_MAX_BLOCK = 512;
     /** Block of ln_bwd_params_any: 32 columns by PARAM_ROWS rows (layernorm.cu). */
     static final int PARAM_ROWS = 8;
     /** Block of ln_bwd_finalize: 32 columns by FIN_ROWS partial rows (layernorm.cu). */
@@ -121,11 +120,12 @@ final class LayerNormCuda implements LayerNormKernels {
             return;
         }
         Parameters tp = BACKWARD.resolve(device, p.dtype(), p);
-        Shape sh = backwardShape(p.cols(), p.dtype(), aligned, tp.get("ROW_THREADS_MAX"), tp.get("BLOCK_THREADS"));
         int params = (dgamma != null ? 1 : 0) + (dbeta != null ? 1 : 0);
+        Shape sh = backwardShape(p.cols(), p.dtype(), aligned, tp.get("ROW_THREADS_MAX"), tp.get("BLOCK_THREADS"),
+                params > 0 ? (int) Math.min(Integer.MAX_VALUE, device.capabilities().localMemoryBytes()) : Integer.MAX_VALUE);
         int sms = device.capabilities().computeUnits();
         if (sh.vecs() > 0) {
-            int smem = sh.rowsPerBlock() > 1 ? sh.rowsPerBlock() * p.cols() * Float.BYTES : 0;
+            int smem = params > 0 ? backwardSharedBytes(sh, p.cols()) : 0;
             int perSm = device.kernels().maxActiveBlocksPerSm(sh.kernel(), sh.blockThreads(), smem);
             if (perSm < 1) {
                 throw new IllegalStateException(sh.kernel() + " cannot run blocks of " + sh.block() + " with " + smem
@@ -215,23 +215,37 @@ final class LayerNormCuda implements LayerNormKernels {
         return new Shape("ln_fwd_any_" + suffix(dtype), 0, tr, Math.max(1, blockThreads / tr));
     }
 
-    /** The backward launch (of the dx kernel) for rows of {@code cols} elements. */
-    static Shape backwardShape(int cols, DType dtype, boolean aligned, int rowThreadsMax, int blockThreads) {
+    /**
+     * The backward launch (of the dx kernel) for rows of {@code cols} elements, whose dgamma/dbeta sums must fit
+     * {@code sharedLimit} bytes of shared memory per block ({@link #backwardSharedBytes}).
+     */
+    static Shape backwardShape(int cols, DType dtype, boolean aligned, int rowThreadsMax, int blockThreads,
+                               int sharedLimit) {
         int v = 16 / dtype.byteSize();
-        if (aligned && cols % v == 0) {
+        long rowBytes = 2L * cols * Float.BYTES;
+        if (aligned && cols % v == 0 && rowBytes <= sharedLimit) {
             int nvec = cols / v;
-            // 16 columns per thread at most: their fp32 dgamma/dbeta sums live in registers
-            int maxIt = dtype == DType.FLOAT32 ? 4 : 2;
-            for (int it = 1; it <= maxIt; it *= 2) {
+            for (int it = 1; it <= 4; it *= 2) {
+                int max = backwardMaxThreads(it);
                 int tr = roundUp32(ceilDiv(nvec, it));
-                if (tr <= Math.min(rowThreadsMax, BACKWARD_MAX_BLOCK)) {
-                    int rows = Math.max(1, Math.min(blockThreads, BACKWARD_MAX_BLOCK) / tr);
+                if (tr <= Math.min(rowThreadsMax, max)) {
+                    int rows = (int) Math.max(1, Math.min(Math.min(blockThreads, max) / tr, sharedLimit / rowBytes));
                     return new Shape("ln_bwd_v" + it + "_" + suffix(dtype), it, tr, rows);
                 }
             }
         }
         int tr = anyRowThreads(cols);
         return new Shape("ln_bwd_dx_any_" + suffix(dtype), 0, tr, Math.max(1, blockThreads / tr));
+    }
+
+    /** Threads per block of the fast backward kernel with {@code vecs} packs per thread: its {@code __launch_bounds__}. */
+    static int backwardMaxThreads(int vecs) {
+        return vecs == 1 ? 1024 : 512;
+    }
+
+    /** Dynamic shared memory of a fast backward launch that sums dgamma/dbeta: both sums of every row-group. */
+    static int backwardSharedBytes(Shape sh, int cols) {
+        return Math.toIntExact(2L * sh.rowsPerBlock() * cols * Float.BYTES);
     }
 
     private static int anyRowThreads(int cols) {

@@ -193,11 +193,14 @@ class KernelResourcesTest {
                         expected.put(LayerNormCuda.forwardShape(cols, dt, aligned, vecs, 256).kernel(),
                                 List.of("u64", "u64", "u64", "u64", "u64", "u64", "u32", "u32", "f32", "u32"));
                     }
-                    for (int rowMax : new int[] {128, 256, 512}) {
-                        LayerNormCuda.Shape s = LayerNormCuda.backwardShape(cols, dt, aligned, rowMax, 256);
-                        expected.put(s.kernel(), s.vecs() > 0
-                                ? List.of("u64", "u64", "u64", "u64", "u64", "u64", "u64", "u64", "u32", "u32", "u32")
-                                : List.of("u64", "u64", "u64", "u64", "u64", "u64", "u32", "u32", "u32"));
+                    for (int rowMax : new int[] {128, 256, 512, 1024}) {
+                        for (int sharedLimit : new int[] {99 * 1024, 227 * 1024}) {
+                            LayerNormCuda.Shape s = LayerNormCuda.backwardShape(cols, dt, aligned, rowMax, 256,
+                                    sharedLimit);
+                            expected.put(s.kernel(), s.vecs() > 0
+                                    ? List.of("u64", "u64", "u64", "u64", "u64", "u64", "u64", "u64", "u32", "u32", "u32")
+                                    : List.of("u64", "u64", "u64", "u64", "u64", "u64", "u32", "u32", "u32"));
+                        }
                     }
                 }
             }
