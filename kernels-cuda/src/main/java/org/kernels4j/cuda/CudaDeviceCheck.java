@@ -205,15 +205,15 @@ public final class CudaDeviceCheck {
                         dys[i] = random(dt, rows, cols);
                     }
                     long stats = 2L * rows * 4;
-                    double fwd = medianMs(i -> ln.forward(stream, xs[i % sets], g, b, y, mean, rstd));
-                    double bwd = medianMs(i -> ln.backward(stream, dys[i % sets], xs[i % sets], g, mean, rstd, dx, dg, db));
+                    Measured fwd = medianMs(i -> ln.forward(stream, xs[i % sets], g, b, y, mean, rstd));
+                    Measured bwd = medianMs(i -> ln.backward(stream, dys[i % sets], xs[i % sets], g, mean, rstd, dx, dg, db));
                     long src = CudaInterop.devicePointer(copySrc);
                     long dst = CudaInterop.devicePointer(copyDst);
                     long h = CudaInterop.streamHandle(stream);
                     double copy = medianMs(i -> {
                         device.makeCurrent();
                         device.driver().memcpyDtoDAsync(dst, src, bytes, h);
-                    });
+                    }).ms();
                     double copyGbs = 2.0 * bytes / copy / 1e6;
                     long fwdBytes = 2 * bytes + 2L * cols * dt.byteSize() + stats;
                     long bwdBytes = 3 * bytes + 3L * cols * dt.byteSize() + stats;
@@ -245,9 +245,9 @@ public final class CudaDeviceCheck {
                      Tensor dk = device.allocate(DType.BFLOAT16, batch, heads, n, d);
                      Tensor dv = device.allocate(DType.BFLOAT16, batch, heads, n, d)) {
                     double flops = att.problem(q.shape(), k.shape(), DType.BFLOAT16).forwardFlops();
-                    double fwd = medianMs(i -> att.forward(stream, q, k, v, o, lse));
+                    Measured fwd = medianMs(i -> att.forward(stream, q, k, v, o, lse));
                     timing(name, DType.BFLOAT16, "fwd", fwd, 0, 0, flops);
-                    double bwd = medianMs(i -> att.backward(stream, q, k, v, o, lse, dO, dq, dk, dv));
+                    Measured bwd = medianMs(i -> att.backward(stream, q, k, v, o, lse, dO, dq, dk, dv));
                     timing(name, DType.BFLOAT16, "bwd", bwd, 0, 0, 2.5 * flops);
                 } catch (UnsupportedOperationException e) {
                     skipped(name, e);
@@ -283,12 +283,14 @@ public final class CudaDeviceCheck {
         }
     }
 
-    private void timing(String shape, DType dt, String pass, double ms, long bytes, double copyGbs, double flops) {
+    private void timing(String shape, DType dt, String pass, Measured t, long bytes, double copyGbs, double flops) {
+        double ms = t.ms();
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("shape", shape);
         m.put("dtype", dt.label());
         m.put("pass", pass);
         m.put("ms", ms);
+        m.put("host_us_per_call", t.hostUs());
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-22s %-8s %-5s %9.4f ms", shape, dt, pass, ms));
         if (bytes > 0) {
             double gbs = bytes / ms / 1e6;
@@ -303,6 +305,7 @@ public final class CudaDeviceCheck {
             m.put("TFLOPs", flops / ms / 1e9);
             line.append(String.format(Locale.ROOT, " %7.1f TFLOP/s", flops / ms / 1e9));
         }
+        line.append(String.format(Locale.ROOT, "  (host %.1f us per call)", t.hostUs()));
         timings.add(m);
         System.out.println(line);
     }
@@ -315,29 +318,53 @@ public final class CudaDeviceCheck {
         System.out.println(what + ": skipped: " + e.getMessage());
     }
 
-    /** Median milliseconds of {@code op(i)} between two events, after warm-up; i counts the calls. */
-    private double medianMs(IntConsumer op) {
-        int warmup = 5;
+    /**
+     * Median milliseconds of {@code op(i)} between two events, after warm-up, and the host microseconds per
+     * timed call; i counts the calls.
+     *
+     * <p>The warm-up lasts until the JIT has compiled the op's host path (at least {@value #WARMUP_MS} ms and
+     * {@value #WARMUP_CALLS} calls, or {@value #WARMUP_CALLS_MAX} calls): interpreted, a layer-norm call costs
+     * tens of microseconds of host time (on the fake driver, on the 2-core development machine: 45 us per call
+     * over the first 20,000 calls, 1 to 3 us once compiled), about as long as its kernel on an H200, and the
+     * events then time the GPU waiting for the host. The first GPU run warmed up with 5 calls, and its Java
+     * figures for 16-bit ln-64k-1k forward (72-79 us kernels) were 30-60% above the Python check's for the
+     * same kernel and launch; the host time per call recorded with each timing now shows which side was slower.
+     */
+    private Measured medianMs(IntConsumer op) {
         int repeats = quick ? 15 : 40;
         int call = 0;
-        for (; call < warmup; call++) {
-            op.accept(call);
+        long warmupEnd = System.nanoTime() + WARMUP_MS * 1_000_000L;
+        while (call < WARMUP_CALLS || (call < WARMUP_CALLS_MAX && System.nanoTime() < warmupEnd)) {
+            op.accept(call++);
+            if (call % 64 == 0) {
+                stream.synchronize();   // keeps the queue short when the GPU is the slower side
+            }
         }
         stream.synchronize();
         Event[] starts = new Event[repeats];
         Event[] ends = new Event[repeats];
+        long host = System.nanoTime();
         for (int r = 0; r < repeats; r++) {
             starts[r] = stream.record();
             op.accept(call++);
             ends[r] = stream.record();
         }
+        double hostUs = (System.nanoTime() - host) / 1e3 / repeats;
         double[] ms = new double[repeats];
         for (int r = 0; r < repeats; r++) {
             ms[r] = ends[r].elapsedMillisSince(starts[r]);
         }
         Arrays.sort(ms);
-        return repeats % 2 == 1 ? ms[repeats / 2] : (ms[repeats / 2 - 1] + ms[repeats / 2]) / 2;
+        return new Measured(repeats % 2 == 1 ? ms[repeats / 2] : (ms[repeats / 2 - 1] + ms[repeats / 2]) / 2, hostUs);
     }
+
+    /** A median time and the host time per call (the op plus two event records) while it was measured. */
+    private record Measured(double ms, double hostUs) {
+    }
+
+    private static final int WARMUP_MS = 100;
+    private static final int WARMUP_CALLS = 5;
+    private static final int WARMUP_CALLS_MAX = 2000;
 
     /** Input sets to rotate over so that together they exceed three times the L2. */
     private int sets(long bytesPerSet) {
