@@ -1,39 +1,42 @@
 """Device check of the CUDA convolution kernels (kernels-cuda/src/main/cuda/conv_*.cu).
 
-Loads the compiled modules conv_igemm, conv_simt, conv_depthwise and conv_support with cupy and launches
-them exactly as Conv2dCuda.java does (the planner below follows the same rules: kernel choice, grid,
-split-K, workspace, NCHW through transposes for fp16/bf16), then
+Loads the compiled modules conv_igemm (mma.sync), conv_wgmma (Hopper's warpgroup MMA, sm_90a), conv_simt,
+conv_depthwise and conv_support with cupy and launches them exactly as Conv2dCuda.java does: the planner below
+follows the same rules (kernel choice for each engine, grid, split-K, workspace, NCHW through transposes for
+fp16/bf16), and Conv2dCudaTest pins the Java side's choices for the benchmark layers to the ones named here.
+The two fp16/bf16 engines are checked and timed side by side, so that one GPU run decides which one
+Conv2dCuda routes sm_90 to (system property kernels4j.cuda.conv.engine=mma|wgmma|auto, tuning parameter
+ENGINE):
 
-1. correctness: fprop, dgrad (dx), wgrad (dw) and the bias gradient (db) for fp32, fp16 and bf16 on random
-   odd shapes (strides, asymmetric padding, dilation, groups, depthwise, C not a multiple of 8, NHWC and
-   NCHW) and on the six ResNet-50 layers of the GPU benchmark set, against torch float64 on the same
-   (upcast) inputs: ||out - ref|| / ||ref||, NaN-poisoned outputs with guard elements, fresh random data
-   every case; fp16/bf16 tolerance is twice the error of torch's own computation in that dtype;
-2. timing: the six layers (bf16, NHWC, N=128) fprop/dgrad/wgrad, ours against PyTorch (cuDNN with
-   cudnn.benchmark, channels_last), CUDA events, median after warm-up, rotating input sets larger than L2;
-   TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ours_GBs = the fewest bytes the pass must move (operands
-   read once, result written once) over our time, against the copy bandwidth; ratio = cuDNN time / our time
-   (target >= 0.7) and the geometric mean;
-3. (not with quick) a sweep of the other tile shapes and split counts per layer, to show which the
-   planner should pick;
-4. (on sm_90, when the build has conv_wgmma.sm_90a.cubin) the experimental wgmma kernels: correctness on
-   odd shapes and on the six layers, and their times beside the planned kernels'. This runs last, after
-   the results above are saved and printed: a fault there cannot lose them.
+1. correctness, mma.sync engine: fprop, dgrad (dx), wgrad (dw) and the bias gradient (db) for fp32, fp16 and
+   bf16 on random odd shapes (strides, asymmetric padding, dilation, groups, depthwise, C or K not a multiple
+   of 8 -- among them the conformance case that faulted on the first H200 run, fp16 NCHW 1x1 N=3 C=16 K=7 --,
+   NHWC and NCHW), and the six ResNet-50 layers of the GPU benchmark set (bf16 NHWC, batch 8 in quick mode,
+   128 otherwise); reference torch float64 on the same (upcast) inputs (float32 with TF32 off for the
+   large layers, whose error is far below the bf16 tolerance); NaN-poisoned outputs with guard elements;
+   fp16/bf16 tolerance twice the error of torch's own computation in that dtype;
+2. timing, the six layers bf16 NHWC N=128, fprop/dgrad/wgrad: cuDNN (cudnn.benchmark, channels_last) and
+   the planned mma.sync kernels, CUDA events, median after warm-up, rotating input sets larger than L2;
+   TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ratio = cuDNN time / ours (target >= 0.7);
+3. (not with quick) a sweep of the other mma.sync tiles and split counts per layer;
+4. (sm_90 with conv_wgmma.sm_90a.cubin) the wgmma engine: correctness on the odd shapes it takes (16-byte
+   loaders) and on the layers for every tile, then each tile timed beside cuDNN and mma.sync; this runs
+   after the results above are saved, so that a fault there cannot lose them. The summary table at the end
+   gives per layer and pass cuDNN, mma.sync (planned), wgmma (planned and best tile) and which engine wins.
 
 Progress is printed as it goes and the partial result is rewritten to <out_dir>/conv_partial.json after
 every step, so a kernel fault (which ends the process) still leaves what was measured before it.
 
 Stand-alone: python3 bench/gpu/check_conv.py --kernels-dir <dir> [--out <dir>] [--quick]
+Through the runner: python3 bench/gpu/run_checks.py --only conv --quick --kernels-dir <dir> --out <file>
 """
-
-from __future__ import annotations
 
 import argparse
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +45,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-MODULES = ("conv_igemm", "conv_simt", "conv_depthwise", "conv_support")
+MODULES = ("conv_igemm", "conv_simt", "conv_depthwise", "conv_support")  # conv_wgmma: on sm_90 only
 SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 BK_TC, BK_SIMT = 32, 16
 WORKSPACE_CAP = 256 << 20  # bytes of split-K partials the planner allows per call
@@ -150,7 +153,7 @@ class Kernels:
     def cfg(self, entry):
         """{threads, smem bytes, BM, BN} of a tensor-core entry (its __constant__ <entry>_cfg)."""
         if entry not in self._cfg:
-            raise KeyError(f"no tensor-core entry {entry} in conv_igemm")
+            raise KeyError(f"no tensor-core entry {entry} in conv_igemm/conv_wgmma")
         return self._cfg[entry]
 
     def paths(self):
@@ -158,7 +161,7 @@ class Kernels:
 
 
 def read_configs(ptx_path):
-    """The <entry>_cfg initialisers of conv_igemm.ptx: 16 little-endian bytes = 4 ints (PTX drops trailing zeros)."""
+    """The <entry>_cfg initialisers of a module's PTX: 16 little-endian bytes = 4 ints (PTX drops trailing zeros)."""
     import re
     text = open(ptx_path).read()
     out = {}
@@ -183,6 +186,10 @@ def gemm_dims(pas, c: Conv):
 SLOTS = {"128x256w8": 1, "128x128w8": 2, "128x128w4": 2, "256x64w4": 2, "128x64w4": 3, "64x64w4": 4,
          "64x256w4": 2, "64x128w4": 3, "128x32w4": 4, "128x16w4": 4}
 
+# The wgmma tiles "<BM>x<BN>" of conv_wgmma.cu per pass, largest first (Conv2dCuda.Pass.wgTiles)
+WG_TILES = {"fprop": ["128x256", "128x128", "128x64"], "dgrad": ["128x256", "128x128", "128x64"],
+            "wgrad": ["128x256", "128x128", "64x256"]}
+
 
 def dgrad_phases(c: Conv):
     """dgrad's launches (conv_igemm.cu): with dilation 1 one per stride phase that has pixels,
@@ -200,49 +207,71 @@ def dgrad_phases(c: Conv):
     return out
 
 
-def wg_entry(kern, pas, dt, tile):
-    """An experimental wgmma entry (conv_wgmma.cu) for tile "<BM>x<BN>"."""
-    entry = f"conv_wg_{pas}_{SUFFIX[dt]}_{tile}_vv"
-    return entry, kern.cfg(entry)
+def vector_loaders(pas, c: Conv):
+    """Whether the 16-byte loaders can read operand A and B (torch allocations are aligned): the contiguous
+    channel count of the operand a multiple of 8 (A: Cg for fprop, Kg for dgrad/wgrad; B: Cg)."""
+    return (c.Cg if pas == "fprop" else c.Kg) % 8 == 0, c.Cg % 8 == 0
 
 
-def tc_tile(kern, pas, c: Conv, dt, override=None, m=None):
-    """Tensor-core entry for an NHWC fp16/bf16 problem: name and its config {threads, smem, BM, BN}.
+def tc_entry(kern, pas, c: Conv, dt, engine="mma", tile=None, m=None):
+    """The tensor-core entry Conv2dCuda.tcKernel picks (tile=None) or the one of `tile` ("<BM>x<BN>w<warps>_vv"
+    for mma, "<BM>x<BN>" for wgmma), and its config {threads, smem, BM, BN}.
 
-    16-byte loaders ('v') need the contiguous channel count of the operand to be a multiple of 8 (A: Cg for
-    fprop, Kg for dgrad/wgrad; B: Cg). Among the tiles that do not waste most of NG, the largest one whose
-    CTA count still fills every SM slot once is taken, so that large problems get the 64x64 warp tiles and
-    small ones enough CTAs.
+    Problems the 16-byte loaders cannot read take the single-element mma.sync kernels whatever the engine.
+    mma.sync: among the tiles that do not waste most of NG, the largest one whose CTA count still fills every SM
+    slot once; with one or two k-tiles (KD <= 64) the tiles of more CTAs per SM, since such a pass moves memory.
+    wgmma: as wide as NG needs, narrower while the CTAs would not fill every SM once; wgrad as wide as NG.
     """
     suf = SUFFIX[dt]
     M, NG, KD = gemm_dims(pas, c)
     M = M if m is None else m
-    va = (c.Cg if pas == "fprop" else c.Kg) % 8 == 0
-    vb = c.Cg % 8 == 0
-
-    def ctas(tile):
-        _, _, bm, bn = kern.cfg(f"conv_{pas}_{suf}_{tile}_vv")
-        return cdiv(M, bm) * cdiv(NG, bn) * c.groups
-
-    if override:
-        tile = override
-    elif pas in ("fprop", "dgrad"):
-        if not (va and vb):
-            narrow = "128x16w4" if c.Cg <= 16 else "128x32w4"
-            tile = "128x64w4_ss" if pas == "fprop" else narrow + ("_vs" if va else "_ss")
+    va, vb = vector_loaders(pas, c)
+    if not (va and vb):
+        a = va and pas != "fprop"
+        if pas == "fprop":
+            name = "128x64w4"
+        elif pas == "dgrad":
+            name = "128x16w4" if c.Cg <= 16 else "128x32w4"
         else:
-            prefs = (["128x256w8", "128x128w4", "64x64w4"] if NG > 128 else
-                     ["128x128w4", "64x64w4"] if NG > 64 else ["256x64w4", "128x64w4", "64x64w4"])
-            tile = next((t for t in prefs if ctas(t) >= kern.sms * SLOTS[t]), prefs[-1]) + "_vv"
-    elif va and vb:
-        if M > 64:
-            tile = "128x256w8_vv" if NG >= 256 else "128x128w4_vv"
+            name = "64x64w4"
+        entry = f"conv_{pas}_{suf}_{name}_{'vs' if a else 'ss'}"
+        return entry, kern.cfg(entry)
+    if engine == "wgmma":
+        if tile is None:
+            tiles = WG_TILES[pas]
+            if pas == "wgrad":
+                tile = tiles[2] if M <= 64 else tiles[0] if NG > 128 else tiles[1]
+            else:
+                prefs = tiles if NG > 128 else tiles[1:] if NG > 64 else tiles[2:]
+                tile = next((t for t in prefs if ctas(kern, f"conv_wg_{pas}_{suf}_{t}_vv", M, NG, c.groups)
+                             >= kern.sms * (1 if t.endswith("x256") else 2)), prefs[-1])
+        entry = f"conv_wg_{pas}_{suf}_{tile}_vv"
+        return entry, kern.cfg(entry)
+    if tile is None:
+        if pas == "wgrad":
+            if M > 64:
+                tile = "128x256w8" if NG >= 256 else "128x128w4"
+            else:
+                tile = "64x256w4" if NG >= 256 else ("64x128w4" if NG > 64 else "64x64w4")
         else:
-            tile = "64x256w4_vv" if NG >= 256 else ("64x128w4_vv" if NG > 64 else "64x64w4_vv")
-    else:
-        tile = "64x64w4_vs" if va else "64x64w4_ss"
+            if KD <= 2 * BK_TC:
+                prefs = ["128x128w4", "128x64w4", "64x64w4"] if NG > 64 else ["128x64w4", "64x64w4"]
+            elif NG > 128:
+                prefs = ["128x256w8", "128x128w4", "64x64w4"]
+            elif NG > 64:
+                prefs = ["128x128w4", "64x64w4"]
+            else:
+                prefs = ["256x64w4", "128x64w4", "64x64w4"]
+            tile = next((t for t in prefs if ctas(kern, f"conv_{pas}_{suf}_{t}_vv", M, NG, c.groups)
+                         >= kern.sms * SLOTS[t]), prefs[-1])
+        tile += "_vv"
     entry = f"conv_{pas}_{suf}_{tile}"
     return entry, kern.cfg(entry)
+
+
+def ctas(kern, entry, M, NG, groups):
+    _, _, bm, bn = kern.cfg(entry)
+    return cdiv(M, bm) * cdiv(NG, bn) * groups
 
 
 def split_k(kern, tiles, KD, bk, bytes_per_split, groups, splits=None):
@@ -255,23 +284,26 @@ def split_k(kern, tiles, KD, bk, bytes_per_split, groups, splits=None):
     return cdiv(KD, split_len), split_len
 
 
-def plan(kern, pas, c: Conv, dt, override=None, splits=None, wg=None):
+def plan(kern, pas, c: Conv, dt, engine="mma", tile=None, splits=None):
     """The launches of one pass of an NHWC (or, fp32/depthwise, either-layout) problem: a list, since
-    tensor-core dgrad launches once per stride phase. wg = "<BM>x<BN>" takes the experimental wgmma kernel
-    of that tile instead of the planned one (16-byte loaders only)."""
+    tensor-core dgrad launches once per stride phase. engine "mma" or "wgmma" (as Conv2dCuda's ENGINE);
+    tile overrides the planner's tile for that engine; splits the planner's split count (wgrad)."""
     if pas == "dgrad" and dt != torch.float32 and not c.depthwise:
         out = []
         for a, b, rows, cols in dgrad_phases(c):
             m = c.N * rows * cols
-            entry, cfg = wg_entry(kern, pas, dt, wg) if wg else tc_tile(kern, pas, c, dt, override, m)
-            threads, smem, bm, bn = cfg
-            out.append(Launch("conv_wgmma" if wg else "conv_igemm", entry, (cdiv(m, bm) * cdiv(c.Cg, bn), 1, c.groups),
+            entry, (threads, smem, bm, bn) = tc_entry(kern, pas, c, dt, engine, tile, m)
+            out.append(Launch(module_of(entry), entry, (cdiv(m, bm) * cdiv(c.Cg, bn), 1, c.groups),
                               (threads, 1, 1), smem, phase=(a, b)))
         return out
-    return [plan_one(kern, pas, c, dt, override, splits, wg)]
+    return [plan_one(kern, pas, c, dt, engine, tile, splits)]
 
 
-def plan_one(kern, pas, c: Conv, dt, override=None, splits=None, wg=None):
+def module_of(entry):
+    return "conv_wgmma" if entry.startswith("conv_wg_") else "conv_igemm"
+
+
+def plan_one(kern, pas, c: Conv, dt, engine="mma", tile=None, splits=None):
     M, NG, KD = gemm_dims(pas, c)
     if c.depthwise:
         suf = SUFFIX[dt]
@@ -290,13 +322,12 @@ def plan_one(kern, pas, c: Conv, dt, override=None, splits=None, wg=None):
         if pas == "wgrad":
             s, sl = split_k(kern, tiles * c.groups, KD, BK_SIMT, c.K * NG * 4, c.groups, splits)
         return Launch("conv_simt", f"conv_simt_{pas}_f32", (tiles, 1, c.groups * s), (256, 1, 1), 0, s, sl)
-    entry, cfg = wg_entry(kern, pas, dt, wg) if wg else tc_tile(kern, pas, c, dt, override)
-    threads, smem, bm, bn = cfg
+    entry, (threads, smem, bm, bn) = tc_entry(kern, pas, c, dt, engine, tile)
     tiles = cdiv(M, bm) * cdiv(NG, bn)
     s, sl = 1, 0
     if pas == "wgrad":
         s, sl = split_k(kern, tiles * c.groups, KD, BK_TC, c.K * NG * 4, c.groups, splits)
-    return Launch("conv_wgmma" if wg else "conv_igemm", entry, (tiles, 1, c.groups * s), (threads, 1, 1), smem, s, sl)
+    return Launch(module_of(entry), entry, (tiles, 1, c.groups * s), (threads, 1, 1), smem, s, sl)
 
 
 def launch_conv(kern, Ls, c: Conv, a, b, bias, out, nchw=False):
@@ -348,12 +379,12 @@ class Runner:
             res.append(u)
         return res
 
-    def fprop(self, c, dt, layout, x, w, bias, y, override=None, wg=None):
+    def fprop(self, c, dt, layout, x, w, bias, y, engine="mma", tile=None):
         k = self.kern
         if c.N == 0:  # nothing to write
             return None
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "fprop", c, dt, override, wg=wg)
+        Ls = plan(k, "fprop", c, dt, engine, tile)
         if not tc or layout == "NHWC":
             launch_conv(k, Ls, c, x, w, bias, y, layout == "NCHW")
             return Ls[0]
@@ -363,12 +394,12 @@ class Runner:
         transpose(k, yn, y, c.N, c.P * c.Q, c.K)
         return Ls[0]
 
-    def dgrad(self, c, dt, layout, dy, w, dx, override=None, wg=None):
+    def dgrad(self, c, dt, layout, dy, w, dx, engine="mma", tile=None):
         k = self.kern
         if c.N == 0:
             return None
         tc = dt != torch.float32 and not c.depthwise
-        Ls = plan(k, "dgrad", c, dt, override, wg=wg)
+        Ls = plan(k, "dgrad", c, dt, engine, tile)
         if not tc or layout == "NHWC":
             launch_conv(k, Ls, c, dy, w, None, dx, layout == "NCHW")
             return Ls[0]
@@ -378,7 +409,7 @@ class Runner:
         transpose(k, dxn, dx, c.N, c.H * c.W, c.C)
         return Ls[0]
 
-    def wgrad(self, c, dt, layout, dy, x, dw, db=None, override=None, splits=None, workspace=None, wg=None):
+    def wgrad(self, c, dt, layout, dy, x, dw, db=None, engine="mma", tile=None, splits=None):
         k = self.kern
         tc = dt != torch.float32 and not c.depthwise
         count = c.K * c.R * c.S * c.Cg
@@ -386,10 +417,9 @@ class Runner:
         if c.N == 0:
             reduce_into(k, dw, dw, count, 0, dt)  # splits = 0 writes zeros; the partial pointer is not read
         else:
-            Ls = plan(k, "wgrad", c, dt, override, splits, wg)
+            Ls = plan(k, "wgrad", c, dt, engine, tile, splits)
             L = Ls[0]
-            part = workspace if workspace is not None else torch.empty(L.splits * count, dtype=torch.float32,
-                                                                           device=h.DEVICE)
+            part = torch.empty(L.splits * count, dtype=torch.float32, device=h.DEVICE)
             if not tc or layout == "NHWC":
                 launch_conv(k, Ls, c, dy, x, None, part, layout == "NCHW")
                 reduce_into(k, part, dw, count, L.splits, dt)
@@ -451,47 +481,70 @@ def torch_passes(c: Conv, x, w, b, dy, dtype):
     return y.detach(), x.grad, w.grad, (b.grad if b is not None else None)
 
 
+
 # ---------------------------------------------------------------------------------------------------
 # Correctness
 
 
-def check_case(run: Runner, c: Conv, dt, layout, gen, with_bias=True, compare_plain=True, wg=None):
-    """All three passes (and db) of one problem; returns a list of verdicts. wg = {pass: "<BM>x<BN>"} runs the
-    experimental wgmma kernels of those tiles."""
-    wg = wg or {}
-    xs, ws, ys = x_shape(c, layout), w_shape(c, layout), y_shape(c, layout)
-    x = h.randn(xs, dt, gen)
-    w = h.randn(ws, dt, gen, scale=1.0 / math.sqrt(max(1, c.Cg * c.R * c.S)))
-    b = h.randn((c.K,), dt, gen) if with_bias else None
-    dy = h.randn(ys, dt, gen)
-    X, Wt, DY = to_nchw(x, layout), to_nchw(w, layout), to_nchw(dy, layout)
-    ref = torch_passes(c, X, Wt, b, DY, torch.float64)
-    plain = torch_passes(c, X, Wt, b, DY, dt) if dt != torch.float32 and compare_plain else None
+@dataclass
+class Case:
+    """One problem's inputs (in our layout), the reference passes and torch's own error in the dtype."""
+    c: Conv
+    dt: torch.dtype
+    layout: str
+    x: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+    dy: torch.Tensor
+    ref: tuple
+    plain_err: list
 
+
+def make_case(c: Conv, dt, layout, gen, with_bias=True, ref_dtype=torch.float64):
+    """Fresh random inputs and the reference (ref_dtype on the GPU: float64, or float32 with TF32 off for
+    problems too large for float64 convolutions in seconds)."""
+    x = h.randn(x_shape(c, layout), dt, gen)
+    w = h.randn(w_shape(c, layout), dt, gen, scale=1.0 / math.sqrt(max(1, c.Cg * c.R * c.S)))
+    b = h.randn((c.K,), dt, gen) if with_bias else None
+    dy = h.randn(y_shape(c, layout), dt, gen)
+    X, Wt, DY = to_nchw(x, layout), to_nchw(w, layout), to_nchw(dy, layout)
+    ref = torch_passes(c, X, Wt, b, DY, ref_dtype)
+    plain_err = [None] * 4
+    if dt != torch.float32:
+        plain = torch_passes(c, X, Wt, b, DY, dt)
+        plain_err = [h.rel_error(p, r) if p is not None else None for p, r in zip(plain, ref)]
+    return Case(c, dt, layout, x, w, b, dy, ref, plain_err)
+
+
+def verify(run: Runner, k: Case, engine="mma", tiles=None):
+    """Our three passes (and db) of a case, poisoned and guarded outputs, against its reference; tiles =
+    {pass: tile} overrides the planner's tile of the engine. Returns a list of verdicts."""
+    tiles = tiles or {}
+    c, dt, layout = k.c, k.dt, k.layout
+    xs, ws, ys = x_shape(c, layout), w_shape(c, layout), y_shape(c, layout)
     out_y, out_dx, out_dw = h.Guarded(ys, dt), h.Guarded(xs, dt), h.Guarded(ws, dt)
     out_db = h.Guarded((c.K,), dt)
-    tag = f"{layout} {str(dt).replace('torch.', '')} {c.label()}"
+    tag = f"{layout} {SUFFIX[dt]} {c.label()}"
+    Lf = run.fprop(c, dt, layout, k.x, k.w, k.b, out_y.view, engine, tiles.get("fprop"))
+    Ld = run.dgrad(c, dt, layout, k.dy, k.w, out_dx.view, engine, tiles.get("dgrad"))
+    Lw = run.wgrad(c, dt, layout, k.dy, k.x, out_dw.view, out_db.view if k.b is not None else None, engine,
+                   tiles.get("wgrad"))
+    h.sync(f"{tag} ({engine} {tiles or 'planned'})")
+    outs = [("fprop", out_y, 0, Lf), ("dgrad", out_dx, 1, Ld), ("wgrad", out_dw, 2, Lw)]
+    if k.b is not None:
+        outs.append(("db", out_db, 3, Lw))
     verdicts = []
-    Lf = run.fprop(c, dt, layout, x, w, b, out_y.view, wg=wg.get("fprop"))
-    Ld = run.dgrad(c, dt, layout, dy, w, out_dx.view, wg=wg.get("dgrad"))
-    Lw = run.wgrad(c, dt, layout, dy, x, out_dw.view, out_db.view if with_bias else None, wg=wg.get("wgrad"))
-    h.sync(tag)
-    names = [("fprop", out_y, 0, Lf), ("dgrad", out_dx, 1, Ld), ("wgrad", out_dw, 2, Lw)]
-    if with_bias:
-        names.append(("db", out_db, 3, Lw))
-    for name, g, idx, L in names:
+    for name, g, idx, L in outs:
         got = to_nchw(g.view, layout) if idx < 3 else g.view
-        r = ref[idx]
-        err = h.rel_error(got, r)
+        err = h.rel_error(got, k.ref[idx])
         if dt == torch.float32:
             tol = h.tolerance(dt)
-            plain_err = None
         else:
-            plain_err = h.rel_error(plain[idx], r) if plain is not None else None
-            tol = h.tolerance(dt, plain_err if plain_err is not None else 2.0 ** -9)
-        entry = "conv_bias_grad+reduce" if name == "db" else L.entry + (f" splits={L.splits}" if L.splits > 1 else "")
+            tol = h.tolerance(dt, k.plain_err[idx] if k.plain_err[idx] is not None else 2.0 ** -9)
+        entry = "conv_bias_grad+reduce" if name == "db" else (
+            "-" if L is None else L.entry + (f" splits={L.splits}" if L.splits > 1 else ""))
         verdicts.append(h.verdict(f"{name} {tag}", err, tol, h.unwritten(g.view), g.stray_writes(),
-                                  kernel=entry, plain_error=plain_err))
+                                  kernel=entry, engine=engine, plain_error=k.plain_err[idx]))
     return verdicts
 
 
@@ -505,111 +558,100 @@ def odd_cases():
         Conv(4, 64, 15, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 64),          # depthwise
         Conv(3, 24, 14, 9, 48, 3, 3, (2, 2), (1, 0, 1, 2), (2, 1), 24),           # depthwise x2, stride, dil
         Conv(1, 136, 7, 5, 264, 2, 2, (1, 1), (0, 0, 1, 1)),                      # NG spans 3 tiles, KD % 32 != 0
+        Conv(3, 16, 5, 5, 7, 1, 1),  # the conformance case of the first H200 fault: K=7 takes "_ss", C=16 could "v"
+        Conv(6, 64, 9, 11, 96, 1, 1),                                             # 1x1, KD = 64: the memory-bound tiles
     ]
+
+
+def report(verdicts, what):
+    bad = [v for v in verdicts if not v["ok"]]
+    errs = ", ".join(f"{v['name'].split(' ')[0]} {v['rel_error']:.1e}" for v in verdicts)
+    print(f"  {'FAIL' if bad else 'ok  '} {what} ({errs})" +
+          "".join(f"\n       {v['name']}: {v['why']} [{v['kernel']}]" for v in bad), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Timing
 
 
-def rn50_conv(entry):
+def rn50_conv(entry, n=128):
     name, C, HW, K, RS, st, pad = entry
-    return name, Conv(128, C, HW, HW, K, RS, RS, (st, st), (pad, pad, pad, pad))
+    return name, Conv(n, C, HW, HW, K, RS, RS, (st, st), (pad, pad, pad, pad))
 
 
-def time_layer(run: Runner, name, c: Conv, dt, repeats, sweep, wg_tiles=None):
-    """Ours and cuDNN for the three passes of one layer; returns timing rows (and sweep rows). wg_tiles =
-    {pass: [tiles]} times only those experimental wgmma kernels (rows marked kernel "wg ...")."""
-    gen, seed = h.generator()
-    per_set = (c.N * c.H * c.W * c.C + c.N * c.P * c.Q * c.K) * 2
-    sets = h.sets_needed(per_set)
-    xs = [h.randn(x_shape(c, "NHWC"), dt, gen) for _ in range(sets)]
-    dys = [h.randn(y_shape(c, "NHWC"), dt, gen) for _ in range(sets)]
-    w = h.randn(w_shape(c, "NHWC"), dt, gen, scale=0.05)
-    y = torch.empty(y_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
-    dx = torch.empty(x_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
-    dw = torch.empty(w_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
-    kern = run.kern
-    rows, sweep_rows = [], []
+class Layer:
+    """Inputs of one layer (bf16 NHWC), rotated past the L2, with cuDNN's and our passes as timeable calls."""
 
-    # torch: logical NCHW views of the same NHWC memory are channels_last tensors
-    tx = [to_nchw(t, "NHWC") for t in xs]
-    tdy = [to_nchw(t, "NHWC") for t in dys]
-    tw = to_nchw(w, "NHWC")
-    conv_args = (c.stride, (c.pad[0], c.pad[1]), c.dil, c.groups)
-    torch_fns = {
-        "fprop": lambda i: F.conv2d(tx[i], tw, None, *conv_args),
-        "dgrad": lambda i: torch.nn.grad.conv2d_input(tx[i].shape, tw, tdy[i], *conv_args),
-        "wgrad": lambda i: torch.nn.grad.conv2d_weight(tx[i], tw.shape, tdy[i], *conv_args),
-    }
-    count = c.K * c.R * c.S * c.Cg
+    def __init__(self, run: Runner, name, c: Conv, dt, gen):
+        self.run, self.name, self.c, self.dt = run, name, c, dt
+        per_set = (c.N * c.H * c.W * c.C + c.N * c.P * c.Q * c.K) * 2
+        self.sets = h.sets_needed(per_set)
+        self.xs = [h.randn(x_shape(c, "NHWC"), dt, gen) for _ in range(self.sets)]
+        self.dys = [h.randn(y_shape(c, "NHWC"), dt, gen) for _ in range(self.sets)]
+        self.w = h.randn(w_shape(c, "NHWC"), dt, gen, scale=0.05)
+        self.y = torch.empty(y_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
+        self.dx = torch.empty(x_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
+        self.dw = torch.empty(w_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
+        # torch: logical NCHW views of the same NHWC memory are channels_last tensors
+        tx = [to_nchw(t, "NHWC") for t in self.xs]
+        tdy = [to_nchw(t, "NHWC") for t in self.dys]
+        tw = to_nchw(self.w, "NHWC")
+        args = (c.stride, (c.pad[0], c.pad[1]), c.dil, c.groups)
+        self.torch_fns = {
+            "fprop": lambda i: F.conv2d(tx[i], tw, None, *args),
+            "dgrad": lambda i: torch.nn.grad.conv2d_input(tx[i].shape, tw, tdy[i], *args),
+            "wgrad": lambda i: torch.nn.grad.conv2d_weight(tx[i], tw.shape, tdy[i], *args),
+        }
+        self.cudnn = {}
 
-    def ours_fn(pas, override=None, splits=None, wg=None):
-        Ls = plan(kern, pas, c, dt, override, splits, wg)
+    def ours(self, pas, engine="mma", tile=None, splits=None):
+        """(first launch, callable) of our pass; wgrad's partials allocated once, as the stream's workspace is."""
+        kern, c = self.run.kern, self.c
+        Ls = plan(kern, pas, c, self.dt, engine, tile, splits)
         L = Ls[0]
-        ws = torch.empty(max(1, L.splits * count), dtype=torch.float32, device=h.DEVICE) if pas == "wgrad" else None
         if pas == "fprop":
-            return L, lambda i: launch_conv(kern, Ls, c, xs[i], w, None, y)
+            return L, lambda i: launch_conv(kern, Ls, c, self.xs[i], self.w, None, self.y)
         if pas == "dgrad":
-            return L, lambda i: launch_conv(kern, Ls, c, dys[i], w, None, dx)
+            return L, lambda i: launch_conv(kern, Ls, c, self.dys[i], self.w, None, self.dx)
+        count = c.K * c.R * c.S * c.Cg
+        ws = torch.empty(max(1, L.splits * count), dtype=torch.float32, device=h.DEVICE)
 
-        def wg(i):
-            launch_conv(kern, Ls, c, dys[i], xs[i], None, ws)
-            reduce_into(kern, ws, dw, count, L.splits, dt)
-        return L, wg
+        def wgrad(i):
+            launch_conv(kern, Ls, c, self.dys[i], self.xs[i], None, ws)
+            reduce_into(kern, ws, self.dw, count, L.splits, self.dt)
+        return L, wgrad
 
+    def time(self, fn, repeats):
+        return h.time_cuda(fn, sets=self.sets, repeats=repeats)
+
+    def cudnn_ms(self, pas, repeats):
+        if pas not in self.cudnn:
+            self.cudnn[pas] = self.time(self.torch_fns[pas], repeats)["median_ms"]
+        return self.cudnn[pas]
+
+
+def kernel_label(L: Launch):
+    return L.entry.replace("conv_", "") + (f" s{L.splits}" if L.splits > 1 else "")
+
+
+def timing_row(layer: Layer, pas, engine, L, t, repeats, planned):
+    c = layer.c
+    cudnn = layer.cudnn_ms(pas, repeats)
     flops = c.flops()
-    if wg_tiles is not None:
-        for pas, tiles in wg_tiles.items():
-            t_torch = h.time_cuda(torch_fns[pas], sets=sets, repeats=repeats)
-            for tile in tiles:
-                L, fn = ours_fn(pas, wg=tile)
-                t = h.time_cuda(fn, sets=sets, repeats=repeats)
-                rows.append({"layer": name, "pass": pas, "kernel": "wg " + L.entry.replace("conv_wg_", "") +
-                             (f" s{L.splits}" if L.splits > 1 else ""), "ours_ms": t["median_ms"],
-                             "cudnn_ms": t_torch["median_ms"], "ours_TFLOPs": h.tflops(flops, t["median_ms"]),
-                             "cudnn_TFLOPs": h.tflops(flops, t_torch["median_ms"]),
-                             "ratio": t_torch["median_ms"] / t["median_ms"]})
-                print(f"  {name} {pas} wgmma {tile}: {t['median_ms']:.4f} ms, cudnn {t_torch['median_ms']:.4f} ms",
-                      flush=True)
-        return rows, sweep_rows
     es = 2
-    # fewest bytes a pass must move: each operand read once, the result written once
     x_b, y_b, w_b = c.N * c.H * c.W * c.C * es, c.N * c.P * c.Q * c.K * es, c.K * c.R * c.S * c.Cg * es
-    min_bytes = {"fprop": x_b + w_b + y_b, "dgrad": y_b + w_b + x_b, "wgrad": y_b + x_b + w_b}
-    for pas in ("fprop", "dgrad", "wgrad"):
-        L, fn = ours_fn(pas)
-        t_ours = h.time_cuda(fn, sets=sets, repeats=repeats)
-        t_torch = h.time_cuda(torch_fns[pas], sets=sets, repeats=repeats)
-        ratio = t_torch["median_ms"] / t_ours["median_ms"]
-        rows.append({"layer": name, "pass": pas, "kernel": L.entry.replace("conv_", "") +
-                     (f" s{L.splits}" if L.splits > 1 else ""),
-                     "ours_ms": t_ours["median_ms"], "cudnn_ms": t_torch["median_ms"],
-                     "ours_TFLOPs": h.tflops(flops, t_ours["median_ms"]),
-                     "cudnn_TFLOPs": h.tflops(flops, t_torch["median_ms"]),
-                     "ratio": ratio, "target_met": ratio >= 0.7,
-                     "min_bytes": min_bytes[pas], "ours_GBs": h.gbps(min_bytes[pas], t_ours["median_ms"]),
-                     "spread_ours": t_ours["spread"], "spread_cudnn": t_torch["spread"], "seed": seed})
-        print(f"  {name} {pas}: ours {t_ours['median_ms']:.4f} ms ({L.entry}, splits {L.splits}), "
-              f"cudnn {t_torch['median_ms']:.4f} ms, ratio {ratio:.3f}", flush=True)
-        if sweep:
-            for alt in sweep_variants(kern, pas, c, dt, L):
-                override, splits = alt
-                try:
-                    L2, fn2 = ours_fn(pas, override, splits)
-                    t2 = h.time_cuda(fn2, sets=sets, repeats=max(10, repeats // 2))
-                    sweep_rows.append({"layer": name, "pass": pas, "kernel": L2.entry, "splits": L2.splits,
-                                       "ms": t2["median_ms"], "TFLOPs": h.tflops(flops, t2["median_ms"]),
-                                       "vs_planned": t_ours["median_ms"] / t2["median_ms"]})
-                except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
-                    sweep_rows.append({"layer": name, "pass": pas, "kernel": str(alt), "error": repr(e)})
-    return rows, sweep_rows
+    ratio = cudnn / t["median_ms"]
+    return {"layer": layer.name, "pass": pas, "engine": engine, "planned": planned, "kernel": kernel_label(L),
+            "ours_ms": t["median_ms"], "cudnn_ms": cudnn, "ours_TFLOPs": h.tflops(flops, t["median_ms"]),
+            "cudnn_TFLOPs": h.tflops(flops, cudnn), "ratio": ratio, "target_met": ratio >= 0.7,
+            "min_bytes": x_b + y_b + w_b, "ours_GBs": h.gbps(x_b + y_b + w_b, t["median_ms"]),
+            "spread": t["spread"]}
 
 
-def sweep_variants(kern, pas, c, dt, planned: Launch):
-    """Every other 16-byte-loader tile of the pass, and for wgrad half and twice the planned splits."""
-    va = (c.Cg if pas == "fprop" else c.Kg) % 8 == 0
-    if not (va and c.Cg % 8 == 0):
+def sweep_variants(pas, c, planned: Launch):
+    """Every other 16-byte-loader mma.sync tile of the pass, and for wgrad half and twice the planned splits."""
+    va, vb = vector_loaders(pas, c)
+    if not (va and vb):
         return []
     tiles = {"fprop": ["128x256w8", "128x128w8", "128x128w4", "256x64w4", "128x64w4", "64x64w4"],
              "dgrad": ["128x256w8", "128x128w8", "128x128w4", "256x64w4", "128x64w4", "64x64w4"],
@@ -624,11 +666,17 @@ def sweep_variants(kern, pas, c, dt, planned: Launch):
 # ---------------------------------------------------------------------------------------------------
 
 
+RN50_CHECK_BATCH_QUICK = 8
+
+
 def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
     torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = False  # the float32 references must be float32
+    torch.backends.cuda.matmul.allow_tf32 = False
     kern = Kernels(kernels_dir)
     runner = Runner(kern)
-    result = {"device": h.device_info(), "modules": kern.paths(), "correctness": [], "timings": [], "sweep": []}
+    result = {"device": h.device_info(), "modules": kern.paths(), "quick": quick, "correctness": [], "timings": [],
+              "sweep": []}
     partial_path = os.path.join(out_dir, "conv_partial.json")
 
     def save():
@@ -638,18 +686,15 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
     started = time.time()
     gen, seed = h.generator()
     result["seed"] = seed
-    print(f"check_conv: seed {seed}, modules {kern.paths()}", flush=True)
+    print(f"check_conv: seed {seed}, quick {quick}, modules {kern.paths()}", flush=True)
 
     # 1. odd shapes, every dtype; NCHW for fp32 (native) and fp16 (transposes around the NHWC kernels)
     for c in odd_cases():
         for dt in (torch.float32, torch.float16, torch.bfloat16):
-            layouts = ["NHWC", "NCHW"] if dt != torch.bfloat16 else ["NHWC"]
-            for layout in layouts:
-                vs = check_case(runner, c, dt, layout, gen)
+            for layout in (["NHWC", "NCHW"] if dt != torch.bfloat16 else ["NHWC"]):
+                vs = verify(runner, make_case(c, dt, layout, gen))
                 result["correctness"].extend(vs)
-                bad = [v for v in vs if not v["ok"]]
-                print(f"  {'FAIL' if bad else 'ok  '} {layout} {SUFFIX[dt]} {c.label()}"
-                      + "".join(f"\n       {v['name']}: {v['why']} [{v['kernel']}]" for v in bad), flush=True)
+                report(vs, f"{layout} {SUFFIX[dt]} {c.label()}")
         save()
     # batch 0: dw and db must be zeros, nothing else written
     c0 = Conv(0, 16, 5, 5, 16, 3, 3, (1, 1), (1, 1, 1, 1))
@@ -661,116 +706,164 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
         h.sync("batch 0")
         zero = bool((dw == 0).all().item() and (db == 0).all().item())
         result["correctness"].append(h.verdict(f"wgrad batch 0 {SUFFIX[dt]} (dw, db all zero)", 0.0 if zero else math.inf,
-                                               0.0))
+                                               0.0, kernel="conv_reduce", engine="mma"))
     save()
 
-    # 2. the six ResNet-50 layers at full size, bf16 NHWC
+    # 2. the six ResNet-50 layers, bf16 NHWC, the planned mma.sync kernels (references kept for the wgmma step)
+    n_check = RN50_CHECK_BATCH_QUICK if quick else 128
+    layer_cases = {}
     for entry in RN50:
-        name, c = rn50_conv(entry)
-        vs = check_case(runner, c, torch.bfloat16, "NHWC", gen, with_bias=True)
+        name, c = rn50_conv(entry, n_check)
+        k = make_case(c, torch.bfloat16, "NHWC", gen, ref_dtype=torch.float32)
+        layer_cases[name] = k
+        vs = verify(runner, k)
         for v in vs:
-            v["name"] = f"{name}: {v['name']}"
+            v["name"] = f"{name} N={n_check}: {v['name']}"
         result["correctness"].extend(vs)
-        bad = [v for v in vs if not v["ok"]]
-        print(f"  {'FAIL' if bad else 'ok  '} {name} bf16 (errors " +
-              ", ".join(f"{v['name'].split(': ')[1].split(' ')[0]} {v['rel_error']:.2e}/{v['tolerance']:.1e}"
-                        for v in vs) + ")", flush=True)
-        torch.cuda.empty_cache()
+        report(vs, f"{name} N={n_check} bf16 mma.sync")
         save()
     print(f"check_conv: correctness {sum(v['ok'] for v in result['correctness'])}/{len(result['correctness'])} "
           f"in {time.time() - started:.0f} s", flush=True)
 
-    # 3. timing (and the sweep), bf16 NHWC N=128
+    # 3. timing (and, not quick, the sweep), bf16 NHWC N=128, the planned mma.sync kernels against cuDNN
     repeats = 20 if quick else 40
+    layers = {}
     for entry in RN50:
         name, c = rn50_conv(entry)
-        rows, sw = time_layer(runner, name, c, torch.bfloat16, repeats, sweep=not quick)
-        result["timings"].extend(rows)
-        result["sweep"].extend(sw)
-        torch.cuda.empty_cache()
+        layer = Layer(runner, name, c, torch.bfloat16, gen)
+        layers[name] = layer
+        for pas in ("fprop", "dgrad", "wgrad"):
+            L, fn = layer.ours(pas)
+            row = timing_row(layer, pas, "mma", L, layer.time(fn, repeats), repeats, True)
+            result["timings"].append(row)
+            print(f"  {name} {pas}: mma.sync {row['ours_ms']:.4f} ms ({kernel_label(L)}), cudnn {row['cudnn_ms']:.4f} ms,"
+                  f" ratio {row['ratio']:.3f}", flush=True)
+            if not quick:
+                for tile, splits in sweep_variants(pas, c, L):
+                    try:
+                        L2, fn2 = layer.ours(pas, "mma", tile, splits)
+                        result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, repeats // 2),
+                                                          repeats, False))
+                    except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
+                        result["sweep"].append({"layer": name, "pass": pas, "kernel": f"{tile} s{splits}",
+                                                "error": repr(e)})
         save()
-    ratios = [r["ratio"] for r in result["timings"] if r["ratio"] > 0]
-    result["geomean_ratio"] = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
-    result["targets_met"] = sum(1 for r in result["timings"] if r["target_met"])
-    for pas in ("fprop", "dgrad", "wgrad"):
-        rs = [r["ratio"] for r in result["timings"] if r["pass"] == pas]
-        result[f"geomean_ratio_{pas}"] = math.exp(sum(math.log(r) for r in rs) / len(rs)) if rs else None
+    summarize_engine(result, "timings", "geomean_ratio")
     save()
     h.print_table(result["timings"], ["layer", "pass", "kernel", "ours_ms", "cudnn_ms", "ours_TFLOPs", "cudnn_TFLOPs",
-                                      "ours_GBs", "ratio"], "conv bf16 NHWC N=128: ours vs cuDNN (ratio = cuDNN time / ours)")
-    if result["sweep"]:
-        h.print_table([r for r in result["sweep"] if "ms" in r], ["layer", "pass", "kernel", "splits", "ms", "TFLOPs",
-                                                                  "vs_planned"], "tile/split sweep (vs_planned > 1: faster than the plan)")
-    print(f"geomean ratio {result['geomean_ratio']:.3f} (fprop {result['geomean_ratio_fprop']:.3f}, dgrad "
-          f"{result['geomean_ratio_dgrad']:.3f}, wgrad {result['geomean_ratio_wgrad']:.3f}); "
-          f"{result['targets_met']}/{len(result['timings'])} at >= 0.7; correctness "
-          f"{sum(v['ok'] for v in result['correctness'])}/{len(result['correctness'])}", flush=True)
-    result["elapsed_s"] = round(time.time() - started, 1)
-    save()
+                                      "ours_GBs", "ratio"],
+                  "conv bf16 NHWC N=128: mma.sync (planned) vs cuDNN (ratio = cuDNN time / ours)")
 
-    # 4. experimental wgmma kernels: kept apart (result["wgmma"]) so that they never decide "ok"
-    result["wgmma"] = experimental_wgmma(runner, gen, repeats, save_to=lambda: h.write_json(partial_path, result),
-                                         result=result)
+    # 4. the wgmma engine: kept apart (result["wgmma"]) so that it never decides "ok" until it is routed
+    result["wgmma"] = wgmma_engine(runner, gen, layer_cases, layers, repeats, quick,
+                                   save_to=lambda: h.write_json(partial_path, result), result=result)
+    result["engines"] = engine_table(result)
+    h.print_table(result["engines"], ["layer", "pass", "cudnn_ms", "mma_ms", "mma_kernel", "wgmma_ms", "wgmma_kernel",
+                                      "wgmma_best_ms", "wgmma_best_kernel", "best_ratio", "faster"],
+                  "per layer and pass: cuDNN, mma.sync planned, wgmma planned and best tile (ratio = cuDNN / best)")
+    for key in ("mma", "wgmma_planned", "best"):
+        g = result.get(f"geomean_ratio_{key}")
+        print(f"geomean ratio vs cuDNN, {key}: {g:.3f}" if g else f"geomean ratio vs cuDNN, {key}: -", flush=True)
+    print(f"check_conv: correctness mma.sync {sum(v['ok'] for v in result['correctness'])}/"
+          f"{len(result['correctness'])}, wgmma {sum(v['ok'] for v in result['wgmma']['correctness'])}/"
+          f"{len(result['wgmma']['correctness'])}"
+          f"{' (skipped: ' + result['wgmma']['reason_skipped'] + ')' if result['wgmma'].get('reason_skipped') else ''}"
+          f"; {time.time() - started:.0f} s", flush=True)
     result["elapsed_s"] = round(time.time() - started, 1)
     save()
     return result
 
 
-WG_TILES = {"fprop": ["128x256", "128x128", "128x64"], "dgrad": ["128x256", "128x128", "128x64"],
-            "wgrad": ["128x256", "128x128", "64x256"]}
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
-def experimental_wgmma(runner: Runner, gen, repeats, save_to, result):
+def summarize_engine(result, key, prefix):
+    rows = result[key]
+    result[prefix] = geomean([r["ratio"] for r in rows])
+    result["targets_met"] = sum(1 for r in rows if r["target_met"])
+    for pas in ("fprop", "dgrad", "wgrad"):
+        result[f"{prefix}_{pas}"] = geomean([r["ratio"] for r in rows if r["pass"] == pas])
+
+
+def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_to, result):
     kern = runner.kern
     out = {"reason_skipped": kern.wgmma_reason, "correctness": [], "timings": []}
     result["wgmma"] = out
     if kern.wgmma_reason:
-        print(f"check_conv: wgmma kernels skipped: {kern.wgmma_reason}", flush=True)
+        print(f"check_conv: wgmma engine skipped: {kern.wgmma_reason}", flush=True)
         return out
-    print("check_conv: experimental wgmma kernels", flush=True)
+    print("check_conv: wgmma engine", flush=True)
     combos = [{p: WG_TILES[p][i] for p in WG_TILES} for i in range(3)]
-    for c in [odd_cases()[i] for i in (0, 1, 4, 7)]:
+    # odd shapes the 16-byte loaders take (others run the mma.sync "_ss"/"_vs" kernels whatever the engine)
+    for c in odd_cases():
+        if not all(all(vector_loaders(p, c)) for p in WG_TILES) or c.depthwise:
+            continue
         for dt in (torch.bfloat16, torch.float16):
-            for wg in combos:
-                vs = check_case(runner, c, dt, "NHWC", gen, wg=wg)
+            k = make_case(c, dt, "NHWC", gen)
+            for tiles in combos:
+                vs = verify(runner, k, "wgmma", tiles)
                 out["correctness"].extend(vs)
-                bad = [v for v in vs if not v["ok"]]
-                print(f"  {'FAIL' if bad else 'ok  '} wgmma {SUFFIX[dt]} {c.label()} {wg}"
-                      + "".join(f"\n       {v['name']}: {v['why']} [{v['kernel']}]" for v in bad), flush=True)
+                report(vs, f"wgmma {SUFFIX[dt]} {c.label()} {tiles['fprop']}/{tiles['wgrad']}")
         save_to()
-    for entry in RN50:
-        name, c = rn50_conv(entry)
-        if c.C % 8:
+    # the layers (batch 8 in quick mode), every tile
+    for name, k in layer_cases.items():
+        if not all(all(vector_loaders(p, k.c)) for p in WG_TILES):
             continue
-        for wg in combos:
-            vs = check_case(runner, c, torch.bfloat16, "NHWC", gen, wg=wg)
+        for tiles in [None] + combos:
+            vs = verify(runner, k, "wgmma", tiles)
             for v in vs:
-                v["name"] = f"{name}: {v['name']}"
+                v["name"] = f"{name} N={k.c.N}: {v['name']}"
             out["correctness"].extend(vs)
-            bad = [v for v in vs if not v["ok"]]
-            print(f"  {'FAIL' if bad else 'ok  '} wgmma {name} {wg}"
-                  + "".join(f"\n       {v['name']}: {v['why']}" for v in bad), flush=True)
-        torch.cuda.empty_cache()
-        save_to()
-    for entry in RN50:
-        name, c = rn50_conv(entry)
-        if c.C % 8:
-            continue
-        rows, _ = time_layer(runner, name, c, torch.bfloat16, repeats, sweep=False, wg_tiles=WG_TILES)
-        out["timings"].extend(rows)
-        torch.cuda.empty_cache()
+            report(vs, f"wgmma {name} N={k.c.N} {tiles or 'planned'}")
         save_to()
     out["ok"] = all(v["ok"] for v in out["correctness"])
-    best = {}
-    for r in out["timings"]:
-        key = (r["layer"], r["pass"])
-        if key not in best or r["ours_ms"] < best[key]["ours_ms"]:
-            best[key] = r
-    out["best"] = list(best.values())
-    h.print_table(out["best"], ["layer", "pass", "kernel", "ours_ms", "cudnn_ms", "ours_TFLOPs", "ratio"],
-                  f"experimental wgmma (best tile per layer and pass; correctness "
-                  f"{sum(v['ok'] for v in out['correctness'])}/{len(out['correctness'])})")
+    # timing: the planned tile and every tile, beside cuDNN (the mma.sync rows are in result["timings"])
+    for name, layer in layers.items():
+        if not all(all(vector_loaders(p, layer.c)) for p in WG_TILES):
+            continue
+        for pas in ("fprop", "dgrad", "wgrad"):
+            L, fn = layer.ours(pas, "wgmma")
+            planned = timing_row(layer, pas, "wgmma", L, layer.time(fn, repeats), repeats, True)
+            rows = [planned]
+            for tile in WG_TILES[pas]:
+                L2, fn2 = layer.ours(pas, "wgmma", tile)
+                if L2.entry != L.entry:
+                    rows.append(timing_row(layer, pas, "wgmma", L2, layer.time(fn2, repeats), repeats, False))
+            out["timings"].extend(rows)
+            best = min(rows, key=lambda r: r["ours_ms"])
+            print(f"  {name} {pas}: wgmma {planned['ours_ms']:.4f} ms planned ({planned['kernel']}), best "
+                  f"{best['ours_ms']:.4f} ms ({best['kernel']}), cudnn {best['cudnn_ms']:.4f} ms", flush=True)
+        save_to()
     return out
+
+
+def engine_table(result):
+    """Per layer and pass: cuDNN, mma.sync planned, wgmma planned and best; which engine is faster."""
+    rows = []
+    wg = result.get("wgmma", {}).get("timings", [])
+    wg_ok = result.get("wgmma", {}).get("ok", False)
+    best_ratios, wg_planned_ratios = [], []
+    for r in result["timings"]:
+        mine = [w for w in wg if w["layer"] == r["layer"] and w["pass"] == r["pass"]]
+        planned = next((w for w in mine if w["planned"]), None)
+        best = min(mine, key=lambda w: w["ours_ms"]) if mine else None
+        fastest = min([r["ours_ms"]] + ([best["ours_ms"]] if best and wg_ok else []))
+        rows.append({"layer": r["layer"], "pass": r["pass"], "cudnn_ms": r["cudnn_ms"], "mma_ms": r["ours_ms"],
+                     "mma_kernel": r["kernel"], "wgmma_ms": planned["ours_ms"] if planned else None,
+                     "wgmma_kernel": planned["kernel"] if planned else None,
+                     "wgmma_best_ms": best["ours_ms"] if best else None,
+                     "wgmma_best_kernel": best["kernel"] if best else None,
+                     "best_ratio": r["cudnn_ms"] / fastest,
+                     "faster": "-" if not best else ("wgmma" if best["ours_ms"] < r["ours_ms"] else "mma") +
+                     ("" if wg_ok else " (wgmma incorrect)")})
+        best_ratios.append(r["cudnn_ms"] / fastest)
+        wg_planned_ratios.append(r["cudnn_ms"] / planned["ours_ms"] if planned and wg_ok else None)
+    result["geomean_ratio_mma"] = result.get("geomean_ratio")
+    result["geomean_ratio_wgmma_planned"] = geomean(wg_planned_ratios)  # the layers wgmma runs (not the stem)
+    result["geomean_ratio_best"] = geomean(best_ratios)
+    return rows
 
 
 def main():
@@ -779,6 +872,7 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
     res = run(a.kernels_dir, a.out, a.quick)
     h.write_json(os.path.join(a.out, "conv.json"), res)
     return 0 if res.get("ok") else 1

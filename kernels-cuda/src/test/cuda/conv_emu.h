@@ -25,6 +25,7 @@
 #define CONV_HOST_EMULATION 1
 
 #include <stdint.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -386,6 +387,63 @@ inline void trampoline() {
     swapcontext(&f->ctx, &st().main_ctx);
 }
 
+// A buffer against a PROT_NONE page: after its end (guard_after) or before its start. Global buffers and
+// each block's dynamic shared memory live in one, so an access past either faults at once (SIGSEGV,
+// reported by guard_fault) instead of corrupting a neighbour.
+struct Buffer {
+    unsigned char* map = nullptr;
+    size_t map_bytes = 0;
+    void* data = nullptr;
+    size_t bytes = 0;
+
+    Buffer() = default;
+    Buffer(size_t n, bool guard_after) { allocate(n, guard_after); }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() {
+        if (map) munmap(map, map_bytes);
+    }
+
+    void allocate(size_t n, bool guard_after) {
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        bytes = n;
+        const size_t body = (n + page - 1) / page * page + page;
+        map_bytes = body + 2 * page;
+        map = static_cast<unsigned char*>(mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE,
+                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (map == MAP_FAILED) fail("mmap");
+        mprotect(map, page, PROT_NONE);
+        mprotect(map + page + body, page, PROT_NONE);
+        unsigned char* lo = map + page;
+        unsigned char* hi = map + page + body;
+        // 16-byte aligned, as cudaMalloc memory is; at most 15 bytes of slack before the end guard
+        data = guard_after ? reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(hi - n) & ~uintptr_t(15)) : lo;
+        std::memset(data, 0xff, n);
+    }
+    template <class T>
+    T* as() {
+        return static_cast<T*>(data);
+    }
+};
+
+// SIGSEGV handler: an access that hit a guard page is a kernel's out-of-bounds access; say so and which
+// address, then exit (the buffers' placement makes the fault immediate, not a corruption found later).
+inline void guard_fault(int, siginfo_t* info, void*) {
+    char msg[160];
+    const int n = std::snprintf(msg, sizeof msg,
+                                "EMULATION FAILURE: out-of-bounds access at %p (a guard page of a global buffer or of "
+                                "shared memory)\n", info->si_addr);
+    if (write(2, msg, n > 0 ? (size_t)n : 0) < 0) _exit(4);
+    _exit(3);
+}
+
+inline void install_guard_handler() {
+    struct sigaction sa {};
+    sa.sa_sigaction = guard_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, nullptr);
+}
+
 // Runs body() as every thread of every block of the grid.
 inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std::function<void()> body) {
     State& s = st();
@@ -398,8 +456,8 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
     s.body = std::move(body);
     ++s.launches;
     const int nthreads = threads_per_block();
-    std::vector<unsigned char> smem(smem_bytes + 16);
-    s.smem = smem.data();
+    Buffer smem(smem_bytes, true);
+    s.smem = smem.as<unsigned char>();
     s.smem_bytes = smem_bytes;
     for (unsigned bz = 0; bz < grid.z; ++bz)
         for (unsigned by = 0; by < grid.y; ++by)
@@ -454,43 +512,6 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
             }
     s.smem = nullptr;
 }
-
-// A global buffer against a PROT_NONE page: after its end (guard_after) or before its start.
-struct Buffer {
-    unsigned char* map = nullptr;
-    size_t map_bytes = 0;
-    void* data = nullptr;
-    size_t bytes = 0;
-
-    Buffer() = default;
-    Buffer(size_t n, bool guard_after) { allocate(n, guard_after); }
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-    ~Buffer() {
-        if (map) munmap(map, map_bytes);
-    }
-
-    void allocate(size_t n, bool guard_after) {
-        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        bytes = n;
-        const size_t body = (n + page - 1) / page * page + page;
-        map_bytes = body + 2 * page;
-        map = static_cast<unsigned char*>(mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE,
-                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-        if (map == MAP_FAILED) fail("mmap");
-        mprotect(map, page, PROT_NONE);
-        mprotect(map + page + body, page, PROT_NONE);
-        unsigned char* lo = map + page;
-        unsigned char* hi = map + page + body;
-        // 16-byte aligned, as cudaMalloc memory is; at most 15 bytes of slack before the end guard
-        data = guard_after ? reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(hi - n) & ~uintptr_t(15)) : lo;
-        std::memset(data, 0xff, n);
-    }
-    template <class T>
-    T* as() {
-        return static_cast<T*>(data);
-    }
-};
 
 }  // namespace emu
 

@@ -513,7 +513,9 @@ using Invoke = std::function<void(const ReplayArgs&)>;
 
 std::vector<std::pair<std::string, Invoke>> replay_table() {
     std::vector<std::pair<std::string, Invoke>> t;
-    for (const IgemmEntry& e : IGEMM) {
+    std::vector<IgemmEntry> tensor_core(std::begin(IGEMM), std::end(IGEMM));
+    tensor_core.insert(tensor_core.end(), std::begin(WGEMM), std::end(WGEMM));
+    for (const IgemmEntry& e : tensor_core) {
         IgemmFn fn = e.fn;
         t.push_back({e.name, [fn](const ReplayArgs& a) {
                          fn((const uint16_t*)a.ptr(0), (const uint16_t*)a.ptr(1), (const uint16_t*)a.ptr(2), a.ptr(3),
@@ -605,6 +607,7 @@ int replay(const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    emu::install_guard_handler();
     if (argc == 3 && std::string(argv[1]) == "--replay") return replay(argv[2]);
     const std::string filter = argc > 1 ? argv[1] : "";
     std::mt19937 rng(20251126);

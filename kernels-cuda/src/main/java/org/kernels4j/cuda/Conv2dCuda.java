@@ -29,7 +29,11 @@ import org.kernels4j.tuning.TuningSpace;
  *   <li>fp16/bf16: the tensor-core implicit GEMM, which works in NHWC; NCHW operands are transposed into
  *       NHWC copies in the stream's workspace and the result transposed back. Its 16-byte loaders need the
  *       operand's contiguous channel count to be a multiple of 8 and a 16-byte aligned address; otherwise the
- *       single-element loaders of the same kernels run (still on the tensor cores).</li>
+ *       single-element loaders of the same kernels run (still on the tensor cores). Two engines: mma.sync
+ *       (conv_igemm.cu, every GPU) and, on compute capability 9.0 with 16-byte loaders, Hopper's warpgroup MMA
+ *       (conv_wgmma.cu), chosen by system property {@value #ENGINE_PROPERTY} ({@code mma}, {@code wgmma},
+ *       {@code auto}: the tuned ENGINE parameter, mma by default until bench/gpu/check_conv.py's timings on a
+ *       Hopper GPU say otherwise).</li>
  * </ul>
  * The filter gradient is a split-K GEMM: each split writes fp32 partials into the stream's workspace and
  * {@code conv_reduce_*} adds them in a fixed order (deterministic, no atomics); the bias gradient likewise.
@@ -74,21 +78,47 @@ final class Conv2dCuda implements Conv2dKernels {
     static final Tile DGRAD_NARROW = new Tile(128, 16, 4);
     static final Tile WGRAD_ANY = new Tile(64, 64, 4);
 
-    /** A pass, with its 16-byte-loader tiles, largest first; a tuning value TILE = i picks the i-th (1-based). */
+    /**
+     * A pass, with its 16-byte-loader tiles, largest first, of each engine: {@code tiles} of mma.sync
+     * (conv_igemm.cu), {@code wgTiles} of wgmma (conv_wgmma.cu, 64 rows per warpgroup of 4 warps). A tuning value
+     * TILE = i picks the i-th (1-based) of the engine's list.
+     */
     enum Pass {
         FPROP("fprop", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(256, 64, 4),
-                new Tile(128, 64, 4), new Tile(64, 64, 4))),
-        DGRAD("dgrad", FPROP.tiles),
+                new Tile(128, 64, 4), new Tile(64, 64, 4)),
+                List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 64, 8))),
+        DGRAD("dgrad", FPROP.tiles, FPROP.wgTiles),
         WGRAD("wgrad", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(64, 256, 4),
-                new Tile(64, 128, 4), new Tile(64, 64, 4)));
+                new Tile(64, 128, 4), new Tile(64, 64, 4)),
+                List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(64, 256, 4)));
 
         final String label;
         final List<Tile> tiles;
+        final List<Tile> wgTiles;
 
-        Pass(String label, List<Tile> tiles) {
+        Pass(String label, List<Tile> tiles, List<Tile> wgTiles) {
             this.label = label;
             this.tiles = tiles;
+            this.wgTiles = wgTiles;
         }
+    }
+
+    /**
+     * The fp16/bf16 tensor-core engines: mma.sync (conv_igemm.cu, every supported GPU, any loader) and Hopper's
+     * warpgroup MMA (conv_wgmma.cu, compute capability 9.0 exactly, 16-byte loaders only).
+     */
+    enum Engine {
+        MMA, WGMMA
+    }
+
+    /**
+     * System property choosing the engine: {@code mma}, {@code wgmma} (where it can run, else mma), or {@code auto}
+     * (the default: the tuned ENGINE parameter, whose default is mma until measurements on Hopper decide).
+     */
+    static final String ENGINE_PROPERTY = "kernels4j.cuda.conv.engine";
+
+    /** A tensor-core kernel to launch: entry point, tile, block threads and dynamic shared memory. */
+    record TcKernel(String name, Engine engine, Tile tile, int smem) {
     }
 
     private static final String SOURCES = kernelSources();
@@ -108,12 +138,16 @@ final class Conv2dCuda implements Conv2dKernels {
         TuningSpace.Builder<Conv2dProblem> b = TuningSpace.builder("cuda.conv2d." + pass.label, Conv2dProblem.class)
                 .source(SOURCES)
                 .sourceOf(Conv2dCuda.class)
+                .parameter("ENGINE", 0, 0, 1)
                 .parameter("TILE", 0, tiles.stream().mapToInt(Integer::intValue).toArray());
         if (splits) {
             b.parameter("SPLIT_WAVES", 4, 1, 2, 4, 8, 16);
         }
-        return b.constraint("the tile's shared memory fits a block",
-                        (t, c) -> t.get("TILE") == 0
+        return b.constraint("ENGINE 1 (wgmma) runs on sm_90 only, over its own tile list",
+                        (t, c) -> t.get("ENGINE") == 0
+                                || "sm_90".equals(c.architecture()) && t.get("TILE") <= pass.wgTiles.size())
+                .constraint("the tile's shared memory fits a block",
+                        (t, c) -> t.get("TILE") == 0 || t.get("ENGINE") == 1
                                 || smemBytes(pass, pass.tiles.get(t.get("TILE") - 1), true, true) <= c.localMemoryBytes())
                 .bucket(p -> {
                     long[] d = gemm(pass, p);
@@ -295,11 +329,11 @@ final class Conv2dCuda implements Conv2dKernels {
     private void igemm(CudaStream s, Pass pass, Conv2dProblem p, long a, long b, long bias, long out, int splits,
                        int splitLen, long m, int phaseH, int phaseW) {
         boolean[] v = vectorLoaders(pass, p, a, b);
-        String tileName = tileFor(pass, p, v[0], v[1], m);
-        Tile t = parse(tileName);
-        String kernel = "conv_" + pass.label + "_" + suffix(p.dtype()) + "_" + tileName;
+        TcKernel k = tcKernel(pass, p, v[0], v[1], m);
+        Tile t = k.tile();
+        String kernel = k.name();
         long tiles = ceilDiv(m, t.bm()) * (long) ceilDiv(gemm(pass, p)[1], t.bn());
-        int smem = smemBytes(pass, t, v[0], v[1]);
+        int smem = k.smem();
         Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"
                 + (pass == Pass.WGRAD ? " splits " + splits + " x " + splitLen : "")
                 + (phaseH >= 0 ? " stride phase (" + phaseH + ", " + phaseW + ")" : "")));
@@ -439,29 +473,48 @@ final class Conv2dCuda implements Conv2dKernels {
     }
 
     /**
-     * The tensor-core tile (with its loader suffix) for a pass of an NHWC fp16/bf16 problem with {@code m} GEMM
-     * rows (dgrad: those of one stride phase).
+     * The tensor-core kernel for a pass of an NHWC fp16/bf16 problem with {@code m} GEMM rows (dgrad: those of one
+     * stride phase), {@code va}/{@code vb}: whether the 16-byte loaders can read operand A/B.
      */
-    String tileFor(Pass pass, Conv2dProblem p, boolean va, boolean vb, long m) {
+    TcKernel tcKernel(Pass pass, Conv2dProblem p, boolean va, boolean vb, long m) {
+        String prefix = "conv_" + pass.label + "_" + suffix(p.dtype()) + "_";
         if (!(va && vb)) {
-            return switch (pass) {
-                case FPROP -> FPROP_ANY.id() + "_ss";
-                case DGRAD -> (p.cPerGroup() <= DGRAD_NARROW.bn() ? DGRAD_NARROW : DGRAD_ANY).id() + (va ? "_vs" : "_ss");
-                case WGRAD -> WGRAD_ANY.id() + (va ? "_vs" : "_ss");
+            Tile t = switch (pass) {
+                case FPROP -> FPROP_ANY;
+                case DGRAD -> p.cPerGroup() <= DGRAD_NARROW.bn() ? DGRAD_NARROW : DGRAD_ANY;
+                case WGRAD -> WGRAD_ANY;
             };
+            // no "_sv" kernels: an operand the 16-byte loader could read takes the single-element one when the
+            // other cannot, and the shared memory is that of the loaders launched (their tables)
+            boolean a = va && pass != Pass.FPROP;
+            return new TcKernel(prefix + t.id() + (a ? "_vs" : "_ss"), Engine.MMA, t, smemBytes(pass, t, a, false));
         }
         TuningSpace<Conv2dProblem> space = pass == Pass.FPROP ? FPROP_SPACE : pass == Pass.DGRAD ? DGRAD_SPACE : WGRAD_SPACE;
-        int chosen = space.resolve(device, p.dtype(), p).get("TILE");
-        if (chosen > 0) {
-            return pass.tiles.get(chosen - 1).id() + "_vv";
-        }
+        var tuned = space.resolve(device, p.dtype(), p);
+        Engine engine = engine(tuned.get("ENGINE"));
+        int chosen = tuned.get("TILE");
         long ng = gemm(pass, p)[1];
+        long kd = gemm(pass, p)[2];
+        if (engine == Engine.WGMMA) {
+            Tile t = chosen > 0 && chosen <= pass.wgTiles.size() ? pass.wgTiles.get(chosen - 1) : wgTile(pass, p, m, ng);
+            return new TcKernel("conv_wg_" + pass.label + "_" + suffix(p.dtype()) + "_" + t.bm() + "x" + t.bn() + "_vv",
+                    Engine.WGMMA, t, wgSmemBytes(pass, t));
+        }
+        if (chosen > 0) {
+            Tile t = pass.tiles.get(chosen - 1);
+            return new TcKernel(prefix + t.id() + "_vv", Engine.MMA, t, smemBytes(pass, t, true, true));
+        }
         List<Tile> prefs;
         if (pass == Pass.WGRAD) {
             // the reduction is split to fill the GPU, so the tile is chosen for reuse: as wide as NG allows
             prefs = m > 64 ? (ng >= 256 ? List.of(new Tile(128, 256, 8), new Tile(128, 128, 4)) : List.of(new Tile(128, 128, 4)))
                     : ng >= 256 ? List.of(new Tile(64, 256, 4), new Tile(64, 128, 4))
                     : ng > 64 ? List.of(new Tile(64, 128, 4)) : List.of(new Tile(64, 64, 4));
+        } else if (kd <= 2 * BK_TC) {
+            // one or two k-tiles (a 1x1 convolution over few channels): the pass moves memory rather than computes,
+            // and more CTAs per SM overlap one's loads with another's stores
+            prefs = ng > 64 ? List.of(new Tile(128, 128, 4), new Tile(128, 64, 4), new Tile(64, 64, 4))
+                    : List.of(new Tile(128, 64, 4), new Tile(64, 64, 4));
         } else if (ng > 128) {
             prefs = List.of(new Tile(128, 256, 8), new Tile(128, 128, 4), new Tile(64, 64, 4));
         } else if (ng > 64) {
@@ -469,7 +522,6 @@ final class Conv2dCuda implements Conv2dKernels {
         } else {
             prefs = List.of(new Tile(256, 64, 4), new Tile(128, 64, 4), new Tile(64, 64, 4));
         }
-        String suffix = suffix(p.dtype());
         Tile pick = null;
         for (Tile t : prefs) {
             if (smemBytes(pass, t, true, true) > device.capabilities().localMemoryBytes()) {
@@ -479,13 +531,54 @@ final class Conv2dCuda implements Conv2dKernels {
             if (pass == Pass.WGRAD) {
                 break;
             }
-            String kernel = "conv_" + pass.label + "_" + suffix + "_" + t.id() + "_vv";
             long ctas = ceilDiv(m, t.bm()) * (long) ceilDiv(ng, t.bn()) * p.groups();
-            if (ctas >= (long) sms() * slots(kernel, t, smemBytes(pass, t, true, true))) {
+            if (ctas >= (long) sms() * slots(prefix + t.id() + "_vv", t, smemBytes(pass, t, true, true))) {
                 break;
             }
         }
-        return (pick != null ? pick : new Tile(64, 64, 4)).id() + "_vv";
+        Tile t = pick != null ? pick : new Tile(64, 64, 4);
+        return new TcKernel(prefix + t.id() + "_vv", Engine.MMA, t, smemBytes(pass, t, true, true));
+    }
+
+    /**
+     * The wgmma tile: as wide as NG needs, narrower while the CTAs would not fill every SM once (the 256-column
+     * tile holds one CTA per SM, the others two); wgrad, whose reduction is split to fill the GPU, as wide as NG.
+     */
+    private Tile wgTile(Pass pass, Conv2dProblem p, long m, long ng) {
+        List<Tile> w = pass.wgTiles;
+        if (pass == Pass.WGRAD) {
+            return m <= 64 ? w.get(2) : ng > 128 ? w.get(0) : w.get(1);
+        }
+        List<Tile> prefs = ng > 128 ? w : ng > 64 ? w.subList(1, 3) : w.subList(2, 3);
+        for (Tile t : prefs) {
+            if (ceilDiv(m, t.bm()) * (long) ceilDiv(ng, t.bn()) * p.groups() >= (long) sms() * wgSlots(t)) {
+                return t;
+            }
+        }
+        return prefs.getLast();
+    }
+
+    /** Whether the wgmma kernels can run here and the engine asked for (property, else tuned value) is wgmma. */
+    private Engine engine(int tuned) {
+        String mode = System.getProperty(ENGINE_PROPERTY, "auto").trim().toLowerCase(java.util.Locale.ROOT);
+        Engine asked = switch (mode) {
+            case "mma" -> Engine.MMA;
+            case "wgmma" -> Engine.WGMMA;
+            case "auto" -> tuned == 1 ? Engine.WGMMA : Engine.MMA;
+            default -> throw new IllegalStateException(ENGINE_PROPERTY + ": expected mma, wgmma or auto, got '" + mode + "'");
+        };
+        return asked == Engine.WGMMA && wgmmaRuns() ? Engine.WGMMA : Engine.MMA;
+    }
+
+    /** The wgmma kernels exist for sm_90a only (their PTX traps): compute capability 9.0 and a build that has them. */
+    private boolean wgmmaRuns() {
+        return device.computeCapabilityMajor() == 9 && device.computeCapabilityMinor() == 0
+                && KernelManifest.resource("conv_wgmma.sm_90a.cubin") != null;
+    }
+
+    /** CTAs of a wgmma tile per SM (conv_wgmma.cu's minimum blocks: one for 256 columns, else two). */
+    static int wgSlots(Tile t) {
+        return t.bn() >= 256 ? 1 : 2;
     }
 
     private int slots(String kernel, Tile t, int smem) {
@@ -516,7 +609,7 @@ final class Conv2dCuda implements Conv2dKernels {
             tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
         } else {
             bk = BK_TC;
-            Tile t = parse(tileFor(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0, d[0]));
+            Tile t = tcKernel(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0, d[0]).tile();
             tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
             waves = WGRAD_SPACE.resolve(device, p.dtype(), p).get("SPLIT_WAVES");
         }
@@ -562,6 +655,19 @@ final class Conv2dCuda implements Conv2dKernels {
             bytes += t.bn() * 16;
         }
         return bytes;
+    }
+
+    /**
+     * Dynamic shared memory of a wgmma kernel (conv_wgmma.cu, 16-byte loaders), as its Plan computes it with the
+     * core-matrix layout: k-major tiles rows x 40 elements, m/n-major ones 36 x columns (conv_igemm.cuh's
+     * CoreLayout), four stages, or the epilogue's staging tile if larger.
+     */
+    static int wgSmemBytes(Pass pass, Tile t) {
+        int aElems = pass != Pass.WGRAD ? t.bm() * 40 : 36 * t.bm();
+        int bElems = pass == Pass.FPROP ? t.bn() * 40 : 36 * t.bn();
+        int pipe = STAGES * (aElems + bElems) * 2;
+        int epi = pass == Pass.WGRAD ? 0 : t.bm() * (t.bn() + 8) * 2;
+        return Math.max(pipe, epi);
     }
 
     static Tile parse(String tileName) {
@@ -638,7 +744,7 @@ final class Conv2dCuda implements Conv2dKernels {
 
     private static String kernelSources() {
         StringBuilder sb = new StringBuilder();
-        for (String m : new String[] {"conv_igemm", "conv_simt", "conv_depthwise", "conv_support"}) {
+        for (String m : new String[] {"conv_igemm", "conv_wgmma", "conv_simt", "conv_depthwise", "conv_support"}) {
             byte[] ptx = KernelManifest.resource(m + ".ptx");
             sb.append(ptx == null ? "built without CUDA kernels" : new String(ptx, StandardCharsets.UTF_8));
         }

@@ -27,6 +27,7 @@ import org.kernels4j.Conv2d;
 import org.kernels4j.DType;
 import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
+import org.kernels4j.conformance.Conv2dConformanceReplay;
 import org.kernels4j.reference.ReferenceConv2d;
 import org.kernels4j.spi.Conv2dProblem;
 
@@ -251,12 +252,79 @@ class Conv2dCudaReplayTest {
         return run.replay().kernels;
     }
 
+    /**
+     * The cases of the first GPU run (H200): backward-filter case 36 passed, then case 37 (fp16 NCHW 1x1, K=7) hit
+     * CUDA_ERROR_ILLEGAL_ADDRESS; replayed in that order on one device.
+     */
+    @Test
+    void conformanceCasesOfTheFirstGpuRun() {
+        Run run = Run.start();
+        List<String> names = Conv2dConformanceReplay.names(run.device());
+        assertEquals("cuda:0 float16 NCHW depthwise-x2 Conv2d(NCHW, stride=1x1, pad=1,1,1,1, dilation=1x1, groups=4) "
+                + "N=1 C=4 HxW=6x5 K=8 RxS=3x3 bias", names.get(35));
+        assertEquals("cuda:0 float16 NCHW 1x1 Conv2d(NCHW, stride=1x1, pad=0,0,0,0, dilation=1x1, groups=1) "
+                + "N=3 C=16 HxW=5x5 K=7 RxS=1x1", names.get(36));
+        Conv2dConformanceReplay.run(Conv2dConformanceReplay.Pass.BACKWARD_FILTER, run.device(), 36);
+        Conv2dConformanceReplay.run(Conv2dConformanceReplay.Pass.BACKWARD_FILTER, run.device(), 37);
+        assertTrue(run.replay().kernels.contains("conv_wgrad_f16_64x64w4_ss"), run.replay().kernels.toString());
+    }
+
+    /**
+     * Every case of the convolution conformance suite, as the GPU runs them, for the passes named in system
+     * property {@code kernels4j.cuda.replayConformance} (comma-separated FORWARD, BACKWARD_DATA, BACKWARD_FILTER;
+     * unset: skipped, since the whole list takes minutes in the emulation).
+     */
+    @Test
+    void wholeConformanceList() {
+        String passes = System.getProperty("kernels4j.cuda.replayConformance", "");
+        assumeTrue(!passes.isBlank(), "set -Dkernels4j.cuda.replayConformance=FORWARD,BACKWARD_DATA,BACKWARD_FILTER to run");
+        Run run = Run.start();
+        int cases = Conv2dConformanceReplay.names(run.device()).size();
+        List<String> failed = new ArrayList<>();
+        for (String pass : passes.split(",")) {
+            Conv2dConformanceReplay.Pass ps = Conv2dConformanceReplay.Pass.valueOf(pass.trim());
+            for (int i = 1; i <= cases; i++) {
+                long t0 = System.nanoTime();
+                int launches = run.replay().kernels.size();
+                try {
+                    Conv2dConformanceReplay.run(ps, run.device(), i);
+                    System.out.printf("replayed %s [%d] %s: %d launches, %.1f s%n", ps, i,
+                            Conv2dConformanceReplay.names(run.device()).get(i - 1), run.replay().kernels.size() - launches,
+                            (System.nanoTime() - t0) * 1e-9);
+                } catch (AssertionError | RuntimeException e) {
+                    failed.add(ps + " [" + i + "] " + Conv2dConformanceReplay.names(run.device()).get(i - 1) + ": " + e.getMessage());
+                }
+            }
+        }
+        assertEquals(List.of(), failed);
+    }
+
     @Test
     void tensorCoresNhwcWithBias() {
         List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build(), DType.BFLOAT16,
                 new int[] {2, 7, 6, 16}, new int[] {24, 3, 3, 16}, 1);
         assertTrue(k.stream().anyMatch(n -> n.startsWith("conv_fprop_bf16_") && n.endsWith("_vv")), k.toString());
         assertTrue(k.contains("conv_bias_grad_bf16") && k.contains("conv_reduce_bf16"), k.toString());
+    }
+
+    /** The wgmma engine chosen by the system property on a compute capability 9.0 device (the fake's). */
+    @Test
+    void wgmmaEngineWhenAskedFor() {
+        System.setProperty(Conv2dCuda.ENGINE_PROPERTY, "wgmma");
+        try {
+            List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).stride(2, 1).padding(1).build(),
+                    DType.BFLOAT16, new int[] {2, 9, 7, 16}, new int[] {24, 3, 3, 16}, 9);
+            assertTrue(k.contains("conv_wg_fprop_bf16_128x64_vv") && k.contains("conv_wg_wgrad_bf16_64x256_vv")
+                    && k.stream().filter(n -> n.startsWith("conv_wg_dgrad_bf16_")).count() == 2, k.toString());
+            // K = 12: dy (operand A of dgrad and wgrad) has no 16-byte loader, so those passes run mma.sync whatever
+            // the engine; fprop reads x and w, whose C = 8 can
+            List<String> narrow = check(Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build(), DType.FLOAT16,
+                    new int[] {1, 5, 6, 8}, new int[] {12, 3, 3, 8}, 10);
+            assertTrue(narrow.contains("conv_wg_fprop_f16_128x64_vv") && narrow.contains("conv_dgrad_f16_128x16w4_ss")
+                    && narrow.contains("conv_wgrad_f16_64x64w4_ss"), narrow.toString());
+        } finally {
+            System.clearProperty(Conv2dCuda.ENGINE_PROPERTY);
+        }
     }
 
     @Test
@@ -315,6 +383,39 @@ class Conv2dCudaReplayTest {
             d.synchronize();
             assertEquals(List.of("conv_fprop_bf16_128x64w4_ss"), run.replay().kernels);
             assertClose("y from a misaligned x", y, ReferenceConv2d.forward(p, xv, v.get(0), null), DType.BFLOAT16);
+        }
+    }
+
+    /**
+     * An aligned x with a misaligned filter: the A operand could take the 16-byte loader but the kernel launched
+     * ("_ss") has the single-element one, whose pixel table must be in the shared memory the launch asks for.
+     */
+    @Test
+    void misalignedFilterLaunchesWithTheScalarLoadersSharedMemory() {
+        Run run = Run.start();
+        CudaDevice d = run.device();
+        Conv2d conv = Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build();
+        int[] xShape = {1, 5, 5, 8};
+        int[] wShape = {8, 3, 3, 8};
+        Conv2dProblem p = conv.problem(xShape, wShape, DType.FLOAT16);
+        List<double[]> v = new ArrayList<>();
+        Random rnd = new Random(8);
+        try (Tensor buf = d.allocate(DType.FLOAT16, 8 * 3 * 3 * 8 + 1);
+             Tensor x = input(d, DType.FLOAT16, xShape, rnd, 1, v);
+             Tensor y = poisoned(d, DType.FLOAT16, p.yShape())) {
+            Tensor w = CudaInterop.wrap(d, CudaInterop.devicePointer(buf) + 2, DType.FLOAT16, wShape);
+            w.copyFrom(random(rnd, 8 * 3 * 3 * 8, 0.2));
+            float[] ws = w.toFloatArray();
+            double[] wv = new double[ws.length];
+            for (int i = 0; i < ws.length; i++) {
+                wv[i] = ws[i];
+            }
+            conv.forward(d.defaultStream(), x, w, null, y);
+            d.synchronize();
+            assertEquals(List.of("conv_fprop_f16_128x64w4_ss"), run.replay().kernels);
+            assertEquals(Conv2dCuda.smemBytes(Conv2dCuda.Pass.FPROP, Conv2dCuda.FPROP_ANY, false, false),
+                    run.replay().fake.launches.getLast().sharedBytes());
+            assertClose("y from a misaligned w", y, ReferenceConv2d.forward(p, v.get(0), wv, null), DType.FLOAT16);
         }
     }
 

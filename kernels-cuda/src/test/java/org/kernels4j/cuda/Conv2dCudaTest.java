@@ -29,9 +29,9 @@ class Conv2dCudaTest {
             "\\.const \\.align 4 \\.b8 (conv_\\w+)_cfg\\[16\\] = \\{([0-9, ]*)\\};");
 
     /** {threads, smem, BM, BN} of every tensor-core entry, decoded from the PTX initialisers (little-endian). */
-    private static Map<String, int[]> kernelConfigs() {
-        byte[] ptx = KernelManifest.resource("conv_igemm.ptx");
-        assumeTrue(ptx != null, "built without CUDA kernels (nvcc absent): no conv_igemm.ptx to compare with");
+    private static Map<String, int[]> kernelConfigs(String module) {
+        byte[] ptx = KernelManifest.resource(module + ".ptx");
+        assumeTrue(ptx != null, "built without CUDA kernels (nvcc absent): no " + module + ".ptx to compare with");
         Map<String, int[]> cfg = new LinkedHashMap<>();
         Matcher m = CFG.matcher(new String(ptx, StandardCharsets.UTF_8));
         while (m.find()) {
@@ -73,9 +73,32 @@ class Conv2dCudaTest {
         return names;
     }
 
+    /**
+     * The wgmma entries (conv_wgmma.cu) against the Java tile lists and shared-memory formula; the module's PTX
+     * carries the _cfg constants even where its kernels trap (compute_80).
+     */
+    @Test
+    void wgmmaTilesAndSharedMemoryMatchTheKernels() {
+        Map<String, int[]> cfg = kernelConfigs("conv_wgmma");
+        Map<String, int[]> expected = new LinkedHashMap<>();
+        for (String dt : new String[] {"f16", "bf16"}) {
+            for (Conv2dCuda.Pass pass : Conv2dCuda.Pass.values()) {
+                for (Conv2dCuda.Tile t : pass.wgTiles) {
+                    expected.put("conv_wg_" + pass.label + "_" + dt + "_" + t.bm() + "x" + t.bn() + "_vv",
+                            new int[] {t.threads(), Conv2dCuda.wgSmemBytes(pass, t), t.bm(), t.bn()});
+                }
+            }
+        }
+        assertEquals(new TreeSet<>(expected.keySet()), new TreeSet<>(cfg.keySet()),
+                "the wgmma entries the planner can launch and those conv_wgmma.cu defines");
+        for (Map.Entry<String, int[]> e : expected.entrySet()) {
+            assertArrayEquals(e.getValue(), cfg.get(e.getKey()), e.getKey() + ": {threads, shared bytes, BM, BN}");
+        }
+    }
+
     @Test
     void tilesAndSharedMemoryMatchTheKernels() {
-        Map<String, int[]> cfg = kernelConfigs();
+        Map<String, int[]> cfg = kernelConfigs("conv_igemm");
         Map<String, Object[]> names = launchable();
         assertEquals(new TreeSet<>(names.keySet()), new TreeSet<>(cfg.keySet()),
                 "the tensor-core entries the planner can launch and those conv_igemm.cu defines");
