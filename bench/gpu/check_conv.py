@@ -226,7 +226,7 @@ def tc_entry(kern, pas, c: Conv, dt, engine="mma", tile=None, m=None):
     M, NG, KD = gemm_dims(pas, c)
     M = M if m is None else m
     va, vb = vector_loaders(pas, c)
-    if not (va and vb):
+    if not (va and vb) or (pas == "dgrad" and c.Cg <= 32):
         a = va and pas != "fprop"
         if pas == "fprop":
             name = "128x64w4"
@@ -352,6 +352,46 @@ def transpose(kern, src, dst, batch, rows, cols):
     h.launch(kern.fn("conv_support", name), grid, (32, 8, 1), [src, dst, h.i32(batch), h.i32(rows), h.i32(cols)])
 
 
+def space_to_depth(c: Conv, dt):
+    """Conv2dCuda.spaceToDepth: the stride-1 NHWC problem over 2x2 pixel blocks that computes a stride-2 fp16/bf16
+    convolution of fewer than 8 input channels (4C channels padded to a multiple of 8), or None."""
+    if (dt == torch.float32 or c.groups != 1 or c.depthwise or c.stride != (2, 2) or c.dil != (1, 1)
+            or c.C % 8 == 0 or 4 * c.C > 32):
+        return None
+    c2 = cdiv(4 * c.C, 8) * 8
+    pt, pl = (c.pad[0] + 1) // 2, (c.pad[1] + 1) // 2
+    r2 = (c.R - 1 + 2 * pt - c.pad[0]) // 2 + 1
+    s2 = (c.S - 1 + 2 * pl - c.pad[1]) // 2 + 1
+    h2, w2 = (c.H + 1) // 2, (c.W + 1) // 2
+    return Conv(c.N, c2, h2, w2, c.K, r2, s2, (1, 1), (pt, pl, c.P - 1 + r2 - h2 - pt, c.Q - 1 + s2 - w2 - pl))
+
+
+def gemm_problem(c: Conv, dt):
+    """The problem the tensor-core kernels see: the space-to-depth one where that applies."""
+    return space_to_depth(c, dt) or c
+
+
+def wgmma_takes(c: Conv, dt):
+    """Whether every pass of c has the 16-byte loaders that the wgmma kernels need."""
+    g = gemm_problem(c, dt)
+    return not g.depthwise and all(all(vector_loaders(p, g)) for p in ("fprop", "dgrad", "wgrad"))
+
+
+def s2d_x(kern, name, src, dst, c: Conv, q: Conv, layout):
+    """conv_s2d_x_b16 (x into q's image) or conv_d2s_x_b16 (back); c gives x's geometry and layout."""
+    work = q.N * q.H * q.W * (q.C // 8) if name == "conv_s2d_x_b16" else c.N * c.C * c.H * c.W
+    h.launch(kern.fn("conv_support", name), (max(1, cdiv(work, 256)), 1, 1), (256, 1, 1),
+             [src, dst] + [h.i32(v) for v in (c.N, c.H, c.W, c.C, q.H, q.W, q.C, 1 if layout == "NCHW" else 0)])
+
+
+def s2d_w(kern, name, src, dst, c: Conv, q: Conv, layout):
+    """conv_s2d_w_b16 (c's filter into q's) or conv_d2s_w_b16 (back)."""
+    work = q.K * q.R * q.S * q.C if name == "conv_s2d_w_b16" else c.K * c.R * c.S * c.C
+    h.launch(kern.fn("conv_support", name), (max(1, cdiv(work, 256)), 1, 1), (256, 1, 1),
+             [src, dst] + [h.i32(v) for v in (c.K, c.R, c.S, c.C, q.R, q.S, q.C, 2 * q.pad[0] - c.pad[0],
+                                               2 * q.pad[1] - c.pad[1], 1 if layout == "NCHW" else 0)])
+
+
 class Runner:
     """Runs a pass the way Conv2dCuda.java does, workspaces allocated per call."""
 
@@ -383,6 +423,18 @@ class Runner:
         k = self.kern
         if c.N == 0:  # nothing to write
             return None
+        q = space_to_depth(c, dt) if not c.depthwise else None
+        if q is not None:
+            x2 = torch.empty(x_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            w2 = torch.empty(w_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            s2d_x(k, "conv_s2d_x_b16", x, x2, c, q, layout)
+            s2d_w(k, "conv_s2d_w_b16", w, w2, c, q, layout)
+            Ls = plan(k, "fprop", q, dt, engine, tile)
+            yn = y if layout == "NHWC" else torch.empty(y_shape(c, "NHWC"), dtype=dt, device=h.DEVICE)
+            launch_conv(k, Ls, q, x2, w2, bias, yn)
+            if layout == "NCHW":
+                transpose(k, yn, y, c.N, c.P * c.Q, c.K)
+            return Ls[0]
         tc = dt != torch.float32 and not c.depthwise
         Ls = plan(k, "fprop", c, dt, engine, tile)
         if not tc or layout == "NHWC":
@@ -398,6 +450,16 @@ class Runner:
         k = self.kern
         if c.N == 0:
             return None
+        q = space_to_depth(c, dt)
+        if q is not None:
+            _, _, dyn = self._nhwc_inputs(c, layout, dy=dy)
+            w2 = torch.empty(w_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            dx2 = torch.empty(x_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            s2d_w(k, "conv_s2d_w_b16", w, w2, c, q, layout)
+            Ls = plan(k, "dgrad", q, dt, engine, tile)
+            launch_conv(k, Ls, q, dyn, w2, None, dx2)
+            s2d_x(k, "conv_d2s_x_b16", dx2, dx, c, q, layout)
+            return Ls[0]
         tc = dt != torch.float32 and not c.depthwise
         Ls = plan(k, "dgrad", c, dt, engine, tile)
         if not tc or layout == "NHWC":
@@ -414,8 +476,21 @@ class Runner:
         tc = dt != torch.float32 and not c.depthwise
         count = c.K * c.R * c.S * c.Cg
         L = None
+        q = space_to_depth(c, dt)
         if c.N == 0:
             reduce_into(k, dw, dw, count, 0, dt)  # splits = 0 writes zeros; the partial pointer is not read
+        elif q is not None:
+            _, _, dyn = self._nhwc_inputs(c, layout, dy=dy)
+            x2 = torch.empty(x_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            s2d_x(k, "conv_s2d_x_b16", x, x2, c, q, layout)
+            Ls = plan(k, "wgrad", q, dt, engine, tile, splits)
+            L = Ls[0]
+            count2 = q.K * q.R * q.S * q.C
+            part = torch.empty(L.splits * count2, dtype=torch.float32, device=h.DEVICE)
+            launch_conv(k, Ls, q, dyn, x2, None, part)
+            dw2 = torch.empty(w_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+            reduce_into(k, part, dw2, count2, L.splits, dt)
+            s2d_w(k, "conv_d2s_w_b16", dw2, dw, c, q, layout)
         else:
             Ls = plan(k, "wgrad", c, dt, engine, tile, splits)
             L = Ls[0]
@@ -607,6 +682,9 @@ class Layer:
     def ours(self, pas, engine="mma", tile=None, splits=None):
         """(first launch, callable) of our pass; wgrad's partials allocated once, as the stream's workspace is."""
         kern, c = self.run.kern, self.c
+        q = space_to_depth(c, self.dt)
+        if q is not None:
+            return self._ours_s2d(pas, q, engine, tile, splits)
         Ls = plan(kern, pas, c, self.dt, engine, tile, splits)
         L = Ls[0]
         if pas == "fprop":
@@ -619,6 +697,35 @@ class Layer:
         def wgrad(i):
             launch_conv(kern, Ls, c, self.dys[i], self.xs[i], None, ws)
             reduce_into(kern, ws, self.dw, count, L.splits, self.dt)
+        return L, wgrad
+
+    def _ours_s2d(self, pas, q, engine, tile, splits):
+        """The space-to-depth path (an RGB stem): the transforms are part of the pass, as in Conv2dCuda."""
+        kern, c, dt = self.run.kern, self.c, self.dt
+        Ls = plan(kern, pas, q, dt, engine, tile, splits)
+        L = Ls[0]
+        x2 = torch.empty(x_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+        w2 = torch.empty(w_shape(q, "NHWC"), dtype=dt, device=h.DEVICE)
+        if pas == "fprop":
+            def fprop(i):
+                s2d_x(kern, "conv_s2d_x_b16", self.xs[i], x2, c, q, "NHWC")
+                s2d_w(kern, "conv_s2d_w_b16", self.w, w2, c, q, "NHWC")
+                launch_conv(kern, Ls, q, x2, w2, None, self.y)
+            return L, fprop
+        if pas == "dgrad":
+            def dgrad(i):
+                s2d_w(kern, "conv_s2d_w_b16", self.w, w2, c, q, "NHWC")
+                launch_conv(kern, Ls, q, self.dys[i], w2, None, x2)
+                s2d_x(kern, "conv_d2s_x_b16", x2, self.dx, c, q, "NHWC")
+            return L, dgrad
+        count2 = q.K * q.R * q.S * q.C
+        ws = torch.empty(max(1, L.splits * count2), dtype=torch.float32, device=h.DEVICE)
+
+        def wgrad(i):
+            s2d_x(kern, "conv_s2d_x_b16", self.xs[i], x2, c, q, "NHWC")
+            launch_conv(kern, Ls, q, self.dys[i], x2, None, ws)
+            reduce_into(kern, ws, w2, count2, L.splits, dt)
+            s2d_w(kern, "conv_d2s_w_b16", w2, self.dw, c, q, "NHWC")
         return L, wgrad
 
     def time(self, fn, repeats):
@@ -739,7 +846,7 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
             print(f"  {name} {pas}: mma.sync {row['ours_ms']:.4f} ms ({kernel_label(L)}), cudnn {row['cudnn_ms']:.4f} ms,"
                   f" ratio {row['ratio']:.3f}", flush=True)
             if not quick:
-                for tile, splits in sweep_variants(pas, c, L):
+                for tile, splits in sweep_variants(pas, gemm_problem(c, torch.bfloat16), L):
                     try:
                         L2, fn2 = layer.ours(pas, "mma", tile, splits)
                         result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, repeats // 2),
@@ -798,7 +905,7 @@ def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_
     combos = [{p: WG_TILES[p][i] for p in WG_TILES} for i in range(3)]
     # odd shapes the 16-byte loaders take (others run the mma.sync "_ss"/"_vs" kernels whatever the engine)
     for c in odd_cases():
-        if not all(all(vector_loaders(p, c)) for p in WG_TILES) or c.depthwise:
+        if not wgmma_takes(c, torch.bfloat16):
             continue
         for dt in (torch.bfloat16, torch.float16):
             k = make_case(c, dt, "NHWC", gen)
@@ -809,7 +916,7 @@ def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_
         save_to()
     # the layers (batch 8 in quick mode), every tile
     for name, k in layer_cases.items():
-        if not all(all(vector_loaders(p, k.c)) for p in WG_TILES):
+        if not wgmma_takes(k.c, k.dt):
             continue
         for tiles in [None] + combos:
             vs = verify(runner, k, "wgmma", tiles)
@@ -821,7 +928,7 @@ def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_
     out["ok"] = all(v["ok"] for v in out["correctness"])
     # timing: the planned tile and every tile, beside cuDNN (the mma.sync rows are in result["timings"])
     for name, layer in layers.items():
-        if not all(all(vector_loaders(p, layer.c)) for p in WG_TILES):
+        if not wgmma_takes(layer.c, layer.dt):
             continue
         for pas in ("fprop", "dgrad", "wgrad"):
             L, fn = layer.ours(pas, "wgmma")

@@ -545,6 +545,22 @@ std::vector<std::pair<std::string, Invoke>> replay_table() {
     t.push_back({"conv_transpose_b16", [](const ReplayArgs& a) {
                      conv_transpose_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4));
                  }});
+    t.push_back({"conv_s2d_x_b16", [](const ReplayArgs& a) {
+                     conv_s2d_x_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4),
+                                    a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9));
+                 }});
+    t.push_back({"conv_d2s_x_b16", [](const ReplayArgs& a) {
+                     conv_d2s_x_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4),
+                                    a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9));
+                 }});
+    t.push_back({"conv_s2d_w_b16", [](const ReplayArgs& a) {
+                     conv_s2d_w_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4),
+                                    a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9), a.i32(10), a.i32(11));
+                 }});
+    t.push_back({"conv_d2s_w_b16", [](const ReplayArgs& a) {
+                     conv_d2s_w_b16((const uint16_t*)a.ptr(0), (uint16_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4),
+                                    a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9), a.i32(10), a.i32(11));
+                 }});
     t.push_back({"conv_transpose_b32", [](const ReplayArgs& a) {
                      conv_transpose_b32((const uint32_t*)a.ptr(0), (uint32_t*)a.ptr(1), a.i32(2), a.i32(3), a.i32(4));
                  }});

@@ -187,10 +187,23 @@ final class Conv2dCuda implements Conv2dKernels {
             Conv2dProblem c = withBatch(p, nb);
             long xc = xa + n0 * xImage;
             long yc = ya + n0 * yImage;
+            Conv2dProblem q = spaceToDepth(c);
             if (depthwise(c)) {
                 depthwise(s, Pass.FPROP, c, xc, wa, ba, yc, 0);
             } else if (c.dtype() == DType.FLOAT32) {
                 simt(s, Pass.FPROP, c, xc, wa, ba, yc, 1, 0);
+            } else if (q != null) {
+                long x2 = 0;
+                long w2 = align(x2 + imageBytes(q) * nb);
+                long yn = align(w2 + filterBytes(q));
+                s.withWorkspace(align(yn + (nchw ? yImage * nb : 0)), ws -> {
+                    spaceToDepthX(s, "conv_s2d_x_b16", xc, ws + x2, c, q);
+                    spaceToDepthW(s, "conv_s2d_w_b16", wa, ws + w2, c, q);
+                    igemm(s, Pass.FPROP, q, ws + x2, ws + w2, ba, nchw ? ws + yn : yc, 1, 0);
+                    if (nchw) {
+                        transpose(s, ws + yn, yc, es, nb, c.p() * c.q(), c.k());
+                    }
+                });
             } else if (!nchw) {
                 igemm(s, Pass.FPROP, c, xc, wa, ba, yc, 1, 0);
             } else {
@@ -226,10 +239,23 @@ final class Conv2dCuda implements Conv2dKernels {
             Conv2dProblem c = withBatch(p, nb);
             long dyc = dya + n0 * yImage;
             long dxc = dxa + n0 * xImage;
+            Conv2dProblem q = spaceToDepth(c);
             if (depthwise(c)) {
                 depthwise(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 0);
             } else if (c.dtype() == DType.FLOAT32) {
                 simt(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 1, 0);
+            } else if (q != null) {
+                long dyn = 0;
+                long w2 = align(dyn + (nchw ? yImage * nb : 0));
+                long dx2 = align(w2 + filterBytes(q));
+                s.withWorkspace(align(dx2 + imageBytes(q) * nb), ws -> {
+                    if (nchw) {
+                        transpose(s, dyc, ws + dyn, es, nb, c.k(), c.p() * c.q());
+                    }
+                    spaceToDepthW(s, "conv_s2d_w_b16", wa, ws + w2, c, q);
+                    igemm(s, Pass.DGRAD, q, nchw ? ws + dyn : dyc, ws + w2, 0, ws + dx2, 1, 0);
+                    spaceToDepthX(s, "conv_d2s_x_b16", ws + dx2, dxc, c, q);
+                });
             } else if (!nchw) {
                 igemm(s, Pass.DGRAD, c, dyc, wa, 0, dxc, 1, 0);
             } else {
@@ -262,26 +288,31 @@ final class Conv2dCuda implements Conv2dKernels {
         }
         boolean nchw = p.format() == Conv2d.Format.NCHW;
         boolean tc = !depthwise(p) && p.dtype() != DType.FLOAT32;
+        // the GEMM's problem: the space-to-depth one (NHWC, its own filter) where that applies
+        Conv2dProblem g = spaceToDepth(p) != null ? spaceToDepth(p) : p;
+        boolean s2d = g != p;
         int es = p.dtype().byteSize();
         long xImage = (long) p.c() * p.h() * p.w() * es;
         long yImage = (long) p.k() * p.p() * p.q() * es;
+        long gCount = (long) g.k() * g.r() * g.s() * g.cPerGroup();
         int chunk = batchChunk(p);
         int chunks = ceilDiv(p.n(), chunk);
         // one split plan per chunk size (all chunks but the last are full)
-        Split full = wgradSplits(withBatch(p, Math.min(chunk, p.n())), chunks);
-        Split last = wgradSplits(withBatch(p, p.n() - (chunks - 1) * chunk), chunks);
+        Split full = wgradSplits(withBatch(g, Math.min(chunk, p.n())), chunks);
+        Split last = wgradSplits(withBatch(g, p.n() - (chunks - 1) * chunk), chunks);
         int totalSplits = full.splits * (chunks - 1) + last.splits;
-        long partBytes = count * Float.BYTES;
+        long partBytes = gCount * Float.BYTES;
         long part = 0;
         long dyn = align(part + partBytes * totalSplits);
         long xn = align(dyn + (tc && nchw ? yImage * chunk : 0));
-        long dwn = align(xn + (tc && nchw ? xImage * chunk : 0));
-        long end = align(dwn + (tc && nchw ? filterBytes(p) : 0));
+        long dwn = align(xn + (s2d ? imageBytes(g) * chunk : tc && nchw ? xImage * chunk : 0));
+        long end = align(dwn + (s2d || tc && nchw ? filterBytes(g) : 0));
         s.withWorkspace(end, ws -> {
             int done = 0;
             for (int i = 0; i < chunks; i++) {
                 int n0 = i * chunk;
-                Conv2dProblem c = withBatch(p, Math.min(chunk, p.n() - n0));
+                int nb = Math.min(chunk, p.n() - n0);
+                Conv2dProblem c = withBatch(p, nb);
                 Split sp = i == chunks - 1 ? last : full;
                 long pc = ws + part + done * partBytes;
                 long dyc = dya + n0 * yImage;
@@ -290,16 +321,26 @@ final class Conv2dCuda implements Conv2dKernels {
                     depthwise(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splitLen);
                 } else if (!tc) {
                     simt(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splits, sp.splitLen);
+                } else if (s2d) {
+                    if (nchw) {
+                        transpose(s, dyc, ws + dyn, es, nb, c.k(), c.p() * c.q());
+                    }
+                    Conv2dProblem q = withBatch(g, nb);
+                    spaceToDepthX(s, "conv_s2d_x_b16", xc, ws + xn, c, q);
+                    igemm(s, Pass.WGRAD, q, nchw ? ws + dyn : dyc, ws + xn, 0, pc, sp.splits, sp.splitLen);
                 } else if (!nchw) {
                     igemm(s, Pass.WGRAD, c, dyc, xc, 0, pc, sp.splits, sp.splitLen);
                 } else {
-                    transpose(s, dyc, ws + dyn, es, c.n(), c.k(), c.p() * c.q());
-                    transpose(s, xc, ws + xn, es, c.n(), c.c(), c.h() * c.w());
+                    transpose(s, dyc, ws + dyn, es, nb, c.k(), c.p() * c.q());
+                    transpose(s, xc, ws + xn, es, nb, c.c(), c.h() * c.w());
                     igemm(s, Pass.WGRAD, c, ws + dyn, ws + xn, 0, pc, sp.splits, sp.splitLen);
                 }
                 done += sp.splits;
             }
-            if (tc && nchw) {
+            if (s2d) {
+                reduce(s, ws + part, ws + dwn, gCount, totalSplits, p.dtype());
+                spaceToDepthW(s, "conv_d2s_w_b16", ws + dwn, dwa, p, g);
+            } else if (tc && nchw) {
                 reduce(s, ws + part, ws + dwn, count, totalSplits, p.dtype());
                 transpose(s, ws + dwn, dwa, es, p.k(), p.r() * p.s(), p.cPerGroup());
             } else {
@@ -444,6 +485,26 @@ final class Conv2dCuda implements Conv2dKernels {
         });
     }
 
+    /**
+     * conv_s2d_x_b16 (x into the space-to-depth image of {@code q}) or conv_d2s_x_b16 (back), over the images of
+     * problem {@code p}, which gives the layout of x.
+     */
+    private static void spaceToDepthX(CudaStream s, String kernel, long in, long out, Conv2dProblem p, Conv2dProblem q) {
+        long work = kernel.equals("conv_s2d_x_b16") ? (long) q.n() * q.h() * q.w() * (q.c() / 8)
+                : (long) p.n() * p.c() * p.h() * p.w();
+        CudaKernels.launch(s, kernel, Dim3.of(Math.max(1, ceilDiv(work, 256))), Dim3.of(256), 0, in, out, p.n(), p.h(),
+                p.w(), p.c(), q.h(), q.w(), q.c(), p.format() == Conv2d.Format.NCHW ? 1 : 0);
+    }
+
+    /** conv_s2d_w_b16 (p's filter into q's) or conv_d2s_w_b16 (back). */
+    private static void spaceToDepthW(CudaStream s, String kernel, long in, long out, Conv2dProblem p, Conv2dProblem q) {
+        long work = kernel.equals("conv_s2d_w_b16") ? (long) q.k() * q.r() * q.s() * q.c()
+                : (long) p.k() * p.r() * p.s() * p.c();
+        CudaKernels.launch(s, kernel, Dim3.of(Math.max(1, ceilDiv(work, 256))), Dim3.of(256), 0, in, out, p.k(), p.r(),
+                p.s(), p.c(), q.r(), q.s(), q.c(), 2 * q.padTop() - p.padTop(), 2 * q.padLeft() - p.padLeft(),
+                p.format() == Conv2d.Format.NCHW ? 1 : 0);
+    }
+
     /** out[b][c][r] = in[b][r][c], elements of {@code es} bytes. */
     private static void transpose(CudaStream s, long in, long out, int es, int batch, int rows, int cols) {
         Dim3 grid = Dim3.of(ceilDiv(cols, 32), Math.min(ceilDiv(rows, 32), Z_MAX), Math.min(batch, Z_MAX));
@@ -478,7 +539,9 @@ final class Conv2dCuda implements Conv2dKernels {
      */
     TcKernel tcKernel(Pass pass, Conv2dProblem p, boolean va, boolean vb, long m) {
         String prefix = "conv_" + pass.label + "_" + suffix(p.dtype()) + "_";
-        if (!(va && vb)) {
+        // dgrad over at most 32 input channels (a space-to-depth stem's 16): the narrow tiles, whose filter
+        // loader is the single-element one, rather than 64 columns of which most would be padding
+        if (!(va && vb) || pass == Pass.DGRAD && p.cPerGroup() <= DGRAD_ANY.bn()) {
             Tile t = switch (pass) {
                 case FPROP -> FPROP_ANY;
                 case DGRAD -> p.cPerGroup() <= DGRAD_NARROW.bn() ? DGRAD_NARROW : DGRAD_ANY;
@@ -676,6 +739,32 @@ final class Conv2dCuda implements Conv2dKernels {
         int w = id.indexOf('w');
         return new Tile(Integer.parseInt(id.substring(0, x)), Integer.parseInt(id.substring(x + 1, w)),
                 Integer.parseInt(id.substring(w + 1)));
+    }
+
+    /**
+     * The stride-1 NHWC problem over 2x2 pixel blocks (conv_support.cu's space-to-depth) that computes a stride-2
+     * fp16/bf16 convolution of fewer than 8 input channels (an RGB stem) on the 16-byte loaders: 4C channels padded
+     * to a multiple of 8, an R2 x S2 filter, the same P x Q output; null where it does not apply (groups,
+     * dilation, 8 or more channels, or more than 32 after the transform).
+     */
+    static Conv2dProblem spaceToDepth(Conv2dProblem p) {
+        if (p.dtype() == DType.FLOAT32 || p.groups() != 1 || depthwise(p) || p.strideH() != 2 || p.strideW() != 2
+                || p.dilationH() != 1 || p.dilationW() != 1 || p.c() % 8 == 0 || 4 * p.c() > 32) {
+            return null;
+        }
+        int c2 = (4 * p.c() + 7) / 8 * 8;
+        int pt = (p.padTop() + 1) / 2;
+        int pl = (p.padLeft() + 1) / 2;
+        int r2 = (p.r() - 1 + 2 * pt - p.padTop()) / 2 + 1;
+        int s2 = (p.s() - 1 + 2 * pl - p.padLeft()) / 2 + 1;
+        int h2 = (p.h() + 1) / 2;
+        int w2 = (p.w() + 1) / 2;
+        return new Conv2dProblem(Conv2d.Format.NHWC, p.n(), c2, h2, w2, p.k(), r2, s2, p.p(), p.q(), 1, 1, pt, pl,
+                p.p() - 1 + r2 - h2 - pt, p.q() - 1 + s2 - w2 - pl, 1, 1, 1, p.dtype());
+    }
+
+    private static long imageBytes(Conv2dProblem p) {
+        return (long) p.c() * p.h() * p.w() * p.dtype().byteSize();
     }
 
     static boolean depthwise(Conv2dProblem p) {

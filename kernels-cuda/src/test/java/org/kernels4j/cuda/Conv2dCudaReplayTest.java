@@ -313,7 +313,7 @@ class Conv2dCudaReplayTest {
         System.setProperty(Conv2dCuda.ENGINE_PROPERTY, "wgmma");
         try {
             List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).stride(2, 1).padding(1).build(),
-                    DType.BFLOAT16, new int[] {2, 9, 7, 16}, new int[] {24, 3, 3, 16}, 9);
+                    DType.BFLOAT16, new int[] {2, 9, 7, 40}, new int[] {24, 3, 3, 40}, 9);
             assertTrue(k.contains("conv_wg_fprop_bf16_128x64_vv") && k.contains("conv_wg_wgrad_bf16_64x256_vv")
                     && k.stream().filter(n -> n.startsWith("conv_wg_dgrad_bf16_")).count() == 2, k.toString());
             // K = 12: dy (operand A of dgrad and wgrad) has no 16-byte loader, so those passes run mma.sync whatever
@@ -337,10 +337,26 @@ class Conv2dCudaReplayTest {
 
     @Test
     void tensorCoresWithFewInputChannelsUseSingleElementLoaders() {
-        List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).stride(2).padding(2).build(), DType.FLOAT16,
+        List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).stride(1, 2).padding(2).build(), DType.FLOAT16,
                 new int[] {1, 11, 10, 3}, new int[] {8, 5, 5, 3}, 3);
         assertTrue(k.contains("conv_fprop_f16_128x64w4_ss") && k.contains("conv_dgrad_f16_128x16w4_vs")
                 && k.contains("conv_wgrad_f16_64x64w4_vs"), k.toString());
+    }
+
+    /**
+     * A stride-2 convolution over 3 channels (an RGB stem) as the stride-1 one over 2x2 pixel blocks: odd sizes (a
+     * half block at the bottom and right), odd padding on one side, both layouts.
+     */
+    @Test
+    void fewChannelStride2ThroughSpaceToDepth() {
+        List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).stride(2).padding(3).build(), DType.BFLOAT16,
+                new int[] {2, 15, 13, 3}, new int[] {16, 7, 7, 3}, 11);
+        assertTrue(k.containsAll(List.of("conv_s2d_x_b16", "conv_s2d_w_b16", "conv_d2s_x_b16", "conv_d2s_w_b16",
+                "conv_dgrad_bf16_128x16w4_vs")) && k.stream().anyMatch(n -> n.matches("conv_fprop_bf16_.*_vv"))
+                && k.stream().anyMatch(n -> n.matches("conv_wgrad_bf16_.*_vv")), k.toString());
+        List<String> nchw = check(Conv2d.builder().format(Conv2d.Format.NCHW).stride(2).padding(2, 1, 1, 2).build(),
+                DType.FLOAT16, new int[] {1, 5, 10, 9}, new int[] {8, 5, 5, 5}, 12);
+        assertTrue(nchw.contains("conv_s2d_x_b16") && nchw.contains("conv_d2s_w_b16"), nchw.toString());
     }
 
     @Test

@@ -128,6 +128,12 @@ class Conv2dCudaTest {
             assertEquals(23, manifest.entry(name).params().size(), name);
         }
         assertEquals(5, manifest.entry("conv_transpose_b16").params().size());
+        for (String k : new String[] {"conv_s2d_x_b16", "conv_d2s_x_b16"}) {
+            assertEquals(10, manifest.entry(k).params().size(), k);
+        }
+        for (String k : new String[] {"conv_s2d_w_b16", "conv_d2s_w_b16"}) {
+            assertEquals(12, manifest.entry(k).params().size(), k);
+        }
         assertEquals(5, manifest.entry("conv_transpose_b32").params().size());
     }
 
