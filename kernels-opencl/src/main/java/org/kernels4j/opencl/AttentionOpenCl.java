@@ -152,7 +152,7 @@ final class AttentionOpenCl implements AttentionKernels {
         Tiles tiles = fitted;
         Debug.log(1, () -> describe("backward", p, "attn_bwd_delta + attn_bwd_dkdv + attn_bwd_dq", dp, tiles));
         Object[] common = {p.heads(), p.kvHeads(), p.queries(), p.keys(), p.headDim(), p.scale(), maskFlag(p), maskOffset(p)};
-        try (OpenClDevice.Scratch delta = device.scratch(rows, "attention delta = rowsum(dO * O)")) {
+        try (OpenClDevice.Scratch delta = device.scratch(s, rows, "attention delta = rowsum(dO * O)")) {
             if (rows > 0) {
                 CompiledKernel dk0 = kernel(p.dtype(), dp, null, tiles, "attn_bwd_delta");
                 long wg = Math.min(128, dk0.maxWorkGroupSize());

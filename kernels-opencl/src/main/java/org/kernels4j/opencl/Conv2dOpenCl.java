@@ -149,7 +149,7 @@ final class Conv2dOpenCl implements Conv2dKernels {
             long total = (long) p.k() * taps;
             Debug.log(1, () -> describe("backward-filter", p, "conv_wgrad (split-K " + splits + " x " + chunk
                     + ") + conv_split_reduce", defines));
-            try (OpenClDevice.Scratch ws = device.scratch(splits * total, "conv2d split-K workspace")) {
+            try (OpenClDevice.Scratch ws = device.scratch(s, splits * total, "conv2d split-K workspace")) {
                 CompiledKernel k = kernel(defines, "conv_wgrad");
                 int threads = threads(tp);
                 Object[] args = shapeArgs(p, dym, xm, ws.mem(), splits, chunk);

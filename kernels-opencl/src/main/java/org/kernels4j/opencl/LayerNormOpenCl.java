@@ -99,8 +99,8 @@ final class LayerNormOpenCl implements LayerNormKernels {
         // Only teams numbered below `rows` own a row, so only they write partials.
         int parts = (int) Math.min(teams, p.rows());
         Debug.log(1, () -> describe("backward", p, l, groups));
-        try (OpenClDevice.Scratch partG = dgamma != null ? device.scratch(teams * p.cols(), "layer norm dgamma partials") : null;
-             OpenClDevice.Scratch partB = dbeta != null ? device.scratch(teams * p.cols(), "layer norm dbeta partials") : null) {
+        try (OpenClDevice.Scratch partG = dgamma != null ? device.scratch(s, teams * p.cols(), "layer norm dgamma partials") : null;
+             OpenClDevice.Scratch partB = dbeta != null ? device.scratch(s, teams * p.cols(), "layer norm dbeta partials") : null) {
             kernel(p.dtype(), l, "ln_backward").enqueue(s, new long[] {groups * l.workgroup, 1, 1},
                     new long[] {l.workgroup, 1, 1}, dym, xm, gm, mm, rm, dxm,
                     partG == null ? null : partG.mem(), partB == null ? null : partB.mem(),

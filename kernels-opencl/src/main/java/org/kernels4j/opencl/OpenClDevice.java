@@ -242,9 +242,23 @@ final class OpenClDevice implements DeviceImplementation {
         return mem;
     }
 
-    /** A fp32 scratch buffer for one op call, released by the caller once the work using it is queued. */
-    Scratch scratch(long floats, String what) {
-        return new Scratch(createBuffer(Math.multiplyExact(floats, (long) Sizeof.cl_float), what));
+    /**
+     * A fp32 scratch buffer for one op call on stream {@code s}, released by the caller once the work using it is
+     * queued. With {@value OpenClProvider#POISON_SCRATCH_PROPERTY} it is first filled with NaN on {@code s}.
+     */
+    Scratch scratch(OpenClStream s, long floats, String what) {
+        long bytes = Math.multiplyExact(floats, (long) Sizeof.cl_float);
+        Scratch scratch = new Scratch(createBuffer(bytes, what));
+        if (scratch.mem() != null && Boolean.getBoolean(OpenClProvider.POISON_SCRATCH_PROPERTY)) {
+            try {
+                OpenClCalls.check(CL.clEnqueueFillBuffer(s.queue(), scratch.mem(), Pointer.to(new float[] {Float.NaN}),
+                        Sizeof.cl_float, 0, bytes, 0, null, null), "clEnqueueFillBuffer");
+            } catch (RuntimeException e) {
+                scratch.close();
+                throw e;
+            }
+        }
+        return scratch;
     }
 
     /** A temporary buffer; OpenCL keeps it alive until the queued commands that use it have finished. */

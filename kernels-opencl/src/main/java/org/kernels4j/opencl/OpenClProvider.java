@@ -26,6 +26,14 @@ public final class OpenClProvider implements BackendProvider {
     /** System property that offers float16 tensors on devices without {@code cl_khr_fp16}. */
     public static final String HALF_STORAGE_PROPERTY = "kernels4j.opencl.halfStorage";
 
+    /**
+     * System property that fills every temporary buffer an op uses (split-K workspaces, partial sums) with NaN
+     * before its kernels run, so that a kernel reading an element nobody wrote gives NaN instead of whatever the
+     * allocator left there (often zeros on a CPU driver, garbage on a GPU). Read at each op call; for tests
+     * and debugging (it costs one buffer fill per temporary).
+     */
+    public static final String POISON_SCRATCH_PROPERTY = "kernels4j.opencl.poisonScratch";
+
     /** Used by {@link java.util.ServiceLoader}; does not touch native code. */
     public OpenClProvider() {
     }

@@ -229,13 +229,19 @@ inline float conv_elem_b(const int pass, __global const k4j_t* src, conv_shape z
 #define CONV_LB ((CONV_TN * CONV_TK + CONV_THREADS - 1) / CONV_THREADS)
 
 /*
- * acc += A[m0 .. m0+TM, red0 .. red1) * B[red0 .. red1, n0 .. n0+TN) for this work item's block. a_kfast / b_kfast
- * choose which index of a tile load runs across neighbouring work items (the one contiguous in memory).
+ * acc += A[m0 .. m0+TM, red0 .. red1) * B[red0 .. red1, n0 .. n0+TN) for this work item's block, in `steps` slices
+ * of CONV_TK from red0 (steps * CONV_TK >= red1 - red0; indices from red1 on count as 0). a_kfast / b_kfast choose
+ * which index of a tile load runs across neighbouring work items (the one contiguous in memory).
  * tab: 2 * 3 * CONV_TK ints of local memory.
+ *
+ * The loop holds barriers, so its trip count must be the same for every work item; it is also kept a function
+ * of kernel arguments only (`steps`): with the loop running from red0 to red1, and red0 the split index
+ * (get_group_id(2) modulo the kernel argument `splits`) times the chunk, PoCL 5.0 (LLVM 16) let no work item
+ * past the loop, and backward-filter wrote nothing (red0 from the group id without the division was fine).
  */
 inline void conv_gemm_tile(const int pass, const int a_kfast, const int b_kfast,
                            __global const k4j_t* a_src, __global const k4j_t* b_src, conv_shape z, int g,
-                           int m0, int n0, int rows, int cols, int red0, int red1,
+                           int m0, int n0, int rows, int cols, int red0, int red1, int steps,
                            K4J_LOCAL_PTR float* as, K4J_LOCAL_PTR float* bs, K4J_LOCAL_PTR int* tab,
                            float acc[CONV_WM][CONV_WN]) {
     const int lid = (int) get_local_id(0);
@@ -267,12 +273,14 @@ inline void conv_gemm_tile(const int pass, const int a_kfast, const int b_kfast,
         b_at[i] = kk * (CONV_TN + 1) + nn;
         conv_slot_b(pass, z, n0 + nn, cols, &b0[i], &b1[i], &b2[i]);
     }
-    if (lid < CONV_TK) {
-        conv_table_entry(pass, z, red0 + lid, red1, tab + 3 * lid);
+    // a strided loop: a tuned or fitted tile can have fewer work items than CONV_TK table entries
+    for (int i = lid; i < CONV_TK; i += CONV_THREADS) {
+        conv_table_entry(pass, z, red0 + i, red1, tab + 3 * i);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     int buf = 0;
-    for (int k0 = red0; k0 < red1; k0 += CONV_TK) {
+    for (int step = 0; step < steps; ++step) {
+        const int k0 = red0 + step * CONV_TK;
         K4J_LOCAL_PTR const int* t = tab + buf * 3 * CONV_TK;
         for (int i = 0; i < CONV_LA; ++i) {
             const int kk = a_kk[i];
@@ -287,8 +295,8 @@ inline void conv_gemm_tile(const int pass, const int a_kfast, const int b_kfast,
                                           t[3 * kk + 2], k0 + kk);
             }
         }
-        if (lid < CONV_TK) {
-            conv_table_entry(pass, z, k0 + CONV_TK + lid, red1, tab + (buf ^ 1) * 3 * CONV_TK + 3 * lid);
+        for (int i = lid; i < CONV_TK; i += CONV_THREADS) {
+            conv_table_entry(pass, z, k0 + CONV_TK + i, red1, tab + (buf ^ 1) * 3 * CONV_TK + 3 * i);
         }
         buf ^= 1;
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -331,7 +339,9 @@ __kernel void conv_fwd(__global const k4j_t* restrict x, __global const k4j_t* r
     const int m0 = (int) get_group_id(0) * CONV_TM;
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
-    conv_gemm_tile(CONV_FWD, CONV_NHWC, 1, x, wt, z, g, m0, n0, rows, z.kg, 0, z.cg * r * s, as, bs, tab, acc);
+    const int red = z.cg * r * s;
+    conv_gemm_tile(CONV_FWD, CONV_NHWC, 1, x, wt, z, g, m0, n0, rows, z.kg, 0, red, (red + CONV_TK - 1) / CONV_TK,
+                   as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
     const int tn = lid / (CONV_TM / CONV_WM);
@@ -366,7 +376,9 @@ __kernel void conv_dgrad(__global const k4j_t* restrict dy, __global const k4j_t
     const int m0 = (int) get_group_id(0) * CONV_TM;
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
-    conv_gemm_tile(CONV_DGRAD, CONV_NHWC, CONV_NHWC ? 0 : 1, dy, wt, z, g, m0, n0, rows, z.cg, 0, z.kg * r * s,
+    const int red = z.kg * r * s;
+    conv_gemm_tile(CONV_DGRAD, CONV_NHWC, CONV_NHWC ? 0 : 1, dy, wt, z, g, m0, n0, rows, z.cg, 0, red,
+                   (red + CONV_TK - 1) / CONV_TK,
                    as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);
@@ -409,7 +421,9 @@ __kernel void conv_wgrad(__global const k4j_t* restrict dy, __global const k4j_t
     const int m0 = (int) get_group_id(0) * CONV_TM;
     const int n0 = (int) get_group_id(1) * CONV_TN;
     CONV_ZERO_ACC(acc)
+    // every split runs chunk / CONV_TK steps (the last one's tail reads zeros): see conv_gemm_tile
     conv_gemm_tile(CONV_WGRAD, CONV_NHWC ? 0 : 1, CONV_NHWC ? 0 : 1, dy, x, z, g, m0, n0, z.kg, taps, red0, red1,
+                   chunk / CONV_TK,
                    as, bs, tab, acc);
     const int lid = (int) get_local_id(0);
     const int tm = lid % (CONV_TM / CONV_WM);

@@ -12,6 +12,16 @@
  */
 #include "kernels4j.h"
 
+#if K4J_OPENCL
+/*
+ * No fusing of a product with a later add: in a row whose elements are all equal (a row of one element,
+ * a constant row) dx = rstd * (g - mean(g) - ...) must cancel to exactly 0, and an fma of dy * gamma with
+ * -mean(g) (which holds the rounded product) leaves the product's rounding error, times rstd = 1/sqrt(eps).
+ * NVIDIA's compiler fuses across statements by default; explicit mad() calls are unaffected.
+ */
+#pragma OPENCL FP_CONTRACT OFF
+#endif
+
 /* Work items per workgroup; a power of two. */
 #ifndef LN_WG
 #define LN_WG 256

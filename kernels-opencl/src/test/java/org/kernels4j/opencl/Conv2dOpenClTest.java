@@ -18,6 +18,8 @@ import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.reference.ReferenceConv2d;
 import org.kernels4j.spi.Conv2dProblem;
+import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.Tuning;
 
 /** Implicit-GEMM and depthwise convolution on the OpenCL device against the float64 reference. */
 class Conv2dOpenClTest {
@@ -71,6 +73,67 @@ class Conv2dOpenClTest {
             var grads = ReferenceConv2d.backwardFilter(p, widen(dy, dt), widen(x, dt));
             assertClose("dw", dwt, grads.dw(), TOL);
             assertClose("db", db, grads.db(), TOL);
+        }
+    }
+
+    /**
+     * Backward-filter under tile shapes and split-K targets other than the defaults (more splits, tiles with
+     * fewer work items than reduction-table entries, tall and wide blocks), with the workspace poisoned with NaN
+     * (this module's tests run with {@link OpenClProvider#POISON_SCRATCH_PROPERTY}): every partial the reduction
+     * reads must have been written by its split. The shapes include the cases that failed on PoCL 5.
+     */
+    @ParameterizedTest(name = "TM={0} TN={1} TK={2} WM={3} WN={4} groups per CU={5}")
+    @CsvSource({
+            "64, 64, 16, 4, 4, 16",
+            "16, 16, 4, 2, 2, 16",
+            "32, 64, 8, 4, 8, 1",
+            // 16 work items for 32 table entries per reduction step
+            "16, 16, 32, 4, 4, 8",
+            "128, 32, 16, 8, 2, 2",
+    })
+    void filterGradientUnderTileAndSplitOverrides(int tm, int tn, int tk, int wm, int wn, int groupsPerCu) {
+        Parameters params = Parameters.of("CONV_TM", tm, "CONV_TN", tn, "CONV_TK", tk, "CONV_WM", wm, "CONV_WN", wn,
+                "CONV_GROUPS_PER_CU", groupsPerCu);
+        int[][] shapes = {
+                // format (0 NCHW, 1 NHWC), N, C, H, W, K, R, S, sh, sw, pt, pl, pb, pr, dh, dw, groups
+                {0, 3, 16, 5, 5, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+                {1, 1, 2, 7, 7, 8, 1, 2, 2, 1, 0, 0, 0, 0, 1, 1, 2},
+                {0, 2, 3, 9, 5, 2, 3, 1, 2, 2, 0, 1, 1, 1, 1, 2, 1},
+                {1, 1, 4, 11, 10, 6, 3, 3, 2, 2, 0, 1, 2, 1, 1, 1, 1},
+                {0, 1, 33, 10, 10, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                {1, 2, 6, 8, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+                // a long reduction: many split ranges
+                {0, 4, 8, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        };
+        try (Tuning.Scope scope = Tuning.scoped(Conv2dOpenCl.BACKWARD_FILTER.kernelId(), params)) {
+            for (int[] v : shapes) {
+                filterGradient(v[0] == 0 ? Conv2d.Format.NCHW : Conv2d.Format.NHWC, v[1], v[2], v[3], v[4], v[5],
+                        v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]);
+            }
+        }
+    }
+
+    private static void filterGradient(Conv2d.Format format, int n, int c, int h, int w, int k, int r, int s,
+                                       int sh, int sw, int pt, int pl, int pb, int pr, int dh, int dw, int groups) {
+        Device d = TestSupport.device();
+        DType dt = DType.FLOAT32;
+        Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
+                .groups(groups).build();
+        int[] xShape = format == Conv2d.Format.NCHW ? new int[] {n, c, h, w} : new int[] {n, h, w, c};
+        int[] wShape = format == Conv2d.Format.NCHW ? new int[] {k, c / groups, r, s} : new int[] {k, r, s, c / groups};
+        Conv2dProblem p = conv.problem(xShape, wShape, dt);
+        Random rnd = new Random(n * 1000L + c * 100L + k * 10L + groups);
+        float[] x = random(rnd, n * c * h * w);
+        float[] dy = random(rnd, n * k * p.p() * p.q());
+        try (Tensor xt = d.upload(dt, x, xShape);
+             Tensor dyt = d.upload(dt, dy, p.yShape());
+             Tensor dwt = poisoned(d, dt, wShape);
+             Tensor db = poisoned(d, dt, k)) {
+            conv.backwardFilter(d.defaultStream(), dyt, xt, dwt, db);
+            var grads = ReferenceConv2d.backwardFilter(p, widen(dy, dt), widen(x, dt));
+            String what = p + " ";
+            assertClose(what + "dw", dwt, grads.dw(), TOL);
+            assertClose(what + "db", db, grads.db(), TOL);
         }
     }
 
