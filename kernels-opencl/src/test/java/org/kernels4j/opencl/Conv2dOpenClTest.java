@@ -86,7 +86,6 @@ class Conv2dOpenClTest {
     @CsvSource({
             "64, 64, 16, 4, 4, 16",
             "16, 16, 4, 2, 2, 16",
-            "32, 64, 8, 4, 8, 1",
             // 16 work items for 32 table entries per reduction step
             "16, 16, 32, 4, 4, 8",
             "128, 32, 16, 8, 2, 2",
