@@ -78,6 +78,9 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
     static final double MIN_FLOPS_PER_THREAD = 2e6;
 
+    /** Consecutive planes per task of the depthwise backward-filter (tuning knob). */
+    static final int PLANES_PER_TASK = 16;
+
     /*
      * The tuning spaces of the GEMM passes (depthwise has none): the blocking and the task size, with the
      * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
@@ -516,9 +519,14 @@ final class Conv2dCpu implements Conv2dKernels {
                 Arrays.fill(dst, row, row + wp, 0f);
                 continue;
             }
-            Arrays.fill(dst, row, row + jFrom, 0f);
+            // the side margins are a few floats: plain stores beat a fill call
+            for (int j = 0; j < jFrom; j++) {
+                dst[row + j] = 0f;
+            }
             System.arraycopy(src, srcOff + si * inW + jFrom - left, dst, row + jFrom, jTo - jFrom);
-            Arrays.fill(dst, row + jTo, row + wp, 0f);
+            for (int j = jTo; j < wp; j++) {
+                dst[row + j] = 0f;
+            }
         }
     }
 
@@ -1519,62 +1527,61 @@ final class Conv2dCpu implements Conv2dKernels {
             /**
              * {@code out = bias + Σ_t w[t]·in(shifted by tap t)} over a {@code ho × wo} plane, the input padded by
              * {@code top} rows and {@code left} columns (negative: cropped); {@code flip} reads the filter
-             * backwards (backward-data).
+             * backwards (backward-data). Nine taps (3 × 3) have a vector kernel with the filter in registers that
+             * writes the output rows directly; other filters go through the flat positions.
              */
             void correlate(float[] in, int inOff, int inH, int inW, int top, int left, float[] w, int wOff,
                            boolean flip, float bias, float[] out, int outOff) {
                 float[] xp = padded(in, inOff, inH, inW, top, left);
-                int n = roundUp(count, NR);
-                float[] yp = Workspace.floats(SLOT_B, n);
-                if (Vectorization.ENABLED) {
+                int taps = offsets.length;
+                if (Vectorization.ENABLED && taps == 9 && wo >= Vectorization.FLOAT_LANES) {
+                    Panama.correlate9(xp, wp, offsets, w, wOff, flip, bias, out, outOff, ho, wo);
+                } else if (Vectorization.ENABLED) {
+                    int n = roundUp(count, NR);
+                    float[] yp = Workspace.floats(SLOT_B, n);
                     Panama.correlate(xp, offsets, w, wOff, flip, bias, yp, n);
-                } else {
-                    int taps = offsets.length;
-                    for (int f = 0; f < n; f++) {
-                        float acc = bias;
-                        for (int t = 0; t < taps; t++) {
-                            acc += w[wOff + (flip ? taps - 1 - t : t)] * xp[f + offsets[t]];
-                        }
-                        yp[f] = acc;
+                    for (int r = 0; r < ho; r++) {
+                        System.arraycopy(yp, r * wp, out, outOff + r * wo, wo);
                     }
-                }
-                for (int r = 0; r < ho; r++) {
-                    System.arraycopy(yp, r * wp, out, outOff + r * wo, wo);
+                } else {
+                    for (int r = 0; r < ho; r++) {
+                        for (int q = 0; q < wo; q++) {
+                            int f = r * wp + q;
+                            float acc = bias;
+                            for (int t = 0; t < taps; t++) {
+                                acc += w[wOff + (flip ? taps - 1 - t : t)] * xp[f + offsets[t]];
+                            }
+                            out[outOff + r * wo + q] = acc;
+                        }
+                    }
                 }
             }
 
-            /** dw and db of one channel: {@code dw[t] = Σ_images dot(dy on flat positions, x padded and shifted by t)}. */
-            void filterChannel(Operands o, int ch) {
+            /**
+             * Adds one plane's share of dw and db, {@code Σ_pixels dy · x padded and shifted by tap t} and
+             * {@code Σ_pixels dy}, into {@code acc[at + t]} and {@code acc[at + taps]}.
+             */
+            void filterPlane(Operands o, int plane, float[] acc, int at) {
                 int taps = offsets.length;
+                float[] xp = padded(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft());
+                int dy = o.yo + plane * ho * wo;
+                if (Vectorization.ENABLED && taps == 9 && wo >= Vectorization.FLOAT_LANES) {
+                    Panama.filter9(o.y, dy, wo, xp, wp, offsets, ho, acc, at);
+                    return;
+                }
                 int n = roundUp(count, NR);
-                float[] dw = Workspace.floats(SLOT_TILE, taps);
-                Arrays.fill(dw, 0, taps, 0f);
-                float db = 0f;
-                for (int img = 0; img < p.n(); img++) {
-                    int plane = img * p.c() + ch;
-                    float[] xp = padded(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft());
-                    float[] dyp = Workspace.floats(SLOT_B, n);
-                    Arrays.fill(dyp, 0, n, 0f);
-                    int dy = o.yo + plane * ho * wo;
-                    for (int r = 0; r < ho; r++) {
-                        System.arraycopy(o.y, dy + r * wo, dyp, r * wp, wo);
-                    }
-                    if (Vectorization.ENABLED) {
-                        Panama.dots(dyp, xp, offsets, n, dw);
-                    } else {
-                        for (int t = 0; t < taps; t++) {
-                            dw[t] += dot(dyp, 0, xp, offsets[t], n);
-                        }
-                    }
-                    if (o.bias != null) {
-                        for (int i = 0; i < ho * wo; i++) {
-                            db += o.y[dy + i];
-                        }
+                float[] dyp = Workspace.floats(SLOT_B, n);
+                padPlane(o.y, dy, ho, wo, 0, 0, dyp, 0, ho, wp);
+                Arrays.fill(dyp, count, n, 0f);
+                if (Vectorization.ENABLED) {
+                    Panama.dots(dyp, xp, offsets, n, acc, at);
+                } else {
+                    for (int t = 0; t < taps; t++) {
+                        acc[at + t] += dot(dyp, 0, xp, offsets[t], n);
                     }
                 }
-                System.arraycopy(dw, 0, o.w, o.wo + ch * taps, taps);
-                if (o.bias != null) {
-                    o.bias[o.bo + ch] = db;
+                for (int i = 0; i < n; i++) {
+                    acc[at + taps] += dyp[i];
                 }
             }
 
@@ -1606,6 +1613,126 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
 
+            /**
+             * The 3 × 3 (nine-tap) correlation: the taps' weights and offsets in registers, one output vector per
+             * step straight into the output row; a row's last vector is the one ending at the row's end (it may
+             * overlap the previous one and store the same values again: no masked store, nothing written or read
+             * past the row). {@code wo} is at least the vector length.
+             */
+            static void correlate9(float[] xp, int wp, int[] off, float[] w, int wOff, boolean flip, float bias,
+                                   float[] out, int outOff, int ho, int wo) {
+                var s = S;
+                int l = s.length();
+                int step = flip ? -1 : 1;
+                int first = flip ? wOff + 8 : wOff;
+                var w0 = jdk.incubator.vector.FloatVector.broadcast(s, w[first]);
+                var w1 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + step]);
+                var w2 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 2 * step]);
+                var w3 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 3 * step]);
+                var w4 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 4 * step]);
+                var w5 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 5 * step]);
+                var w6 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 6 * step]);
+                var w7 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 7 * step]);
+                var w8 = jdk.incubator.vector.FloatVector.broadcast(s, w[first + 8 * step]);
+                int o0 = off[0];
+                int o1 = off[1];
+                int o2 = off[2];
+                int o3 = off[3];
+                int o4 = off[4];
+                int o5 = off[5];
+                int o6 = off[6];
+                int o7 = off[7];
+                int o8 = off[8];
+                int vectors = (wo + l - 1) / l;
+                for (int r = 0; r < ho; r++) {
+                    int in = r * wp;
+                    int dst = outOff + r * wo;
+                    for (int v = 0; v < vectors; v++) {
+                        int q = Math.min(v * l, wo - l);
+                        int at = in + q;
+                        var acc = jdk.incubator.vector.FloatVector.broadcast(s, bias);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o0).fma(w0, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o1).fma(w1, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o2).fma(w2, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o3).fma(w3, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o4).fma(w4, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o5).fma(w5, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o6).fma(w6, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o7).fma(w7, acc);
+                        acc = jdk.incubator.vector.FloatVector.fromArray(s, xp, at + o8).fma(w8, acc);
+                        acc.intoArray(out, dst + q);
+                    }
+                }
+            }
+
+            /**
+             * {@code acc[at + t] += Σ_pixels dy · xp shifted by tap t} for nine taps and {@code acc[at + 9] += Σ dy}:
+             * nine accumulators in registers, each dy vector read once, in place, row by row. A row's last vector
+             * is the one ending at the row's end, with the lanes the previous vector already counted zeroed in dy
+             * (no masked memory access, nothing read past the row); {@code wo} is at least the vector length.
+             */
+            static void filter9(float[] dy, int dyOff, int wo, float[] xp, int wp, int[] off, int ho, float[] acc,
+                                int at) {
+                var s = S;
+                int l = s.length();
+                var a0 = jdk.incubator.vector.FloatVector.zero(s);
+                var a1 = a0;
+                var a2 = a0;
+                var a3 = a0;
+                var a4 = a0;
+                var a5 = a0;
+                var a6 = a0;
+                var a7 = a0;
+                var a8 = a0;
+                var sum = a0;
+                int o0 = off[0];
+                int o1 = off[1];
+                int o2 = off[2];
+                int o3 = off[3];
+                int o4 = off[4];
+                int o5 = off[5];
+                int o6 = off[6];
+                int o7 = off[7];
+                int o8 = off[8];
+                int vectors = (wo + l - 1) / l;
+                // the last vector of a row starts at wo - l; its lanes below `counted` were counted already
+                int counted = (vectors - 1) * l - (wo - l);
+                var seen = s.indexInRange(0, counted);
+                for (int r = 0; r < ho; r++) {
+                    int row = r * wp;
+                    int src = dyOff + r * wo;
+                    for (int v = 0; v < vectors; v++) {
+                        int q = Math.min(v * l, wo - l);
+                        var d = jdk.incubator.vector.FloatVector.fromArray(s, dy, src + q);
+                        if (q < v * l) {
+                            d = d.blend(0f, seen);
+                        }
+                        int f = row + q;
+                        sum = sum.add(d);
+                        a0 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o0).fma(d, a0);
+                        a1 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o1).fma(d, a1);
+                        a2 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o2).fma(d, a2);
+                        a3 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o3).fma(d, a3);
+                        a4 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o4).fma(d, a4);
+                        a5 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o5).fma(d, a5);
+                        a6 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o6).fma(d, a6);
+                        a7 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o7).fma(d, a7);
+                        a8 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o8).fma(d, a8);
+                    }
+                }
+                var add = jdk.incubator.vector.VectorOperators.ADD;
+                acc[at] += a0.reduceLanes(add);
+                acc[at + 1] += a1.reduceLanes(add);
+                acc[at + 2] += a2.reduceLanes(add);
+                acc[at + 3] += a3.reduceLanes(add);
+                acc[at + 4] += a4.reduceLanes(add);
+                acc[at + 5] += a5.reduceLanes(add);
+                acc[at + 6] += a6.reduceLanes(add);
+                acc[at + 7] += a7.reduceLanes(add);
+                acc[at + 8] += a8.reduceLanes(add);
+                acc[at + 9] += sum.reduceLanes(add);
+            }
+
             static void fmaInto(float[] y, int yo, float[] a, int ao, float[] b, int bo, int n) {
                 int i = 0;
                 for (; i <= n - S.length(); i += S.length()) {
@@ -1620,11 +1747,11 @@ final class Conv2dCpu implements Conv2dKernels {
             }
 
             /**
-             * {@code dw[t] += dot(a[0, n), b[offsets[t], offsets[t] + n))} for every tap, four taps per pass over
+             * {@code dw[at + t] += dot(a[0, n), b[offsets[t], offsets[t] + n))} for every tap, four taps per pass over
              * {@code a} so that four independent accumulators hide the FMA latency; {@code n} is a multiple of
              * the vector length.
              */
-            static void dots(float[] a, float[] b, int[] offsets, int n, float[] dw) {
+            static void dots(float[] a, float[] b, int[] offsets, int n, float[] dw, int at) {
                 int taps = offsets.length;
                 for (int t = 0; t < taps; t += 4) {
                     int o0 = offsets[t];
@@ -1644,15 +1771,15 @@ final class Conv2dCpu implements Conv2dKernels {
                         acc3 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o3 + i), acc3);
                     }
                     var add = jdk.incubator.vector.VectorOperators.ADD;
-                    dw[t] += acc0.reduceLanes(add);
+                    dw[at + t] += acc0.reduceLanes(add);
                     if (t + 1 < taps) {
-                        dw[t + 1] += acc1.reduceLanes(add);
+                        dw[at + t + 1] += acc1.reduceLanes(add);
                     }
                     if (t + 2 < taps) {
-                        dw[t + 2] += acc2.reduceLanes(add);
+                        dw[at + t + 2] += acc2.reduceLanes(add);
                     }
                     if (t + 3 < taps) {
-                        dw[t + 3] += acc3.reduceLanes(add);
+                        dw[at + t + 3] += acc3.reduceLanes(add);
                     }
                 }
             }
@@ -1831,16 +1958,42 @@ final class Conv2dCpu implements Conv2dKernels {
         static void backwardFilter(Operands o) {
             Conv2dProblem p = o.p;
             int rs = p.r() * p.s();
+            if (o.nchw && stride1(p)) {
+                // blocks of consecutive planes, in memory order (one stream for the prefetcher); each worker adds
+                // into its own per-channel partials (the taps, then the bias), summed at the end
+                Flat f = new Flat(p, p.p(), p.q());
+                int planes = p.n() * p.c();
+                int blocks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
+                int workers = Parallel.workers(blocks, p.flops(), MIN_FLOPS_PER_THREAD);
+                int stride = (rs + 1) * p.c();
+                float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
+                Arrays.fill(partials, 0, workers * stride, 0f);
+                Parallel.run(blocks, workers, (worker, blk) -> {
+                    for (int plane = blk * PLANES_PER_TASK; plane < Math.min(planes, (blk + 1) * PLANES_PER_TASK);
+                         plane++) {
+                        f.filterPlane(o, plane, partials, worker * stride + (plane % p.c()) * (rs + 1));
+                    }
+                });
+                for (int ch = 0; ch < p.c(); ch++) {
+                    for (int t = 0; t <= rs; t++) {
+                        float sum = 0f;
+                        for (int wk = 0; wk < workers; wk++) {
+                            sum += partials[wk * stride + ch * (rs + 1) + t];
+                        }
+                        if (t < rs) {
+                            o.w[o.wo + ch * rs + t] = sum;
+                        } else if (o.bias != null) {
+                            o.bias[o.bo + ch] = sum;
+                        }
+                    }
+                }
+                return;
+            }
             if (o.nchw) {
                 // one task per channel owns that channel's filter and bias gradient: no partial sums
                 int tasks = p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                if (stride1(p)) {
-                    Flat f = new Flat(p, p.p(), p.q());
-                    Parallel.run(tasks, workers, (worker, ch) -> f.filterChannel(o, ch));
-                } else {
-                    Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
-                }
+                Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
                 return;
             }
             int tasks = p.n() * p.p();
