@@ -186,9 +186,16 @@ def gemm_dims(pas, c: Conv):
 SLOTS = {"128x256w8": 1, "128x128w8": 2, "128x128w4": 2, "256x64w4": 2, "128x64w4": 3, "64x64w4": 4,
          "64x256w4": 2, "64x128w4": 3, "128x32w4": 4, "128x16w4": 4}
 
-# The wgmma tiles "<BM>x<BN>" of conv_wgmma.cu per pass, largest first (Conv2dCuda.Pass.wgTiles)
-WG_TILES = {"fprop": ["128x256", "128x128", "128x64"], "dgrad": ["128x256", "128x128", "128x64"],
-            "wgrad": ["128x256", "128x128", "64x256"]}
+# The wgmma tiles of conv_wgmma.cu per pass (Conv2dCuda.Pass.wgTiles): "<BM>x<BN>" (every warp loads and
+# multiplies, 4 stages), then the warp-specialized "<BM>x<BN>ws<stages>" (a producer warpgroup, mbarriers)
+WG_TILES = {"fprop": ["128x256", "128x128", "128x64", "128x256ws6", "128x128ws8"],
+            "dgrad": ["128x256", "128x128", "128x64", "128x256ws6", "128x128ws8"],
+            "wgrad": ["128x256", "128x128", "64x256", "128x256ws6", "128x128ws8"]}
+
+
+def wg_slots(tile):
+    """CTAs of a wgmma tile one SM holds (conv_wgmma.cu's minimum blocks)."""
+    return 1 if "ws" in tile or tile.endswith("x256") else 2
 
 
 def dgrad_phases(c: Conv):
@@ -242,9 +249,9 @@ def tc_entry(kern, pas, c: Conv, dt, engine="mma", tile=None, m=None):
             if pas == "wgrad":
                 tile = tiles[2] if M <= 64 else tiles[0] if NG > 128 else tiles[1]
             else:
-                prefs = tiles if NG > 128 else tiles[1:] if NG > 64 else tiles[2:]
+                prefs = tiles[:3] if NG > 128 else tiles[1:3] if NG > 64 else tiles[2:3]
                 tile = next((t for t in prefs if ctas(kern, f"conv_wg_{pas}_{suf}_{t}_vv", M, NG, c.groups)
-                             >= kern.sms * (1 if t.endswith("x256") else 2)), prefs[-1])
+                             >= kern.sms * wg_slots(t)), prefs[-1])
         entry = f"conv_wg_{pas}_{suf}_{tile}_vv"
         return entry, kern.cfg(entry)
     if tile is None:
@@ -902,7 +909,7 @@ def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_
         print(f"check_conv: wgmma engine skipped: {kern.wgmma_reason}", flush=True)
         return out
     print("check_conv: wgmma engine", flush=True)
-    combos = [{p: WG_TILES[p][i] for p in WG_TILES} for i in range(3)]
+    combos = [{p: WG_TILES[p][i] for p in WG_TILES} for i in range(len(WG_TILES["fprop"]))]
     # odd shapes the 16-byte loaders take (others run the mma.sync "_ss"/"_vs" kernels whatever the engine)
     for c in odd_cases():
         if not wgmma_takes(c, torch.bfloat16):

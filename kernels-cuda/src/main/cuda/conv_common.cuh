@@ -86,6 +86,32 @@ CONV_FN void wgmma_wait() {
 // Keeps the compiler from moving an accumulator's reads and writes across wgmma issue and wait.
 CONV_FN void reg_fence(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
+// mbarriers (sm_80+; the warp-specialized kernels of conv_wgmma.cu): a phase completes when `count` arrivals
+// have happened; waiting on parity P returns once the phase of that parity has completed.
+CONV_FN void mbar_init(uint64_t* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+CONV_FN void mbar_arrive(uint64_t* bar) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(smem_u32(bar))
+                 : "memory");
+}
+CONV_FN void mbar_wait(uint64_t* bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n}\n" ::"r"(smem_u32(bar)),
+        "r"(parity)
+        : "memory");
+}
+// One arrival on `bar` once every cp.async this thread issued before has landed (the init count includes it).
+CONV_FN void cp_async_mbar_arrive(uint64_t* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+// Barrier `id` (1..15; 0 is __syncthreads) among `threads` threads, whole warps.
+CONV_FN void named_barrier_sync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Element types: fp32 math whatever the storage; conversions round to nearest even.
 struct F32 {
     using T = float;

@@ -662,38 +662,15 @@ struct WgTile {
     }
 };
 
-// Tensor-core implicit GEMM. NWG = 0: WARPS_M x WARPS_N warps of mma.sync fed by ldmatrix from padded
-// tiles, STAGES - 1 k-tiles loading ahead. NWG > 0: NWG warpgroups of wgmma (BM = 64 * NWG; WARPS_M and
-// WARPS_N unused) from core-matrix tiles, STAGES - 2 k-tiles loading ahead (one more is being multiplied).
-template <class E, int PASS, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool VA, bool VB, int NWG = 0>
-CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, void* out, const Geo& g,
-                   int splitLen, int phaseH, int phaseW) {
-    constexpr int THREADS = NWG > 0 ? NWG * 128 : WARPS_M * WARPS_N * 32;
-    constexpr int AHEAD = NWG > 0 ? STAGES - 2 : STAGES - 1;
-    using L = typename Select<(NWG > 0), CoreLayout, PaddedLayout>::type;
-    using PL = Plan<PASS, BM, BN, STAGES, VA, VB, L>;
-    using LA = typename Select<PASS == WGRAD,
-                              typename Select<VA, LoadA_MVec<BM, THREADS, L>, LoadA_MScalar<BM, THREADS, L>>::type,
-                              typename Select<VA, LoadA_KVec<PASS, BM, THREADS, L>,
-                                              LoadA_KScalar<PASS, BM, THREADS, L>>::type>::type;
-    using LB = typename Select<PASS == FPROP,
-                              typename Select<VB, LoadB_KVec<BN, THREADS, L>, LoadB_KScalar<BN, THREADS, L>>::type,
-                              typename Select<VB, LoadB_NVec<PASS, BN, THREADS, L>,
-                                              LoadB_NScalar<PASS, BN, THREADS, L>>::type>::type;
-    using WT = typename Select<(NWG > 0), WgTile<E, PASS, BM, BN>,
-                               WarpTile<E, PASS, BM, BN, WARPS_M, WARPS_N>>::type;
-
-    unsigned char* smem = dyn_smem();
-    uint16_t* pipe = reinterpret_cast<uint16_t*>(smem);
-
-    Ctx c;
+// The CTA's share of a pass: GEMM extents, tile origin, group and reduction range (split-K for wgrad).
+CONV_FN int setup(Ctx& c, int pass, int BM, int BN, const uint16_t* a, const uint16_t* b, const Geo& g, int splitLen,
+                  int phaseH, int phaseW, int& split) {
     c.g = g;
     c.a = a;
     c.b = b;
-    c.tid = threadIdx.x;
-    if (PASS == FPROP) {
+    if (pass == FPROP) {
         c.M = g.N * g.P * g.Q; c.NG = g.Kg; c.KD = g.R * g.S * g.Cg;
-    } else if (PASS == DGRAD) {
+    } else if (pass == DGRAD) {
         c.v.init(g, phaseH, phaseW);
         c.M = g.N * c.v.Hl * c.v.Wl; c.NG = g.Cg; c.KD = c.v.Rl * c.v.Sl * g.Kg;
     } else {
@@ -704,20 +681,139 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
     c.m0 = mt * BM;
     c.n0 = (blockIdx.x - mt * ntn) * BN;
     c.grp = blockIdx.z % g.groups;
-    const int split = blockIdx.z / g.groups;
-    if (PASS == WGRAD) {
+    split = blockIdx.z / g.groups;
+    if (pass == WGRAD) {
         c.kbegin = split * splitLen;
         c.kend = c.KD - c.kbegin < splitLen ? c.KD : c.kbegin + splitLen;
     } else {
         c.kbegin = 0;
         c.kend = c.KD;
     }
-    const int numK = c.kend > c.kbegin ? (c.kend - c.kbegin + BK - 1) / BK : 0;
+    return c.kend > c.kbegin ? (c.kend - c.kbegin + BK - 1) / BK : 0;
+}
+
+// Writes the accumulators: wgrad fp32 partials directly; fprop/dgrad through a staging tile in shared memory
+// (the pipeline's, free once every thread taking part has passed sync()), then whole 16-byte row chunks.
+// tid/THREADS: this thread among those that hold accumulators.
+template <class E, int PASS, int BM, int BN, int THREADS, class WT, class Sync>
+CONV_FN void epilogue(const WT& wt, const Ctx& c, const uint16_t* bias, void* out, int split, int tid, int lane,
+                      uint16_t* pipe, Sync sync) {
+    const Geo& g = c.g;
+    const int gq = lane >> 2, t4 = lane & 3;
+    if (PASS == WGRAD) {
+        // fp32 partials [split][K][NG]; pairs of columns as one 8-byte store when NG keeps them aligned
+        float* o = reinterpret_cast<float*>(out) + ((long long)split * g.K + c.grp * g.Kg) * c.NG;
+        const bool pairs = (c.NG & 1) == 0;
+#pragma unroll
+        for (int mi = 0; mi < WT::MI; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < WT::NI; ++ni)
+#pragma unroll
+                for (int half = 0; half < 2; ++half) {
+                    const int m = c.m0 + wt.wm0 + mi * 16 + gq + half * 8;
+                    const int col = c.n0 + wt.wn0 + ni * 8 + 2 * t4;
+                    if (m >= c.M || col >= c.NG) continue;
+                    float* d = o + (long long)m * c.NG + col;
+                    const float v0 = wt.acc[mi][ni][2 * half], v1 = wt.acc[mi][ni][2 * half + 1];
+                    if (pairs) {
+                        *reinterpret_cast<float2*>(d) = make_float2(v0, v1);
+                    } else {
+                        d[0] = v0;
+                        if (col + 1 < c.NG) d[1] = v1;
+                    }
+                }
+        return;
+    }
+    sync();
+    constexpr int LDC = BN + PAD;
+    uint16_t* sC = pipe;
+#pragma unroll
+    for (int mi = 0; mi < WT::MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < WT::NI; ++ni) {
+            const int row = wt.wm0 + mi * 16 + gq;
+            const int col = wt.wn0 + ni * 8 + 2 * t4;
+            float b0 = 0.f, b1 = 0.f;
+            if (PASS == FPROP && bias != nullptr) {
+                const int nc = c.n0 + col;
+                if (nc < c.NG) b0 = E::to_f(bias[c.grp * g.Kg + nc]);
+                if (nc + 1 < c.NG) b1 = E::to_f(bias[c.grp * g.Kg + nc + 1]);
+            }
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const uint32_t lo = E::from_f(wt.acc[mi][ni][2 * half] + b0);
+                const uint32_t hi = E::from_f(wt.acc[mi][ni][2 * half + 1] + b1);
+                *reinterpret_cast<uint32_t*>(sC + (row + half * 8) * LDC + col) = lo | (hi << 16);
+            }
+        }
+    sync();
+    constexpr int CPR = BN / 8;
+    const int ldo = PASS == FPROP ? g.K : g.C;
+    const int cbase = c.grp * c.NG;
+    uint16_t* o = reinterpret_cast<uint16_t*>(out);
+    const bool vec = (ldo & 7) == 0 && (cbase & 7) == 0 && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
+    for (int e = tid; e < BM * CPR; e += THREADS) {
+        const int row = e / CPR;
+        const int cc = e - row * CPR;
+        const int m = c.m0 + row;
+        const int col = c.n0 + cc * 8;
+        if (m >= c.M || col >= c.NG) continue;
+        long long pix = m;  // fprop: y row m; dgrad: the dx pixel of view row m
+        if (PASS == DGRAD) {
+            const int n = m / (c.v.Hl * c.v.Wl);
+            const int hw = m - n * c.v.Hl * c.v.Wl;
+            const int i = hw / c.v.Wl;
+            pix = ((long long)n * g.H + c.v.h0 + i * c.v.hstep) * g.W + c.v.w0 + (hw - i * c.v.Wl) * c.v.wstep;
+        }
+        uint16_t* d = o + pix * ldo + cbase + col;
+        const uint16_t* src = sC + row * LDC + cc * 8;
+        if (vec && col + 8 <= c.NG) {
+            *reinterpret_cast<uint4*>(d) = *reinterpret_cast<const uint4*>(src);
+        } else {
+            for (int j = 0; j < 8 && col + j < c.NG; ++j) d[j] = src[j];
+        }
+    }
+}
+
+template <int PASS, int BM, int BN, int THREADS, bool VA, bool VB, class L>
+struct Loaders {
+    using A = typename Select<PASS == WGRAD,
+                             typename Select<VA, LoadA_MVec<BM, THREADS, L>, LoadA_MScalar<BM, THREADS, L>>::type,
+                             typename Select<VA, LoadA_KVec<PASS, BM, THREADS, L>,
+                                             LoadA_KScalar<PASS, BM, THREADS, L>>::type>::type;
+    using B = typename Select<PASS == FPROP,
+                             typename Select<VB, LoadB_KVec<BN, THREADS, L>, LoadB_KScalar<BN, THREADS, L>>::type,
+                             typename Select<VB, LoadB_NVec<PASS, BN, THREADS, L>,
+                                             LoadB_NScalar<PASS, BN, THREADS, L>>::type>::type;
+};
+
+// Tensor-core implicit GEMM, every thread loading and multiplying, one __syncthreads per k-tile. NWG = 0:
+// WARPS_M x WARPS_N warps of mma.sync fed by ldmatrix from padded tiles, STAGES - 1 k-tiles loading ahead.
+// NWG > 0: NWG warpgroups of wgmma (BM = 64 * NWG; WARPS_M and WARPS_N unused) from core-matrix tiles,
+// STAGES - 2 k-tiles loading ahead (one more is being multiplied).
+template <class E, int PASS, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool VA, bool VB, int NWG = 0>
+CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, void* out, const Geo& g,
+                   int splitLen, int phaseH, int phaseW) {
+    constexpr int THREADS = NWG > 0 ? NWG * 128 : WARPS_M * WARPS_N * 32;
+    constexpr int AHEAD = NWG > 0 ? STAGES - 2 : STAGES - 1;
+    using L = typename Select<(NWG > 0), CoreLayout, PaddedLayout>::type;
+    using PL = Plan<PASS, BM, BN, STAGES, VA, VB, L>;
+    using LD = Loaders<PASS, BM, BN, THREADS, VA, VB, L>;
+    using WT = typename Select<(NWG > 0), WgTile<E, PASS, BM, BN>,
+                               WarpTile<E, PASS, BM, BN, WARPS_M, WARPS_N>>::type;
+
+    unsigned char* smem = dyn_smem();
+    uint16_t* pipe = reinterpret_cast<uint16_t*>(smem);
+
+    Ctx c;
+    int split;
+    const int numK = setup(c, PASS, BM, BN, a, b, g, splitLen, phaseH, phaseW, split);
+    c.tid = threadIdx.x;
     c.rowtab = reinterpret_cast<int4*>(smem + PL::TAB_OFFSET);
     c.coltab = reinterpret_cast<int4*>(smem + PL::COL_TAB_OFFSET);
 
-    LA la;
-    LB lb;
+    typename LD::A la;
+    typename LD::B lb;
     la.init(c);
     lb.init(c);
     if (PL::ROW_TABLE || PL::COL_TABLE) __syncthreads();
@@ -758,84 +854,89 @@ CONV_FN void igemm(const uint16_t* a, const uint16_t* b, const uint16_t* bias, v
         wt.compute(st, st + PL::A_ELEMS, lane);
     }
     if constexpr (NWG > 0) wt.drain();
+    epilogue<E, PASS, BM, BN, THREADS>(wt, c, bias, out, split, c.tid, lane, pipe, [] {
+        cp_async_wait<0>();
+        __syncthreads();
+    });
+}
 
-    const int gq = lane >> 2, t4 = lane & 3;
-    if (PASS == WGRAD) {
-        // fp32 partials [split][K][NG]; pairs of columns as one 8-byte store when NG keeps them aligned
-        float* o = reinterpret_cast<float*>(out) + ((long long)split * g.K + c.grp * g.Kg) * c.NG;
-        const bool pairs = (c.NG & 1) == 0;
-#pragma unroll
-        for (int mi = 0; mi < WT::MI; ++mi)
-#pragma unroll
-            for (int ni = 0; ni < WT::NI; ++ni)
-#pragma unroll
-                for (int half = 0; half < 2; ++half) {
-                    const int m = c.m0 + wt.wm0 + mi * 16 + gq + half * 8;
-                    const int col = c.n0 + wt.wn0 + ni * 8 + 2 * t4;
-                    if (m >= c.M || col >= c.NG) continue;
-                    float* d = o + (long long)m * c.NG + col;
-                    const float v0 = wt.acc[mi][ni][2 * half], v1 = wt.acc[mi][ni][2 * half + 1];
-                    if (pairs) {
-                        *reinterpret_cast<float2*>(d) = make_float2(v0, v1);
-                    } else {
-                        d[0] = v0;
-                        if (col + 1 < c.NG) d[1] = v1;
-                    }
-                }
+// The shared memory of a warp-specialized kernel: the pipeline (or the epilogue's staging tile), then a full
+// and an empty mbarrier per stage.
+template <int PASS, int BM, int BN, int STAGES>
+struct WsPlan {
+    using PL = Plan<PASS, BM, BN, STAGES, true, true, CoreLayout>;
+    static constexpr int BAR_OFFSET = PL::SMEM_BYTES;
+    static constexpr int SMEM_BYTES = BAR_OFFSET + 2 * STAGES * 8;
+};
+
+// Warp-specialized wgmma implicit GEMM (16-byte loaders): warpgroup 0 produces, copying k-tile kt into stage
+// kt % STAGES with cp.async once the consumers have released it (empty barrier) and signalling its arrival with
+// cp.async.mbarrier.arrive (full barrier); warpgroups 1..NWG consume, each 64 rows x BN with wgmma, one k-tile
+// of MMAs in flight, releasing a stage when its MMAs have completed. No CTA-wide barrier in the main loop, so
+// the tensor cores are fed while the loads of later stages are still being issued; the producer runs up to
+// STAGES k-tiles ahead. Consumers fence the landed copies into the async proxy before their wgmma reads them.
+template <class E, int PASS, int BM, int BN, int STAGES, int NWG>
+CONV_FN void igemm_ws(const uint16_t* a, const uint16_t* b, const uint16_t* bias, void* out, const Geo& g,
+                      int splitLen, int phaseH, int phaseW) {
+    static_assert(BM == 64 * NWG, "one consumer warpgroup per 64 rows");
+    using L = CoreLayout;
+    using PL = Plan<PASS, BM, BN, STAGES, true, true, L>;
+    using LD = Loaders<PASS, BM, BN, 128, true, true, L>;
+    using WT = WgTile<E, PASS, BM, BN>;
+    constexpr int CONSUMERS = NWG * 128;
+
+    unsigned char* smem = dyn_smem();
+    uint16_t* pipe = reinterpret_cast<uint16_t*>(smem);
+    uint64_t* full = reinterpret_cast<uint64_t*>(smem + WsPlan<PASS, BM, BN, STAGES>::BAR_OFFSET);
+    uint64_t* empty = full + STAGES;
+
+    Ctx c;
+    int split;
+    const int numK = setup(c, PASS, BM, BN, a, b, g, splitLen, phaseH, phaseW, split);
+    const int tid = threadIdx.x;
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(full + s, 128);
+            mbar_init(empty + s, CONSUMERS);
+        }
+    }
+    __syncthreads();
+
+    if (tid < 128) {
+        c.tid = tid;
+        typename LD::A la;
+        typename LD::B lb;
+        la.init(c);
+        lb.init(c);
+        for (int kt = 0; kt < numK; ++kt) {
+            const int s = kt % STAGES;
+            if (kt >= STAGES) mbar_wait(empty + s, (kt / STAGES - 1) & 1);
+            uint16_t* st = pipe + s * PL::STAGE_ELEMS;
+            la.load(st, c);
+            lb.load(st + PL::A_ELEMS, c);
+            la.advance(c);
+            lb.advance(c);
+            cp_async_mbar_arrive(full + s);
+        }
         return;
     }
 
-    // fprop/dgrad: stage the converted tile in shared memory, then write whole 16-byte row chunks
-    cp_async_wait<0>();
-    __syncthreads();
-    constexpr int LDC = BN + PAD;
-    uint16_t* sC = pipe;
-#pragma unroll
-    for (int mi = 0; mi < WT::MI; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < WT::NI; ++ni) {
-            const int row = wt.wm0 + mi * 16 + gq;
-            const int col = wt.wn0 + ni * 8 + 2 * t4;
-            float b0 = 0.f, b1 = 0.f;
-            if (PASS == FPROP && bias != nullptr) {
-                const int nc = c.n0 + col;
-                if (nc < c.NG) b0 = E::to_f(bias[c.grp * g.Kg + nc]);
-                if (nc + 1 < c.NG) b1 = E::to_f(bias[c.grp * g.Kg + nc + 1]);
-            }
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                const uint32_t lo = E::from_f(wt.acc[mi][ni][2 * half] + b0);
-                const uint32_t hi = E::from_f(wt.acc[mi][ni][2 * half + 1] + b1);
-                *reinterpret_cast<uint32_t*>(sC + (row + half * 8) * LDC + col) = lo | (hi << 16);
-            }
-        }
-    __syncthreads();
-    constexpr int CPR = BN / 8;
-    const int ldo = PASS == FPROP ? g.K : g.C;
-    const int cbase = c.grp * c.NG;
-    uint16_t* o = reinterpret_cast<uint16_t*>(out);
-    const bool vec = (ldo & 7) == 0 && (cbase & 7) == 0 && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
-    for (int e = c.tid; e < BM * CPR; e += THREADS) {
-        const int row = e / CPR;
-        const int cc = e - row * CPR;
-        const int m = c.m0 + row;
-        const int col = c.n0 + cc * 8;
-        if (m >= c.M || col >= c.NG) continue;
-        long long pix = m;  // fprop: y row m; dgrad: the dx pixel of view row m
-        if (PASS == DGRAD) {
-            const int n = m / (c.v.Hl * c.v.Wl);
-            const int hw = m - n * c.v.Hl * c.v.Wl;
-            const int i = hw / c.v.Wl;
-            pix = ((long long)n * g.H + c.v.h0 + i * c.v.hstep) * g.W + c.v.w0 + (hw - i * c.v.Wl) * c.v.wstep;
-        }
-        uint16_t* d = o + pix * ldo + cbase + col;
-        const uint16_t* s = sC + row * LDC + cc * 8;
-        if (vec && col + 8 <= c.NG) {
-            *reinterpret_cast<uint4*>(d) = *reinterpret_cast<const uint4*>(s);
-        } else {
-            for (int j = 0; j < 8 && col + j < c.NG; ++j) d[j] = s[j];
-        }
+    const int ctid = tid - 128;
+    const int lane = tid & 31;
+    WT wt;
+    wt.init(ctid >> 5);
+    for (int kt = 0; kt < numK; ++kt) {
+        const int s = kt % STAGES;
+        mbar_wait(full + s, (kt / STAGES) & 1);
+        fence_proxy_async();
+        const uint16_t* st = pipe + s * PL::STAGE_ELEMS;
+        wt.compute(st, st + PL::A_ELEMS, lane);
+        // compute() waited for k-tile kt-1's MMAs: its stage is free
+        if (kt > 0) mbar_arrive(empty + (kt - 1) % STAGES);
     }
+    wt.drain();
+    epilogue<E, PASS, BM, BN, CONSUMERS>(wt, c, bias, out, split, ctid, lane, pipe,
+                                         [] { named_barrier_sync(1, CONSUMERS); });
 }
 
 }  // namespace conv

@@ -130,8 +130,27 @@ struct WarpSlots {
     float c[32][4];
 };
 
+// An mbarrier, kept beside the 8 bytes of shared memory that stand for it (keyed by their address):
+// `pending` arrivals complete the current phase; `phases` counts completed ones (its parity is the
+// hardware's phase bit); copies a thread tied to it with cp.async.mbarrier.arrive land when a waiter
+// sees the phase complete (or at issue with early copies), so a consumer that reads a stage it did not
+// wait for reads poison.
+struct Mbarrier {
+    int count = 0;
+    int pending = 0;
+    long phases = 0;
+    std::vector<Pending> copies;
+};
+
+struct NamedBarrier {
+    int arrived = 0;
+    long gen = 0;
+};
+
 struct State {
     dim3 grid, block, blockIdx;
+    std::vector<std::pair<const void*, Mbarrier>> mbarriers;
+    NamedBarrier named[16];
     unsigned char* smem = nullptr;
     size_t smem_bytes = 0;
     std::vector<Fiber> fibers;
@@ -247,6 +266,70 @@ inline void cp_async_wait(int n) {
         else keep.push_back(p);
     }
     f->pending.swap(keep);
+}
+
+inline Mbarrier& mbarrier(const void* p) {
+    check_smem(p, 8, "mbarrier");
+    for (auto& m : st().mbarriers)
+        if (m.first == p) return m.second;
+    fail("mbarrier used before mbarrier.init");
+}
+
+inline void mbar_init(const void* p, int count) {
+    check_smem(p, 8, "mbarrier.init");
+    for (auto& m : st().mbarriers)
+        if (m.first == p) {
+            m.second = Mbarrier{count, count, 0, {}};
+            return;
+        }
+    st().mbarriers.push_back({p, Mbarrier{count, count, 0, {}}});
+}
+
+inline void mbar_arrive(const void* p) {
+    Mbarrier& m = mbarrier(p);
+    ++st().progress;
+    if (--m.pending == 0) {
+        m.pending = m.count;
+        ++m.phases;
+    } else if (m.pending < 0) {
+        fail("mbarrier: more arrivals than its count");
+    }
+}
+
+// The arrival happens once this thread's earlier copies have landed; they are handed to the barrier and land
+// when a waiter sees the phase complete.
+inline void cp_async_mbar_arrive(const void* p) {
+    Mbarrier& m = mbarrier(p);
+    Fiber* f = cur();
+    m.copies.insert(m.copies.end(), f->pending.begin(), f->pending.end());
+    f->pending.clear();
+    mbar_arrive(p);
+}
+
+inline void mbar_wait(const void* p, int parity) {
+    for (;;) {
+        Mbarrier& m = mbarrier(p);
+        if ((m.phases & 1) != (parity & 1)) {
+            for (Pending& c : m.copies) complete(c);
+            m.copies.clear();
+            return;
+        }
+        yield_until_changed(&m.phases, m.phases);
+    }
+}
+
+inline void named_barrier_sync(int id, int threads) {
+    State& s = st();
+    if (id <= 0 || id >= 16 || threads % 32 != 0) fail("bar.sync: id 1..15 and whole warps");
+    NamedBarrier& b = s.named[id];
+    const long seen = b.gen;
+    ++s.progress;
+    if (++b.arrived == threads) {
+        b.arrived = 0;
+        ++b.gen;
+        return;
+    }
+    yield_until_changed(&b.gen, seen);
 }
 
 // PTX: lane l gives the address of row l%8 of matrix l/8; lane t receives, per matrix j, row t/4
@@ -468,6 +551,8 @@ inline void launch(dim3 grid, dim3 block, size_t smem_bytes, Schedule sched, std
                 s.warps.assign((nthreads + 31) / 32, WarpSlots());
                 s.warpgroups.assign((nthreads + 127) / 128, WarpgroupSlots());
                 s.block_arrived = 0;
+                s.mbarriers.clear();
+                for (NamedBarrier& b : s.named) b = NamedBarrier{};
                 for (int i = 0; i < nthreads; ++i) {
                     Fiber& f = s.fibers[i];
                     f.linear = i;
@@ -594,6 +679,11 @@ inline uint32_t smem_u32(const void* p) {
     return (uint32_t)(static_cast<const unsigned char*>(p) - emu::st().smem);
 }
 inline void fence_proxy_async() {}
+inline void mbar_init(uint64_t* bar, int count) { emu::mbar_init(bar, count); }
+inline void mbar_arrive(uint64_t* bar) { emu::mbar_arrive(bar); }
+inline void mbar_wait(uint64_t* bar, int parity) { emu::mbar_wait(bar, parity); }
+inline void cp_async_mbar_arrive(uint64_t* bar) { emu::cp_async_mbar_arrive(bar); }
+inline void named_barrier_sync(int id, int threads) { emu::named_barrier_sync(id, threads); }
 inline void wgmma_fence() {}
 inline void wgmma_commit() { emu::wgmma_commit(); }
 template <int N>

@@ -220,7 +220,10 @@ const IgemmEntry IGEMM[] = {IG_DTYPE(f16, DT_F16), IG_DTYPE(bf16, DT_BF16)};
         IG(conv_wg_dgrad_##SUF##_128x256_vv, DGRAD, DTYPE, true, true), IG(conv_wg_dgrad_##SUF##_128x128_vv, DGRAD, DTYPE, true, true), \
         IG(conv_wg_dgrad_##SUF##_128x64_vv, DGRAD, DTYPE, true, true),                                      \
         IG(conv_wg_wgrad_##SUF##_128x256_vv, WGRAD, DTYPE, true, true), IG(conv_wg_wgrad_##SUF##_128x128_vv, WGRAD, DTYPE, true, true), \
-        IG(conv_wg_wgrad_##SUF##_64x256_vv, WGRAD, DTYPE, true, true)
+        IG(conv_wg_wgrad_##SUF##_64x256_vv, WGRAD, DTYPE, true, true),                                      \
+        IG(conv_wg_fprop_##SUF##_128x256ws6_vv, FPROP, DTYPE, true, true), IG(conv_wg_fprop_##SUF##_128x128ws8_vv, FPROP, DTYPE, true, true), \
+        IG(conv_wg_dgrad_##SUF##_128x256ws6_vv, DGRAD, DTYPE, true, true), IG(conv_wg_dgrad_##SUF##_128x128ws8_vv, DGRAD, DTYPE, true, true), \
+        IG(conv_wg_wgrad_##SUF##_128x256ws6_vv, WGRAD, DTYPE, true, true), IG(conv_wg_wgrad_##SUF##_128x128ws8_vv, WGRAD, DTYPE, true, true)
 
 const IgemmEntry WGEMM[] = {WG_DTYPE(f16, DT_F16), WG_DTYPE(bf16, DT_BF16)};
 
@@ -635,6 +638,7 @@ int main(int argc, char** argv) {
         {2, 64, 5, 5, 136, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},     // 1x1, NG 136 spans two 128-wide tiles
         {1, 24, 13, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     // stride 2 (dgrad: four phases), K=8
         {2, 16, 10, 8, 16, 2, 2, 3, 3, 0, 1, 0, 0, 1, 1, 1},     // stride 3 > kernel 2: phases without taps
+        {4, 16, 13, 11, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},    // wgrad KD = 572: 18 k-tiles, every pipeline wraps
     };
     const Problem any[] = {
         {2, 3, 11, 13, 20, 5, 4, 2, 2, 2, 1, 2, 2, 1, 1, 1},     // stem-like: C=3, 5x4 stride 2

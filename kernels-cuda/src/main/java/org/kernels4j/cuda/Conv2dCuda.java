@@ -86,17 +86,19 @@ final class Conv2dCuda implements Conv2dKernels {
     enum Pass {
         FPROP("fprop", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(256, 64, 4),
                 new Tile(128, 64, 4), new Tile(64, 64, 4)),
-                List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 64, 8))),
+                List.of(new WgTile(128, 256, 0), new WgTile(128, 128, 0), new WgTile(128, 64, 0), new WgTile(128, 256, 6),
+                        new WgTile(128, 128, 8))),
         DGRAD("dgrad", FPROP.tiles, FPROP.wgTiles),
         WGRAD("wgrad", List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(128, 128, 4), new Tile(64, 256, 4),
                 new Tile(64, 128, 4), new Tile(64, 64, 4)),
-                List.of(new Tile(128, 256, 8), new Tile(128, 128, 8), new Tile(64, 256, 4)));
+                List.of(new WgTile(128, 256, 0), new WgTile(128, 128, 0), new WgTile(64, 256, 0), new WgTile(128, 256, 6),
+                        new WgTile(128, 128, 8)));
 
         final String label;
         final List<Tile> tiles;
-        final List<Tile> wgTiles;
+        final List<WgTile> wgTiles;
 
-        Pass(String label, List<Tile> tiles, List<Tile> wgTiles) {
+        Pass(String label, List<Tile> tiles, List<WgTile> wgTiles) {
             this.label = label;
             this.tiles = tiles;
             this.wgTiles = wgTiles;
@@ -117,8 +119,27 @@ final class Conv2dCuda implements Conv2dKernels {
      */
     static final String ENGINE_PROPERTY = "kernels4j.cuda.conv.engine";
 
-    /** A tensor-core kernel to launch: entry point, tile, block threads and dynamic shared memory. */
-    record TcKernel(String name, Engine engine, Tile tile, int smem) {
+    /**
+     * A wgmma tile (conv_wgmma.cu) of 64 rows per consumer warpgroup: every warp loading and multiplying with four
+     * stages ({@code wsStages} 0), or warp-specialized, one more warpgroup loading, with {@code wsStages} stages.
+     */
+    record WgTile(int bm, int bn, int wsStages) {
+        int threads() {
+            return (bm / 64 + (wsStages > 0 ? 1 : 0)) * 128;
+        }
+
+        String id() {
+            return bm + "x" + bn + (wsStages > 0 ? "ws" + wsStages : "");
+        }
+
+        /** CTAs one SM holds (conv_wgmma.cu's minimum blocks): the warp-specialized and 256-column ones one. */
+        int slots() {
+            return wsStages > 0 || bn >= 256 ? 1 : 2;
+        }
+    }
+
+    /** A tensor-core kernel to launch: entry point, CTA tile, block threads and dynamic shared memory. */
+    record TcKernel(String name, Engine engine, int bm, int bn, int threads, int smem) {
     }
 
     private static final String SOURCES = kernelSources();
@@ -371,9 +392,8 @@ final class Conv2dCuda implements Conv2dKernels {
                        int splitLen, long m, int phaseH, int phaseW) {
         boolean[] v = vectorLoaders(pass, p, a, b);
         TcKernel k = tcKernel(pass, p, v[0], v[1], m);
-        Tile t = k.tile();
         String kernel = k.name();
-        long tiles = ceilDiv(m, t.bm()) * (long) ceilDiv(gemm(pass, p)[1], t.bn());
+        long tiles = ceilDiv(m, k.bm()) * (long) ceilDiv(gemm(pass, p)[1], k.bn());
         int smem = k.smem();
         Debug.log(1, () -> describe(p, pass, kernel + " grid (" + tiles + ", 1, " + p.groups() * splits + ")"
                 + (pass == Pass.WGRAD ? " splits " + splits + " x " + splitLen : "")
@@ -381,7 +401,7 @@ final class Conv2dCuda implements Conv2dKernels {
         List<Object> l = args(p, a, b, bias, out, splitLen);
         l.add(phaseH);
         l.add(phaseW);
-        CudaKernels.launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(t.threads()),
+        CudaKernels.launch(s, kernel, Dim3.of(Math.toIntExact(tiles), 1, p.groups() * splits), Dim3.of(k.threads()),
                 smem, l.toArray());
     }
 
@@ -550,7 +570,7 @@ final class Conv2dCuda implements Conv2dKernels {
             // no "_sv" kernels: an operand the 16-byte loader could read takes the single-element one when the
             // other cannot, and the shared memory is that of the loaders launched (their tables)
             boolean a = va && pass != Pass.FPROP;
-            return new TcKernel(prefix + t.id() + (a ? "_vs" : "_ss"), Engine.MMA, t, smemBytes(pass, t, a, false));
+            return mma(prefix + t.id() + (a ? "_vs" : "_ss"), t, smemBytes(pass, t, a, false));
         }
         TuningSpace<Conv2dProblem> space = pass == Pass.FPROP ? FPROP_SPACE : pass == Pass.DGRAD ? DGRAD_SPACE : WGRAD_SPACE;
         var tuned = space.resolve(device, p.dtype(), p);
@@ -559,13 +579,13 @@ final class Conv2dCuda implements Conv2dKernels {
         long ng = gemm(pass, p)[1];
         long kd = gemm(pass, p)[2];
         if (engine == Engine.WGMMA) {
-            Tile t = chosen > 0 && chosen <= pass.wgTiles.size() ? pass.wgTiles.get(chosen - 1) : wgTile(pass, p, m, ng);
-            return new TcKernel("conv_wg_" + pass.label + "_" + suffix(p.dtype()) + "_" + t.bm() + "x" + t.bn() + "_vv",
-                    Engine.WGMMA, t, wgSmemBytes(pass, t));
+            WgTile t = chosen > 0 && chosen <= pass.wgTiles.size() ? pass.wgTiles.get(chosen - 1) : wgTile(pass, p, m, ng);
+            return new TcKernel("conv_wg_" + pass.label + "_" + suffix(p.dtype()) + "_" + t.id() + "_vv", Engine.WGMMA,
+                    t.bm(), t.bn(), t.threads(), wgSmemBytes(pass, t));
         }
         if (chosen > 0) {
             Tile t = pass.tiles.get(chosen - 1);
-            return new TcKernel(prefix + t.id() + "_vv", Engine.MMA, t, smemBytes(pass, t, true, true));
+            return mma(prefix + t.id() + "_vv", t, smemBytes(pass, t, true, true));
         }
         List<Tile> prefs;
         if (pass == Pass.WGRAD) {
@@ -600,21 +620,25 @@ final class Conv2dCuda implements Conv2dKernels {
             }
         }
         Tile t = pick != null ? pick : new Tile(64, 64, 4);
-        return new TcKernel(prefix + t.id() + "_vv", Engine.MMA, t, smemBytes(pass, t, true, true));
+        return mma(prefix + t.id() + "_vv", t, smemBytes(pass, t, true, true));
+    }
+
+    private static TcKernel mma(String name, Tile t, int smem) {
+        return new TcKernel(name, Engine.MMA, t.bm(), t.bn(), t.threads(), smem);
     }
 
     /**
      * The wgmma tile: as wide as NG needs, narrower while the CTAs would not fill every SM once (the 256-column
      * tile holds one CTA per SM, the others two); wgrad, whose reduction is split to fill the GPU, as wide as NG.
      */
-    private Tile wgTile(Pass pass, Conv2dProblem p, long m, long ng) {
-        List<Tile> w = pass.wgTiles;
+    private WgTile wgTile(Pass pass, Conv2dProblem p, long m, long ng) {
+        List<WgTile> w = pass.wgTiles;
         if (pass == Pass.WGRAD) {
             return m <= 64 ? w.get(2) : ng > 128 ? w.get(0) : w.get(1);
         }
-        List<Tile> prefs = ng > 128 ? w : ng > 64 ? w.subList(1, 3) : w.subList(2, 3);
-        for (Tile t : prefs) {
-            if (ceilDiv(m, t.bm()) * (long) ceilDiv(ng, t.bn()) * p.groups() >= (long) sms() * wgSlots(t)) {
+        List<WgTile> prefs = ng > 128 ? w.subList(0, 3) : ng > 64 ? w.subList(1, 3) : w.subList(2, 3);
+        for (WgTile t : prefs) {
+            if (ceilDiv(m, t.bm()) * (long) ceilDiv(ng, t.bn()) * p.groups() >= (long) sms() * t.slots()) {
                 return t;
             }
         }
@@ -637,11 +661,6 @@ final class Conv2dCuda implements Conv2dKernels {
     private boolean wgmmaRuns() {
         return device.computeCapabilityMajor() == 9 && device.computeCapabilityMinor() == 0
                 && KernelManifest.resource("conv_wgmma.sm_90a.cubin") != null;
-    }
-
-    /** CTAs of a wgmma tile per SM (conv_wgmma.cu's minimum blocks: one for 256 columns, else two). */
-    static int wgSlots(Tile t) {
-        return t.bn() >= 256 ? 1 : 2;
     }
 
     private int slots(String kernel, Tile t, int smem) {
@@ -672,7 +691,7 @@ final class Conv2dCuda implements Conv2dKernels {
             tiles = ceilDiv(d[0], SIMT_TILE) * (long) ceilDiv(d[1], SIMT_TILE);
         } else {
             bk = BK_TC;
-            Tile t = tcKernel(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0, d[0]).tile();
+            TcKernel t = tcKernel(Pass.WGRAD, p, (p.k() / p.groups()) % 8 == 0, p.cPerGroup() % 8 == 0, d[0]);
             tiles = ceilDiv(d[0], t.bm()) * (long) ceilDiv(d[1], t.bn());
             waves = WGRAD_SPACE.resolve(device, p.dtype(), p).get("SPLIT_WAVES");
         }
@@ -723,14 +742,16 @@ final class Conv2dCuda implements Conv2dKernels {
     /**
      * Dynamic shared memory of a wgmma kernel (conv_wgmma.cu, 16-byte loaders), as its Plan computes it with the
      * core-matrix layout: k-major tiles rows x 40 elements, m/n-major ones 36 x columns (conv_igemm.cuh's
-     * CoreLayout), four stages, or the epilogue's staging tile if larger.
+     * CoreLayout), four stages (warp-specialized: its own count), or the epilogue's staging tile if larger.
      */
-    static int wgSmemBytes(Pass pass, Tile t) {
+    static int wgSmemBytes(Pass pass, WgTile t) {
         int aElems = pass != Pass.WGRAD ? t.bm() * 40 : 36 * t.bm();
         int bElems = pass == Pass.FPROP ? t.bn() * 40 : 36 * t.bn();
-        int pipe = STAGES * (aElems + bElems) * 2;
+        int stages = t.wsStages() > 0 ? t.wsStages() : STAGES;
+        int pipe = stages * (aElems + bElems) * 2;
         int epi = pass == Pass.WGRAD ? 0 : t.bm() * (t.bn() + 8) * 2;
-        return Math.max(pipe, epi);
+        // the warp-specialized kernels' full and empty mbarrier per stage
+        return Math.max(pipe, epi) + (t.wsStages() > 0 ? 16 * t.wsStages() : 0);
     }
 
     static Tile parse(String tileName) {

@@ -28,6 +28,8 @@ import org.kernels4j.DType;
 import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.conformance.Conv2dConformanceReplay;
+import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.Tuning;
 import org.kernels4j.reference.ReferenceConv2d;
 import org.kernels4j.spi.Conv2dProblem;
 
@@ -324,6 +326,27 @@ class Conv2dCudaReplayTest {
                     && narrow.contains("conv_wgrad_f16_64x64w4_ss"), narrow.toString());
         } finally {
             System.clearProperty(Conv2dCuda.ENGINE_PROPERTY);
+        }
+    }
+
+    /**
+     * The warp-specialized wgmma kernels (tuned ENGINE 1 and their TILE), 256 and 128 columns, every pass; the
+     * reduction long enough for the stages to be reused.
+     */
+    @Test
+    void warpSpecializedWgmmaByTuning() {
+        for (int tile : new int[] {4, 5}) {
+            Parameters wg = Parameters.of("ENGINE", 1, "TILE", tile);
+            Parameters wgSplit = Parameters.of("ENGINE", 1, "TILE", tile, "SPLIT_WAVES", 1);
+            try (Tuning.Scope f = Tuning.scoped(Conv2dCuda.FPROP_SPACE.kernelId(), wg);
+                 Tuning.Scope d = Tuning.scoped(Conv2dCuda.DGRAD_SPACE.kernelId(), wg);
+                 Tuning.Scope w = Tuning.scoped(Conv2dCuda.WGRAD_SPACE.kernelId(), wgSplit)) {
+                List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build(), DType.BFLOAT16,
+                        new int[] {3, 11, 9, 40}, new int[] {48, 3, 3, 40}, 13 + tile);
+                String id = Conv2dCuda.Pass.FPROP.wgTiles.get(tile - 1).id();
+                assertTrue(k.containsAll(List.of("conv_wg_fprop_bf16_" + id + "_vv", "conv_wg_dgrad_bf16_" + id + "_vv",
+                        "conv_wg_wgrad_bf16_" + id + "_vv")), k.toString());
+            }
         }
     }
 

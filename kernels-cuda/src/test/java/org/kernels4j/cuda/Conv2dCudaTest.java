@@ -83,8 +83,8 @@ class Conv2dCudaTest {
         Map<String, int[]> expected = new LinkedHashMap<>();
         for (String dt : new String[] {"f16", "bf16"}) {
             for (Conv2dCuda.Pass pass : Conv2dCuda.Pass.values()) {
-                for (Conv2dCuda.Tile t : pass.wgTiles) {
-                    expected.put("conv_wg_" + pass.label + "_" + dt + "_" + t.bm() + "x" + t.bn() + "_vv",
+                for (Conv2dCuda.WgTile t : pass.wgTiles) {
+                    expected.put("conv_wg_" + pass.label + "_" + dt + "_" + t.id() + "_vv",
                             new int[] {t.threads(), Conv2dCuda.wgSmemBytes(pass, t), t.bm(), t.bn()});
                 }
             }
