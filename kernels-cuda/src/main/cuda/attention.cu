@@ -18,7 +18,10 @@
 //   k4j_attn_bwd_<dt>_d<kD>       grid (ceil(Nk/BN), Hkv, B): dK and dV held in registers while the CTA
 //                                 walks every query block of every query head sharing its K/V head
 //                                 (grouped-query sums need no workspace); when with_dq != 0 it also adds
-//                                 dS.K into the fp32 dQ accumulator with atomics (the fast mode).
+//                                 dS.K into the fp32 dQ accumulator with atomics (the fast mode). Two
+//                                 implementations with the same interface: attn_bwd (P and dS stay in
+//                                 registers) and attn_bwd_tiled (P and dS through shared memory, a warp
+//                                 layout per product; the sm_90 default for d64 and d128).
 //   k4j_attn_dq_convert_<dt>      dQ = scale * accumulator, rounded to the storage type.
 //   k4j_attn_copy_rows            grid-stride, 256 threads: rows of 16-bit elements to another row length,
 //                                 zero-filled; the launcher pads Q, K, V, O, dO to a multiple of 8 columns
@@ -284,8 +287,6 @@ __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const u
     const int64_t qhead = static_cast<int64_t>(b) * hq + h;
     const int64_t khead = static_cast<int64_t>(b) * hkv + hk;
     const uint16_t* qh = q + qhead * nq * d;
-    uint16_t* oh = o + qhead * nq * d;
-    float* lseh = lse + qhead * nq;
     const uint16_t* kh = k + khead * nk * d;
     const uint16_t* vh = v + khead * nk * d;
 
@@ -297,6 +298,8 @@ __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const u
 
     if (n_blocks <= 0) {
         // No row of this block sees a key.
+        uint16_t* oh = o + qhead * nq * d;
+        float* lseh = lse + qhead * nq;
         const uint4 zero = {0u, 0u, 0u, 0u};
         for (int i = tid; i < kBlockM * CPR; i += S::kThreads) {
             const int r = i / CPR;
@@ -461,7 +464,10 @@ __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const u
     }
     for (; nb >= 0; --nb) step(nb, Bool<false>());
 
-    // Normalise once; stage the warp's rows in its own rows of sQ for 16-byte coalesced stores.
+    // Normalise once; stage the warp's rows in its own rows of sQ for 16-byte coalesced stores. (The output
+    // addresses are formed only here: live across the key loop they would cost registers it needs.)
+    uint16_t* oh = o + qhead * nq * d;
+    float* lseh = lse + qhead * nq;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
@@ -819,6 +825,321 @@ __device__ __forceinline__ void attn_bwd(const uint16_t* __restrict__ q, const u
                 stg(reinterpret_cast<uint32_t*>(dkh + at),
                     pack2<DT>(acc_dk[nt][hf * 2] * scale, acc_dk[nt][hf * 2 + 1] * scale));
                 stg(reinterpret_cast<uint32_t*>(dvh + at), pack2<DT>(acc_dv[nt][hf * 2], acc_dv[nt][hf * 2 + 1]));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Backward, key-block kernel with a warp layout per product (FlashAttention-2's): the same work as attn_bwd
+// (same arguments, grid and launch record), but P and dS go through shared memory so that each product gets
+// warp tiles of 32 or more rows and columns. attn_bwd keeps P^T and dS^T in registers, which ties every warp
+// to 16 keys of every product: it reads its B operands (Q, dO) from shared memory once per 2 MMAs, and on
+// sm_90 the shared-memory bandwidth, not the tensor cores, bounds it. Here, per query block (rows m0..):
+//   S = Q K^T, dP = dO V^T           kWmS x (kNWarps / kWmS) warps, SM x SN each
+//   P = 2^(S c - lse log2 e), dS = P o (dP - D) -> sP, sdS ([query][key], 16-bit)
+//   dV += P^T dO, dK += dS^T Q       kWnKV x (kNWarps / kWnKV) warps over keys x head dims, in registers
+//   dQ += dS K                       kWmQ x (kNWarps / kWmQ) warps over queries x head dims, fp32 atomics
+// Per 128 x 128 tile at d = 64 that is 144 ldmatrix.x4 + 64 KiB of P/dS stores per warp against attn_bwd's
+// 192 + 16 KiB (at d = 128, 64 x 128 tiles: 144 against 192): about 20% fewer shared-memory bytes per MMA.
+// Two barriers per query block, as attn_bwd: one before the products (this block's Q/dO landed, the last
+// block's P/dS are read), one after P/dS are stored.
+
+template <int kD, int kBlockM, int kBlockN, int kNWarps, int kWmS, int kWnKV, int kWmQ, int kStages>
+struct BwdTiledShape {
+    static constexpr int kThreads = kNWarps * 32;
+    static constexpr int LD = kD + 8;
+    static constexpr int LDP = kBlockN + 8;
+    static constexpr int SM = kBlockM / kWmS;
+    static constexpr int SN = kBlockN / (kNWarps / kWmS);
+    static constexpr int VN = kBlockN / kWnKV;
+    static constexpr int VD = kD / (kNWarps / kWnKV);
+    static constexpr int QM = kBlockM / kWmQ;
+    static constexpr int QD = kD / (kNWarps / kWmQ);
+    static constexpr int kSmem =
+        2 * (2 * kBlockN * LD + 2 * kStages * kBlockM * LD + 2 * kBlockM * LDP) + 4 * 2 * kStages * kBlockM;
+    static_assert(kD % 32 == 0 && kD >= 32 && kD <= 256, "head dimension tile");
+    static_assert(kNWarps % kWmS == 0 && kNWarps % kWnKV == 0 && kNWarps % kWmQ == 0, "warp layouts");
+    static_assert(SM % 16 == 0 && SN % 16 == 0, "S/dP warp tiles of whole 16 x 16 fragments");
+    static_assert(VN % 16 == 0 && VD % 16 == 0, "dK/dV warp tiles of whole 16 x 16 fragments");
+    static_assert(QM % 16 == 0 && QD % 16 == 0, "dQ warp tiles of whole 16 x 16 fragments");
+    static_assert(kStages == 1 || kStages == 2, "one or two query-block stages");
+};
+
+template <int DT, int kD, int kBlockM, int kBlockN, int kNWarps, int kWmS, int kWnKV, int kWmQ, int kStages>
+__device__ __forceinline__ void attn_bwd_tiled(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k,
+                                               const uint16_t* __restrict__ v, const uint16_t* __restrict__ dout,
+                                               const float* __restrict__ lse, const float* __restrict__ delta,
+                                               float* __restrict__ dq_accum, uint16_t* __restrict__ dk,
+                                               uint16_t* __restrict__ dv, int nq, int nk, int hq, int hkv, int d,
+                                               float scale, int causal, int offset, int with_dq) {
+    using S = BwdTiledShape<kD, kBlockM, kBlockN, kNWarps, kWmS, kWnKV, kWmQ, kStages>;
+    constexpr int LD = S::LD;
+    constexpr int LDP = S::LDP;
+    constexpr int MTS = S::SM / 16;
+    constexpr int NTS = S::SN / 8;
+    constexpr int MTV = S::VN / 16;
+    constexpr int NTV = S::VD / 8;
+    constexpr int MTQ = S::QM / 16;
+    constexpr int NTQ = S::QD / 8;
+
+    uint16_t* sK = reinterpret_cast<uint16_t*>(dyn_smem());
+    uint16_t* sV = sK + kBlockN * LD;
+    uint16_t* sQ = sV + kBlockN * LD;              // [kStages][kBlockM][LD]
+    uint16_t* sdO = sQ + kStages * kBlockM * LD;   // [kStages][kBlockM][LD]
+    uint16_t* sP = sdO + kStages * kBlockM * LD;   // [kBlockM][LDP]
+    uint16_t* sdS = sP + kBlockM * LDP;            // [kBlockM][LDP]
+    float* sLse = reinterpret_cast<float*>(sdS + kBlockM * LDP);  // [kStages][kBlockM], times log2(e)
+    float* sDel = sLse + kStages * kBlockM;                       // [kStages][kBlockM]
+
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int g = lane >> 2;
+    const int t4 = lane & 3;
+    // this warp's tile of each product
+    const int s_row = (warp / (kNWarps / kWmS)) * S::SM;
+    const int s_col = (warp % (kNWarps / kWmS)) * S::SN;
+    const int v_key = (warp % kWnKV) * S::VN;
+    const int v_dim = (warp / kWnKV) * S::VD;
+    const int q_row = (warp % kWmQ) * S::QM;
+    const int q_dim = (warp / kWmQ) * S::QD;
+
+    const int n_block = blockIdx.x;
+    const int hk = blockIdx.y;
+    const int b = blockIdx.z;
+    const int group = hq / hkv;
+    const int n0 = n_block * kBlockN;
+    const int64_t khead = static_cast<int64_t>(b) * hkv + hk;
+    const uint16_t* kh = k + khead * nk * d;
+    const uint16_t* vh = v + khead * nk * d;
+
+    // Query blocks that see at least one key of this block: rows i >= n0 - offset under a causal mask.
+    const int m_first = causal ? imax(0, n0 - offset) / kBlockM : 0;
+    const int m_count = imax(0, (nq + kBlockM - 1) / kBlockM - m_first);
+    const int total = group * m_count;
+
+    auto load_q_block = [&](int it, int buf) {
+        const int h = hk * group + it / m_count;
+        const int m0 = (m_first + it % m_count) * kBlockM;
+        const int64_t qhead = static_cast<int64_t>(b) * hq + h;
+        load_tile<kBlockM, kD, S::kThreads>(sQ + buf * kBlockM * LD, q + qhead * nq * d, m0, nq, d);
+        load_tile<kBlockM, kD, S::kThreads>(sdO + buf * kBlockM * LD, dout + qhead * nq * d, m0, nq, d);
+        for (int r = tid; r < kBlockM; r += S::kThreads) {
+            float l2 = INFINITY;  // P = 0 for rows beyond Nq and rows that see no key (lse = -inf)
+            float dd = 0.f;
+            if (m0 + r < nq) {
+                const float l = ldg(lse + qhead * nq + m0 + r);
+                if (l != -INFINITY) l2 = l * LOG2E;
+                dd = ldg(delta + qhead * nq + m0 + r);
+            }
+            sts(sLse + buf * kBlockM + r, l2);
+            sts(sDel + buf * kBlockM + r, dd);
+        }
+    };
+
+    if (total > 0) {
+        load_tile<kBlockN, kD, S::kThreads>(sK, kh, n0, nk, d);
+        load_tile<kBlockN, kD, S::kThreads>(sV, vh, n0, nk, d);
+        load_q_block(0, 0);
+        cp_async_commit();
+    }
+
+    const float scale_log2 = scale * LOG2E;
+    float acc_dk[MTV][NTV][4];
+    float acc_dv[MTV][NTV][4];
+#pragma unroll
+    for (int mt = 0; mt < MTV; ++mt) {
+#pragma unroll
+        for (int nt = 0; nt < NTV; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc_dk[mt][nt][e] = acc_dv[mt][nt][e] = 0.f;
+        }
+    }
+
+    for (int it = 0; it < total; ++it) {
+        cp_async_wait<0>();
+        __syncthreads();  // this query block landed; every warp is done with the previous one and with sP/sdS
+        if (kStages == 2 && it + 1 < total) {
+            load_q_block(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = kStages == 2 ? (it & 1) : 0;
+        const int h = hk * group + it / m_count;
+        const int m0 = (m_first + it % m_count) * kBlockM;
+        const uint16_t* sQb = sQ + buf * kBlockM * LD;
+        const uint16_t* sdOb = sdO + buf * kBlockM * LD;
+        const float* sLseb = sLse + buf * kBlockM;
+        const float* sDelb = sDel + buf * kBlockM;
+
+        {
+            float acc_s[MTS][NTS][4];
+            float acc_dp[MTS][NTS][4];
+#pragma unroll
+            for (int mt = 0; mt < MTS; ++mt) {
+#pragma unroll
+                for (int nt = 0; nt < NTS; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = acc_dp[mt][nt][e] = 0.f;
+                }
+            }
+#pragma unroll
+            for (int ks = 0; ks < kD / 16; ++ks) {
+                uint32_t a[MTS][4];
+#pragma unroll
+                for (int mt = 0; mt < MTS; ++mt) frag_a(a[mt], sQb + (s_row + mt * 16) * LD + ks * 16, LD, lane);
+#pragma unroll
+                for (int np = 0; np < NTS / 2; ++np) {
+                    uint32_t bb[4];
+                    frag_b_nk(bb, sK + (s_col + np * 16) * LD + ks * 16, LD, lane);
+#pragma unroll
+                    for (int mt = 0; mt < MTS; ++mt) {
+                        mma16816<DT>(acc_s[mt][2 * np], a[mt], bb[0], bb[1]);
+                        mma16816<DT>(acc_s[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int ks = 0; ks < kD / 16; ++ks) {
+                uint32_t a[MTS][4];
+#pragma unroll
+                for (int mt = 0; mt < MTS; ++mt) frag_a(a[mt], sdOb + (s_row + mt * 16) * LD + ks * 16, LD, lane);
+#pragma unroll
+                for (int np = 0; np < NTS / 2; ++np) {
+                    uint32_t bb[4];
+                    frag_b_nk(bb, sV + (s_col + np * 16) * LD + ks * 16, LD, lane);
+#pragma unroll
+                    for (int mt = 0; mt < MTS; ++mt) {
+                        mma16816<DT>(acc_dp[mt][2 * np], a[mt], bb[0], bb[1]);
+                        mma16816<DT>(acc_dp[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+                    }
+                }
+            }
+
+            // P and dS, rounded to the storage type once, into sP/sdS.
+            const bool need_mask = n0 + kBlockN > nk || (causal && n0 + kBlockN - 1 > m0 + offset);
+#pragma unroll
+            for (int mt = 0; mt < MTS; ++mt) {
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const int r = s_row + mt * 16 + g + hf * 8;
+                    const float l2 = lds(sLseb + r);
+                    const float dd = lds(sDelb + r);
+                    // this thread's first key column of n-tile nt is n0 + s_col + nt * 8 + 2 * t4
+                    const int lim = need_mask ? key_limit(m0 + r, nk, causal, offset) - (n0 + s_col + 2 * t4) : 0;
+#pragma unroll
+                    for (int nt = 0; nt < NTS; ++nt) {
+                        float pv[2], dsv[2];
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            float pe = ex2(fmaf(acc_s[mt][nt][hf * 2 + e], scale_log2, -l2));
+                            if (need_mask && nt * 8 + e >= lim) pe = 0.f;
+                            pv[e] = pe;
+                            dsv[e] = pe * (acc_dp[mt][nt][hf * 2 + e] - dd);
+                        }
+                        const int at = r * LDP + s_col + nt * 8 + 2 * t4;
+                        sts(reinterpret_cast<uint32_t*>(sP + at), pack2<DT>(pv[0], pv[1]));
+                        sts(reinterpret_cast<uint32_t*>(sdS + at), pack2<DT>(dsv[0], dsv[1]));
+                    }
+                }
+            }
+        }
+        __syncthreads();  // sP and sdS complete
+
+        // dV += P^T dO and dK += dS^T Q over this warp's keys and head dims.
+#pragma unroll
+        for (int kk = 0; kk < kBlockM / 16; ++kk) {
+            uint32_t ap[MTV][4];
+            uint32_t as[MTV][4];
+#pragma unroll
+            for (int mt = 0; mt < MTV; ++mt) {
+                frag_a_t(ap[mt], sP + (kk * 16) * LDP + v_key + mt * 16, LDP, lane);
+                frag_a_t(as[mt], sdS + (kk * 16) * LDP + v_key + mt * 16, LDP, lane);
+            }
+#pragma unroll
+            for (int np = 0; np < NTV / 2; ++np) {
+                uint32_t bb[4];
+                frag_b_kn(bb, sdOb + (kk * 16) * LD + v_dim + np * 16, LD, lane);
+#pragma unroll
+                for (int mt = 0; mt < MTV; ++mt) {
+                    mma16816<DT>(acc_dv[mt][2 * np], ap[mt], bb[0], bb[1]);
+                    mma16816<DT>(acc_dv[mt][2 * np + 1], ap[mt], bb[2], bb[3]);
+                }
+                frag_b_kn(bb, sQb + (kk * 16) * LD + v_dim + np * 16, LD, lane);
+#pragma unroll
+                for (int mt = 0; mt < MTV; ++mt) {
+                    mma16816<DT>(acc_dk[mt][2 * np], as[mt], bb[0], bb[1]);
+                    mma16816<DT>(acc_dk[mt][2 * np + 1], as[mt], bb[2], bb[3]);
+                }
+            }
+        }
+
+        if (with_dq && q_dim < d) {
+            // dQ[m0.., :] += dS K over this warp's queries and head dims
+            float acc[MTQ][NTQ][4];
+#pragma unroll
+            for (int mt = 0; mt < MTQ; ++mt) {
+#pragma unroll
+                for (int nt = 0; nt < NTQ; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.f;
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < kBlockN / 16; ++kk) {
+                uint32_t a[MTQ][4];
+#pragma unroll
+                for (int mt = 0; mt < MTQ; ++mt) frag_a(a[mt], sdS + (q_row + mt * 16) * LDP + kk * 16, LDP, lane);
+#pragma unroll
+                for (int np = 0; np < NTQ / 2; ++np) {
+                    uint32_t bb[4];
+                    frag_b_kn(bb, sK + (kk * 16) * LD + q_dim + np * 16, LD, lane);
+#pragma unroll
+                    for (int mt = 0; mt < MTQ; ++mt) {
+                        mma16816<DT>(acc[mt][2 * np], a[mt], bb[0], bb[1]);
+                        mma16816<DT>(acc[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+                    }
+                }
+            }
+            float* dqh = dq_accum + (static_cast<int64_t>(b) * hq + h) * nq * d;
+#pragma unroll
+            for (int mt = 0; mt < MTQ; ++mt) {
+                // this thread's pairs: rows r0 and r0 + 8, columns c0 + 8 nt (even; d is a multiple of 8)
+                const int r0 = m0 + q_row + mt * 16 + g;
+                const int c0 = q_dim + 2 * t4;
+                float* p0 = dqh + static_cast<int64_t>(r0) * d + c0;
+#pragma unroll
+                for (int nt = 0; nt < NTQ; ++nt) {
+                    if (c0 + nt * 8 < d) {
+                        if (r0 < nq) red_add2(p0 + nt * 8, acc[mt][nt][0], acc[mt][nt][1]);
+                        if (r0 + 8 < nq) red_add2(p0 + 8 * d + nt * 8, acc[mt][nt][2], acc[mt][nt][3]);
+                    }
+                }
+            }
+        }
+        if (kStages == 1 && it + 1 < total) {
+            __syncthreads();  // every warp is done with sQ/sdO
+            load_q_block(it + 1, 0);
+            cp_async_commit();
+        }
+    }
+
+    uint16_t* dkh = dk + khead * nk * d;
+    uint16_t* dvh = dv + khead * nk * d;
+#pragma unroll
+    for (int mt = 0; mt < MTV; ++mt) {
+#pragma unroll
+        for (int nt = 0; nt < NTV; ++nt) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int key = n0 + v_key + mt * 16 + g + hf * 8;
+                const int col = v_dim + nt * 8 + 2 * t4;
+                if (key < nk && col < d) {
+                    const int64_t at = static_cast<int64_t>(key) * d + col;
+                    stg(reinterpret_cast<uint32_t*>(dkh + at),
+                        pack2<DT>(acc_dk[mt][nt][hf * 2] * scale, acc_dk[mt][nt][hf * 2 + 1] * scale));
+                    stg(reinterpret_cast<uint32_t*>(dvh + at), pack2<DT>(acc_dv[mt][nt][hf * 2], acc_dv[mt][nt][hf * 2 + 1]));
+                }
             }
         }
     }
@@ -1441,6 +1762,19 @@ __device__ __forceinline__ void attn_bwd_dq_f32(const float* __restrict__ q, con
                                                    hkv, d, scale, causal, offset, with_dq);                  \
     }
 
+// The tiled backward (attn_bwd_tiled): query rows per step, keys per CTA, warps, the warps along the rows of
+// S/dP, along the keys of dK/dV and along the rows of dQ, query-block stages. Same arguments as K4J_ATTN_BWD.
+#define K4J_ATTN_BWDT(name, DT, KD, BM, BN, NW, WMS, WNKV, WMQ, ST)                                         \
+    K4J_ATTN_CFG(name, NW * 32, (k4j_attn::BwdTiledShape<KD, BM, BN, NW, WMS, WNKV, WMQ, ST>::kSmem), BM, BN) \
+    extern "C" __global__ void __launch_bounds__(NW * 32)                                                    \
+        name(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* dout, const float* lse, \
+             const float* delta, float* dq_accum, uint16_t* dk, uint16_t* dv, int nq, int nk, int hq, int hkv, \
+             int d, float scale, int causal, int offset, int with_dq) {                                      \
+        k4j_attn::attn_bwd_tiled<DT, KD, BM, BN, NW, WMS, WNKV, WMQ, ST>(q, k, v, dout, lse, delta, dq_accum, \
+                                                                        dk, dv, nq, nk, hq, hkv, d, scale,     \
+                                                                        causal, offset, with_dq);              \
+    }
+
 #define K4J_ATTN_DQ(name, DT, KD, BM, BN, NW)                                                                  \
     K4J_ATTN_CFG(name, NW * 32, (k4j_attn::DqShape<KD, BM, BN, NW>::kSmem), BM, BN)                            \
     extern "C" __global__ void __launch_bounds__(NW * 32)                                                      \
@@ -1473,30 +1807,38 @@ extern "C" __global__ void __launch_bounds__(256)
 // Shapes. The sm_90 cubin (H100/H200: 227 KiB of shared memory per block) gets its own; everything else,
 // the PTX included (which the driver may compile for any later GPU), gets shapes that fit the 99 KiB of
 // an sm_86/89 block and compile without spills for sm_80/86/89. Forward and deterministic dQ:
-// (BM query rows, BN keys per step, warps); backward: (BM query rows per step, warps, dim slices,
-// query-block stages), whose keys per CTA are 16 * warps / slices. K4J_ATTN_HOPPER_SHAPES selects the
-// sm_90 shapes where __CUDA_ARCH__ does not (the CPU emulation).
+// (BM query rows, BN keys per step, warps); backward: the kernel (K4J_ATTN_BWD: BM query rows per step,
+// warps, dim slices, query-block stages, keys per CTA 16 * warps / slices; K4J_ATTN_BWDT: see there).
+// K4J_ATTN_HOPPER_SHAPES selects the sm_90 shapes where __CUDA_ARCH__ does not (the CPU emulation).
+//
+// sm_90 defaults for the benchmark head dims, from the first H200 run (bench/results/h200/
+// 2026-11-26-first-contact, bf16, vs FlashAttention-2): the forward defaults were 0.89-0.97x FA2 and every
+// alternative was slower. The backward at 0.71-0.86x FA2 was bound by shared-memory reads (attn_bwd: 192
+// ldmatrix.x4 per warp per 64 x 128 tile), so d64 and d128 take the tiled backward with FA2's tiles (128 x
+// 128 and 64 x 128, 8 warps); the previous defaults stay as alternatives.
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900) || defined(K4J_ATTN_HOPPER_SHAPES)
+#define K4J_FWD_D64 128, 64, 4
 #define K4J_FWD_D128 128, 64, 4
-#define K4J_BWD_D128 64, 8, 1, 2
+#define K4J_BWD_D64 K4J_ATTN_BWDT, 128, 128, 8, 2, 4, 4, 2
+#define K4J_BWD_D128 K4J_ATTN_BWDT, 64, 128, 8, 2, 4, 2, 2
 #else
+#define K4J_FWD_D64 128, 64, 4
 #define K4J_FWD_D128 128, 32, 4
-#define K4J_BWD_D128 32, 4, 1, 2
+#define K4J_BWD_D64 K4J_ATTN_BWD, 64, 8, 1, 2
+#define K4J_BWD_D128 K4J_ATTN_BWD, 32, 4, 1, 2
 #endif
 #define K4J_FWD_D32 128, 64, 4
-#define K4J_FWD_D64 128, 64, 4
 #define K4J_FWD_D96 128, 64, 4
 #define K4J_FWD_D160 128, 64, 8
 #define K4J_FWD_D192 64, 64, 4
 #define K4J_FWD_D224 64, 64, 4
 #define K4J_FWD_D256 64, 32, 4
-#define K4J_BWD_D32 64, 8, 1, 2
-#define K4J_BWD_D64 64, 8, 1, 2
-#define K4J_BWD_D96 64, 4, 1, 2
-#define K4J_BWD_D160 64, 8, 2, 1
-#define K4J_BWD_D192 32, 8, 2, 1
-#define K4J_BWD_D224 32, 8, 2, 1
-#define K4J_BWD_D256 32, 4, 2, 1
+#define K4J_BWD_D32 K4J_ATTN_BWD, 64, 8, 1, 2
+#define K4J_BWD_D96 K4J_ATTN_BWD, 64, 4, 1, 2
+#define K4J_BWD_D160 K4J_ATTN_BWD, 64, 8, 2, 1
+#define K4J_BWD_D192 K4J_ATTN_BWD, 32, 8, 2, 1
+#define K4J_BWD_D224 K4J_ATTN_BWD, 32, 8, 2, 1
+#define K4J_BWD_D256 K4J_ATTN_BWD, 32, 4, 2, 1
 #define K4J_DQ_D32 64, 64, 4
 #define K4J_DQ_D64 64, 64, 4
 #define K4J_DQ_D96 64, 64, 4
@@ -1506,9 +1848,10 @@ extern "C" __global__ void __launch_bounds__(256)
 #define K4J_DQ_D224 64, 32, 4
 #define K4J_DQ_D256 64, 32, 4
 
-// The indirection expands the shape macros into separate arguments.
+// The indirections expand the shape macros into separate arguments; a backward shape starts with its kernel.
 #define K4J_ATTN_FWD_(...) K4J_ATTN_FWD(__VA_ARGS__)
-#define K4J_ATTN_BWD_(...) K4J_ATTN_BWD(__VA_ARGS__)
+#define K4J_ATTN_BWD_SEL(name, DT, KD, KERNEL, ...) KERNEL(name, DT, KD, __VA_ARGS__)
+#define K4J_ATTN_BWD_(...) K4J_ATTN_BWD_SEL(__VA_ARGS__)
 #define K4J_ATTN_DQ_(...) K4J_ATTN_DQ(__VA_ARGS__)
 #define K4J_ATTN_DIM(dtname, DT, KD)                                                \
     K4J_ATTN_FWD_(k4j_attn_fwd_##dtname##_d##KD, DT, KD, K4J_FWD_D##KD)             \
@@ -1516,21 +1859,19 @@ extern "C" __global__ void __launch_bounds__(256)
     K4J_ATTN_DQ_(k4j_attn_bwd_dq_##dtname##_d##KD, DT, KD, K4J_DQ_D##KD)
 
 // Alternative shapes for the tuned head dims, in the sm_90 cubin only (where each compiles without
-// spills): the autotuner's candidates beside the defaults, named after their shape.
+// spills): the autotuner's candidates beside the defaults, named after their shape (bwdt: the tiled
+// backward, m<rows>n<keys>). The first run's alternatives that lost to the defaults by more than 5% are gone.
+// Forward d64 with more keys per step (fewer barriers and rescales of O per key): 128 x 128 (FA2's d64
+// tile) spills at 255 registers here, 112 and 96 keys do not.
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900) || defined(K4J_ATTN_HOPPER_SHAPES)
 #define K4J_ATTN_ALTERNATIVES(dtname, DT)                                                     \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n128w8, DT, 64, 128, 128, 8)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n112w4, DT, 64, 128, 112, 4)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n96w4, DT, 64, 128, 96, 4)                   \
     K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n64w4, DT, 64, 64, 64, 4)                     \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n128w4, DT, 64, 64, 128, 4)                   \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n128w8, DT, 128, 128, 128, 8)               \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n64w8, DT, 128, 128, 64, 8)                 \
     K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n32w4, DT, 128, 128, 32, 4)                 \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m64n64w4, DT, 128, 64, 64, 4)                   \
-    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m64w4s1q2, DT, 64, 64, 4, 1, 2)                  \
-    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m32w8s1q2, DT, 64, 32, 8, 1, 2)                  \
-    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m32w4s1q2, DT, 128, 32, 4, 1, 2)                \
-    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m64w4s1q2, DT, 128, 64, 4, 1, 2)                \
-    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m32w8s1q2, DT, 128, 32, 8, 1, 2)
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m64w8s1q2, DT, 64, 64, 8, 1, 2)                  \
+    K4J_ATTN_BWDT(k4j_attn_bwd_##dtname##_d64_bwdt_m64n128, DT, 64, 64, 128, 8, 2, 4, 2, 2)   \
+    K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m64w8s1q2, DT, 128, 64, 8, 1, 2)
 #else
 #define K4J_ATTN_ALTERNATIVES(dtname, DT)
 #endif

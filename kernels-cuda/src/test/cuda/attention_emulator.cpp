@@ -21,7 +21,8 @@
 //   /tmp/attention_emulator [seed [quick]]
 // With -DK4J_ATTN_HOPPER_SHAPES it runs the shapes the sm_90 cubin uses (and its alternative shapes) instead
 // of the generic ones. "quick" runs one case of each kind (AttentionKernelEmulationTest does). Exit status 0
-// when every case passes.
+// when every case passes. `attention_emulator --replay <file>` runs one launch that AttentionCuda.java queued
+// on a fake driver (AttentionCudaReplayTest; see replay() below).
 
 #include <ucontext.h>
 
@@ -966,9 +967,202 @@ bool run_case(const Problem& p, std::mt19937_64& rng, bool deterministic, const 
     return ok;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Replay of one launch that the Java side queued (AttentionCudaReplayTest): the file holds every device
+// allocation {address, size, bytes}, the kernel's name, grid, block, dynamic shared memory and arguments
+// ('L' 64-bit, 'I' 32-bit, 'F' a float's bits; pointers as device addresses). Each allocation becomes a
+// registered host buffer (aligned as its device address, so alignment checks mean the same), pointer
+// arguments are translated into them (an address outside every allocation is an error), the block and
+// shared memory are checked against the kernel's own _cfg record (the Java side read them from a cubin
+// built from this source), the launch runs, and the allocations are written back over the file's bytes.
+
+struct Region {
+    uint64_t address, size;
+    long file_offset;
+    std::vector<uint8_t> mem;
+    uint8_t* host;
+};
+
+struct ReplayArgs {
+    std::vector<char> types;
+    std::vector<uint64_t> values;
+    std::vector<Region>* regions;
+
+    void expect(int i, char t) const {
+        if (i >= static_cast<int>(types.size()) || types[i] != t) {
+            emu::fail("replay: argument " + std::to_string(i) + " is not of type " + std::string(1, t));
+        }
+    }
+    template <typename T = void>
+    T* ptr(int i) const {
+        expect(i, 'L');
+        const uint64_t v = values[i];
+        if (v == 0) return nullptr;
+        for (Region& r : *regions) {
+            if (v >= r.address && v < r.address + r.size) return reinterpret_cast<T*>(r.host + (v - r.address));
+        }
+        emu::fail("replay: pointer argument " + std::to_string(i) + " is in no allocation");
+    }
+    int i32(int i) const {
+        expect(i, 'I');
+        return static_cast<int>(static_cast<uint32_t>(values[i]));
+    }
+    long long i64(int i) const {
+        expect(i, 'L');
+        return static_cast<long long>(values[i]);
+    }
+    float f32(int i) const {
+        expect(i, 'F');
+        const uint32_t bits = static_cast<uint32_t>(values[i]);
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    }
+};
+
+struct ReplayEntry {
+    const char* name;
+    const int* cfg;
+    int nargs;
+    std::function<void(const ReplayArgs&)> run;
+};
+
+#define K4J_REPLAY_FWD(name, T)                                                                                \
+    ReplayEntry{#name, name##_cfg, 13, [](const ReplayArgs& a) {                                               \
+                    name(a.ptr<const T>(0), a.ptr<const T>(1), a.ptr<const T>(2), a.ptr<T>(3), a.ptr<float>(4), \
+                         a.i32(5), a.i32(6), a.i32(7), a.i32(8), a.i32(9), a.f32(10), a.i32(11), a.i32(12));   \
+                }}
+#define K4J_REPLAY_BWD(name)                                                                                    \
+    ReplayEntry{#name, name##_cfg, 18, [](const ReplayArgs& a) {                                                \
+                    name(a.ptr<const uint16_t>(0), a.ptr<const uint16_t>(1), a.ptr<const uint16_t>(2),          \
+                         a.ptr<const uint16_t>(3), a.ptr<const float>(4), a.ptr<const float>(5), a.ptr<float>(6), \
+                         a.ptr<uint16_t>(7), a.ptr<uint16_t>(8), a.i32(9), a.i32(10), a.i32(11), a.i32(12),     \
+                         a.i32(13), a.f32(14), a.i32(15), a.i32(16), a.i32(17));                                \
+                }}
+#define K4J_REPLAY_DQ(name, T)                                                                                  \
+    ReplayEntry{#name, name##_cfg, 15, [](const ReplayArgs& a) {                                                \
+                    name(a.ptr<const T>(0), a.ptr<const T>(1), a.ptr<const T>(2), a.ptr<const T>(3),            \
+                         a.ptr<const float>(4), a.ptr<const float>(5), a.ptr<T>(6), a.i32(7), a.i32(8),         \
+                         a.i32(9), a.i32(10), a.i32(11), a.f32(12), a.i32(13), a.i32(14));                      \
+                }}
+#define K4J_REPLAY_BWD_F32(name)                                                                                \
+    ReplayEntry{#name, name##_cfg, 16, [](const ReplayArgs& a) {                                                \
+                    name(a.ptr<const float>(0), a.ptr<const float>(1), a.ptr<const float>(2),                 \
+                         a.ptr<const float>(3), a.ptr<const float>(4), a.ptr<const float>(5), a.ptr<float>(6),  \
+                         a.ptr<float>(7), a.i32(8), a.i32(9), a.i32(10), a.i32(11), a.i32(12), a.f32(13),       \
+                         a.i32(14), a.i32(15));                                                                 \
+                }}
+#define K4J_REPLAY_DIM(dt, KD)                                                      \
+    K4J_REPLAY_FWD(k4j_attn_fwd_##dt##_d##KD, uint16_t),                            \
+    K4J_REPLAY_BWD(k4j_attn_bwd_##dt##_d##KD),                                      \
+    K4J_REPLAY_DQ(k4j_attn_bwd_dq_##dt##_d##KD, uint16_t)
+#define K4J_REPLAY_DT(dt)                                                                                        \
+    ReplayEntry{"k4j_attn_bwd_prep_" #dt, k4j_attn_bwd_prep_##dt##_cfg, 6,                                      \
+                [](const ReplayArgs& a) {                                                                        \
+                    k4j_attn_bwd_prep_##dt(a.ptr<const uint16_t>(0), a.ptr<const uint16_t>(1), a.ptr<float>(2),  \
+                                           a.ptr<float>(3), a.i64(4), a.i32(5));                                 \
+                }},                                                                                              \
+        ReplayEntry{"k4j_attn_dq_convert_" #dt, k4j_attn_dq_convert_##dt##_cfg, 4,                               \
+                    [](const ReplayArgs& a) {                                                                    \
+                        k4j_attn_dq_convert_##dt(a.ptr<const float>(0), a.ptr<uint16_t>(1), a.i64(2), a.f32(3)); \
+                    }},                                                                                          \
+        K4J_REPLAY_DIM(dt, 32), K4J_REPLAY_DIM(dt, 64), K4J_REPLAY_DIM(dt, 96), K4J_REPLAY_DIM(dt, 128),         \
+        K4J_REPLAY_DIM(dt, 160), K4J_REPLAY_DIM(dt, 192), K4J_REPLAY_DIM(dt, 224), K4J_REPLAY_DIM(dt, 256)
+#define K4J_REPLAY_F32(KD)                                   \
+    K4J_REPLAY_FWD(k4j_attn_fwd_f32_d##KD, float),           \
+    K4J_REPLAY_BWD_F32(k4j_attn_bwd_f32_d##KD),              \
+    K4J_REPLAY_DQ(k4j_attn_bwd_dq_f32_d##KD, float)
+
+const std::vector<ReplayEntry>& replay_table() {
+    static const std::vector<ReplayEntry> table = {
+        ReplayEntry{"k4j_attn_copy_rows", k4j_attn_copy_rows_cfg, 5,
+                    [](const ReplayArgs& a) {
+                        k4j_attn_copy_rows(a.ptr<const uint16_t>(0), a.i32(1), a.ptr<uint16_t>(2), a.i32(3), a.i64(4));
+                    }},
+        ReplayEntry{"k4j_attn_bwd_prep_f32", k4j_attn_bwd_prep_f32_cfg, 5,
+                    [](const ReplayArgs& a) {
+                        k4j_attn_bwd_prep_f32(a.ptr<const float>(0), a.ptr<const float>(1), a.ptr<float>(2), a.i64(3),
+                                              a.i32(4));
+                    }},
+        K4J_REPLAY_DT(f16),
+        K4J_REPLAY_DT(bf16),
+        K4J_REPLAY_F32(32),
+        K4J_REPLAY_F32(64),
+        K4J_REPLAY_F32(128),
+        K4J_REPLAY_F32(256),
+    };
+    return table;
+}
+
+int replay(const char* path) {
+    FILE* f = std::fopen(path, "r+b");
+    if (!f) emu::fail("replay: cannot open the launch file");
+    auto rd = [&](void* p, size_t n) {
+        if (std::fread(p, 1, n, f) != n) emu::fail("replay: truncated launch file");
+    };
+    auto u32 = [&] {
+        uint32_t v;
+        rd(&v, 4);
+        return v;
+    };
+    auto u64 = [&] {
+        uint64_t v;
+        rd(&v, 8);
+        return v;
+    };
+    char magic[8];
+    rd(magic, 8);
+    if (std::memcmp(magic, "K4JATTN1", 8) != 0) emu::fail("replay: not an attention launch file");
+    std::vector<Region> regions(u32());
+    for (Region& r : regions) {
+        r.address = u64();
+        r.size = u64();
+        r.file_offset = std::ftell(f);
+        r.mem.assign(r.size + 512, 0);
+        const uintptr_t base = reinterpret_cast<uintptr_t>(r.mem.data());
+        r.host = reinterpret_cast<uint8_t*>((base + 255) / 256 * 256 + r.address % 256);
+        rd(r.host, r.size);
+        if (r.size > 0) emu::buffers.push_back({r.host, r.size});
+    }
+    std::string name(u32(), '\0');
+    rd(&name[0], name.size());
+    const unsigned gx = u32(), gy = u32(), gz = u32(), bx = u32(), by = u32(), bz = u32();
+    const uint32_t smem = u32();
+    ReplayArgs args;
+    args.regions = &regions;
+    const uint32_t nargs = u32();
+    for (uint32_t i = 0; i < nargs; ++i) {
+        char t;
+        rd(&t, 1);
+        args.types.push_back(t);
+        args.values.push_back(u64());
+    }
+    const ReplayEntry* e = nullptr;
+    for (const ReplayEntry& r : replay_table()) {
+        if (name == r.name) e = &r;
+    }
+    if (e == nullptr) emu::fail("replay: no kernel " + name + " in the emulation");
+    if (static_cast<int>(nargs) != e->nargs) {
+        emu::fail("replay: " + name + " takes " + std::to_string(e->nargs) + " arguments, got " + std::to_string(nargs));
+    }
+    if (by != 1 || bz != 1 || static_cast<int>(bx) != e->cfg[0] || static_cast<int>(smem) != e->cfg[1]) {
+        emu::fail("replay: " + name + " launched with block " + std::to_string(bx) + "x" + std::to_string(by) + "x" +
+                  std::to_string(bz) + " and " + std::to_string(smem) + " bytes of shared memory; its record says " +
+                  std::to_string(e->cfg[0]) + " threads, " + std::to_string(e->cfg[1]) + " bytes");
+    }
+    emu::launch(dim3(gx, gy, gz), dim3(bx), smem, [&] { e->run(args); });
+    for (const Region& r : regions) {
+        std::fseek(f, r.file_offset, SEEK_SET);
+        if (std::fwrite(r.host, 1, r.size, f) != r.size) emu::fail("replay: cannot write back");
+    }
+    std::fclose(f);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 3 && std::string(argv[1]) == "--replay") return replay(argv[2]);
     std::random_device rd;
     const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (static_cast<uint64_t>(rd()) << 32 | rd());
     std::printf("seed %llu (pass it as the first argument to repeat)\n", static_cast<unsigned long long>(seed));
@@ -1032,10 +1226,9 @@ int main(int argc, char** argv) {
                     return k;                                                                                \
                 }()}
     const Alternative alternatives[] = {
-        K4J_FWD_ALT(64, m128n128w8),  K4J_FWD_ALT(64, m64n64w4),    K4J_FWD_ALT(64, m64n128w4),
-        K4J_FWD_ALT(128, m128n128w8), K4J_FWD_ALT(128, m128n64w8),  K4J_FWD_ALT(128, m128n32w4),
-        K4J_FWD_ALT(128, m64n64w4),   K4J_BWD_ALT(64, m64w4s1q2),   K4J_BWD_ALT(64, m32w8s1q2),
-        K4J_BWD_ALT(128, m32w4s1q2),  K4J_BWD_ALT(128, m64w4s1q2),  K4J_BWD_ALT(128, m32w8s1q2),
+        K4J_FWD_ALT(64, m128n112w4),       K4J_FWD_ALT(64, m128n96w4),  K4J_FWD_ALT(64, m64n64w4),
+        K4J_FWD_ALT(128, m128n32w4),       K4J_BWD_ALT(64, m64w8s1q2),  K4J_BWD_ALT(64, bwdt_m64n128),
+        K4J_BWD_ALT(128, m64w8s1q2),
     };
     if (!quick) {
         for (const Alternative& a : alternatives) {
