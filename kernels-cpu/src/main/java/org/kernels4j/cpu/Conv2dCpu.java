@@ -87,16 +87,22 @@ final class Conv2dCpu implements Conv2dKernels {
      * default); any values are correct, they only move work between caches and threads.
      */
     static final TuningSpace<Conv2dProblem> FORWARD_SPACE =
-            gemmSpace("cpu.conv2d.forward", PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
+            gemmSpace("cpu.conv2d.forward", true, PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
     static final TuningSpace<Conv2dProblem> DATA_SPACE =
-            gemmSpace("cpu.conv2d.backward-data", PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
+            gemmSpace("cpu.conv2d.backward-data", true, PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
     static final TuningSpace<Conv2dProblem> FILTER_SPACE =
-            gemmSpace("cpu.conv2d.backward-filter", FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096);
+            gemmSpace("cpu.conv2d.backward-filter", false, FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096);
 
-    private static TuningSpace<Conv2dProblem> gemmSpace(String kernelId, int pixelsDefault, int... pixels) {
-        return TuningSpace.builder(kernelId, Conv2dProblem.class)
-                .sourceOf(Conv2dCpu.class, MicroKernel.class)
-                .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
+    private static TuningSpace<Conv2dProblem> gemmSpace(String kernelId, boolean winograd, int pixelsDefault,
+                                                        int... pixels) {
+        TuningSpace.Builder<Conv2dProblem> b = TuningSpace.builder(kernelId, Conv2dProblem.class)
+                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, MicroKernel.class);
+        if (winograd) {
+            // Winograd F(2x2, 3x3) for the 3x3 stride-1 NCHW problems (1 = on), and its tiles per task
+            b.parameter("WINOGRAD", 1, 0)
+                    .parameter("TILES", Conv2dWinograd.TILES_PER_TASK, 24, 48, 72, 96, 144);
+        }
+        return b.parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", MC, 24, 48, 96, 144, 192)
                 .parameter("NC", NC, 96, 192, 384, 768)
                 .parameter("PIXELS", pixelsDefault, pixels)
@@ -135,6 +141,10 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p)) {
+            Conv2dWinograd.forward(o, tp.get("TILES"));
+            return;
+        }
         if (o.nchw) {
             forwardNchw(o, blocking, tp.get("PIXELS"));
             return;
@@ -165,6 +175,10 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = DATA_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p)) {
+            Conv2dWinograd.backwardData(o, tp.get("TILES"));
+            return;
+        }
         if (o.nchw) {
             backwardDataNchw(o, blocking, tp.get("PIXELS"));
             return;
@@ -928,10 +942,16 @@ final class Conv2dCpu implements Conv2dKernels {
             if (sh == 1 && sw == 1 && top == 0 && left == 0 && hp == inH && wp == inW) {
                 return new Planes(src, srcBase, channels, 1, 1, hp, wp);
             }
+            return copy(src, srcBase, images, channels, inH, inW, sh, sw, top, left, hp, wp, 0);
+        }
+
+        /** As {@link #of}, always a copy, with {@code slack} floats to spare after the last plane. */
+        static Planes copy(float[] src, int srcBase, int images, int channels, int inH, int inW, int sh, int sw,
+                           int top, int left, int hp, int wp, int slack) {
             int phases = sh * sw;
             int size = hp * wp;
             int planes = images * channels;
-            float[] dst = Workspace.floats(SLOT_PADDED, Math.toIntExact((long) planes * phases * size));
+            float[] dst = Workspace.floats(SLOT_PADDED, Math.toIntExact((long) planes * phases * size + slack));
             int workers = Parallel.workers(planes, (double) planes * phases * size, 1 << 16);
             Parallel.run(planes, workers, (worker, plane) -> {
                 int from = srcBase + plane * inH * inW;

@@ -22,6 +22,8 @@ final class Workspace {
 
     private static final ThreadLocal<float[][]> ARRAYS = ThreadLocal.withInitial(() -> new float[SLOTS][]);
 
+    private static final ThreadLocal<int[]> INTS = ThreadLocal.withInitial(() -> new int[64]);
+
     private Workspace() {
     }
 
@@ -35,6 +37,16 @@ final class Workspace {
         a = new float[Math.max(length, 16)];
         if (length <= RETAINED_FLOATS) {
             slots[slot] = a;
+        }
+        return a;
+    }
+
+    /** An int array of at least {@code length} elements, one per thread, for per-task index tables. */
+    static int[] ints(int length) {
+        int[] a = INTS.get();
+        if (a.length < length) {
+            a = new int[Math.max(length, 2 * a.length)];
+            INTS.set(a);
         }
         return a;
     }
