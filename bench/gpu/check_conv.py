@@ -18,7 +18,8 @@ ENGINE):
 2. timing, the six layers bf16 NHWC N=128, fprop/dgrad/wgrad: cuDNN (cudnn.benchmark, channels_last) and
    the planned mma.sync kernels, CUDA events, median after warm-up, rotating input sets larger than L2;
    TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ratio = cuDNN time / ours (target >= 0.7);
-3. (not with quick) a sweep of the other mma.sync tiles and split counts per layer;
+3. a sweep of the other mma.sync tiles and split counts per layer (fewer repeats), to show which the planner
+   should pick;
 4. (sm_90 with conv_wgmma.sm_90a.cubin) the wgmma engine: correctness on the odd shapes it takes (16-byte
    loaders) and on the layers for every tile, then each tile timed beside cuDNN and mma.sync; this runs
    after the results above are saved, so that a fault there cannot lose them. The summary table at the end
@@ -856,15 +857,14 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
             result["timings"].append(row)
             print(f"  {name} {pas}: mma.sync {row['ours_ms']:.4f} ms ({kernel_label(L)}), cudnn {row['cudnn_ms']:.4f} ms,"
                   f" ratio {row['ratio']:.3f}", flush=True)
-            if not quick:
-                for tile, splits in sweep_variants(pas, gemm_problem(c, torch.bfloat16), L):
-                    try:
-                        L2, fn2 = layer.ours(pas, "mma", tile, splits)
-                        result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, repeats // 2),
-                                                          repeats, False))
-                    except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
-                        result["sweep"].append({"layer": name, "pass": pas, "kernel": f"{tile} s{splits}",
-                                                "error": repr(e)})
+            for tile, splits in sweep_variants(pas, gemm_problem(c, torch.bfloat16), L):
+                try:
+                    L2, fn2 = layer.ours(pas, "mma", tile, splits)
+                    result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, repeats // 2),
+                                                      repeats, False))
+                except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
+                    result["sweep"].append({"layer": name, "pass": pas, "kernel": f"{tile} s{splits}",
+                                            "error": repr(e)})
         save()
     summarize_engine(result, "timings", "geomean_ratio")
     save()
@@ -879,6 +879,17 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
     h.print_table(result["engines"], ["layer", "pass", "cudnn_ms", "mma_ms", "mma_kernel", "wgmma_ms", "wgmma_kernel",
                                       "wgmma_best_ms", "wgmma_best_kernel", "best_ratio", "faster"],
                   "per layer and pass: cuDNN, mma.sync planned, wgmma planned and best tile (ratio = cuDNN / best)")
+    sweep_best = []
+    for r in result["timings"]:
+        alts = [w for w in result["sweep"] if w.get("layer") == r["layer"] and w.get("pass") == r["pass"] and "ours_ms" in w]
+        if alts:
+            b = min(alts, key=lambda w: w["ours_ms"])
+            sweep_best.append({"layer": r["layer"], "pass": r["pass"], "planned": r["kernel"], "planned_ms": r["ours_ms"],
+                               "best_other": b["kernel"], "best_other_ms": b["ours_ms"],
+                               "gain": r["ours_ms"] / b["ours_ms"]})
+    result["sweep_best"] = sweep_best
+    h.print_table(sweep_best, ["layer", "pass", "planned", "planned_ms", "best_other", "best_other_ms", "gain"],
+                  "mma.sync: the planned kernel vs the fastest other tile/split (gain > 1: the planner should change)")
     for key in ("mma", "wgmma_planned", "best"):
         g = result.get(f"geomean_ratio_{key}")
         print(f"geomean ratio vs cuDNN, {key}: {g:.3f}" if g else f"geomean ratio vs cuDNN, {key}: -", flush=True)

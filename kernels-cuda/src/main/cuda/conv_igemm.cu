@@ -1,3 +1,6 @@
+// kernels4j-archs: sm_80 sm_90
+// (sm_86/sm_89 run the sm_80 cubin: same registers and shapes, and the planner keeps to their smaller shared
+// memory; two fewer compilations of the largest module halve its build time)
 // Convolution as an implicit GEMM on the tensor cores: NHWC, fp16/bf16 storage, fp32 accumulation.
 // The launch side (kernel choice, grid, split-K, workspace) is Conv2dCuda.java; bench/gpu/check_conv.py
 // launches the same entry points the same way.

@@ -5,13 +5,18 @@
 // needs its operands in registers. Shared-memory tiles use the core-matrix layout (conv_igemm.cuh's
 // CoreLayout); one k-tile of MMAs stays in flight while the next is issued.
 //
-// Experimental: the planners (Conv2dCuda.java, bench/gpu/check_conv.py) launch the mma.sync kernels;
-// check_conv.py checks and times these in its sweep on sm_90. Built for sm_90a only (the compute_80 PTX
-// of this module holds kernels that trap).
+// Two designs: every warp loading and multiplying with a CTA barrier per k-tile (conv_igemm.cuh's igemm), and
+// warp-specialized (igemm_ws: a producer warpgroup, mbarriers per stage, no CTA barrier in the main loop).
+// Conv2dCuda.java launches them on compute capability 9.0 when asked (system property
+// kernels4j.cuda.conv.engine=wgmma, or the tuned ENGINE parameter); otherwise the mma.sync kernels of
+// conv_igemm.cu run. bench/gpu/check_conv.py checks and times every tile beside mma.sync and cuDNN, which is
+// how the default is to be decided. Built for sm_90a only (the compute_80 PTX of this module holds kernels
+// that trap; the planners never launch them elsewhere).
 //
-// Entry points conv_wg_<pass>_<f16|bf16>_<BM>x<BN>_vv with conv_igemm.cu's parameters and launch rules,
-// <entry>_cfg = {threads, smem, BM, BN}; BM = 64 per warpgroup of 128 threads. The tiles up to 128 columns
-// keep within 128 registers (MINB 2): two CTAs share an SM, one's MMAs covering the other's barrier.
+// Entry points conv_wg_<pass>_<f16|bf16>_<BM>x<BN>[ws<STAGES>]_vv with conv_igemm.cu's parameters and launch
+// rules, <entry>_cfg = {threads, smem, BM, BN}; BM = 64 per consumer warpgroup of 128 threads (plus one
+// producer warpgroup for ws). The plain tiles up to 128 columns keep within 128 registers (MINB 2): two CTAs
+// share an SM, one's MMAs covering the other's barrier.
 #include "conv_igemm.cuh"
 
 #define CONV_WG_GEO conv::make_geo(N, H, W, C, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
