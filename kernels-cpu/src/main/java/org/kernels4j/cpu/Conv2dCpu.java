@@ -955,20 +955,20 @@ final class Conv2dCpu implements Conv2dKernels {
             int workers = Parallel.workers(planes, (double) planes * phases * size, 1 << 16);
             Parallel.run(planes, workers, (worker, plane) -> {
                 int from = srcBase + plane * inH * inW;
-                for (int ph = 0; ph < phases; ph++) {
-                    int a = ph / sw;
-                    int bph = ph % sw;
-                    int out = (plane * phases + ph) * size;
-                    if (sh == 1 && sw == 1) {
-                        padPlane(src, from, inH, inW, top, left, dst, out, hp, wp);
-                        continue;
-                    }
+                if (sh == 1 && sw == 1) {
+                    padPlane(src, from, inH, inW, top, left, dst, plane * size, hp, wp);
+                    return;
+                }
+                for (int a = 0; a < sh; a++) {
+                    int out = (plane * phases + a * sw) * size;
                     for (int i = 0; i < hp; i++) {
                         int row = i * sh + a - top;
                         if (row < 0 || row >= inH) {
-                            Arrays.fill(dst, out + i * wp, out + (i + 1) * wp, 0f);
+                            for (int b = 0; b < sw; b++) {
+                                Arrays.fill(dst, out + b * size + i * wp, out + b * size + (i + 1) * wp, 0f);
+                            }
                         } else {
-                            gatherRow(src, from + row * inW, inW, bph - left, sw, dst, out + i * wp, wp);
+                            splitRow(src, from + row * inW, inW, left, sw, dst, out + i * wp, size, wp);
                         }
                     }
                 }
@@ -976,17 +976,44 @@ final class Conv2dCpu implements Conv2dKernels {
             return new Planes(dst, 0, channels, sh, sw, hp, wp);
         }
 
-        /** {@code dst[at + j] = src[row + first + j·step]} for {@code j < len}, zero where outside {@code [0, inW)}. */
-        private static void gatherRow(float[] src, int row, int inW, int first, int step, float[] dst, int at,
-                                      int len) {
-            int jFrom = Math.min(len, first >= 0 ? 0 : (-first + step - 1) / step);
-            int jTo = Math.max(jFrom, Math.min(len, Math.floorDiv(inW - 1 - first, step) + 1));
-            Arrays.fill(dst, at, at + jFrom, 0f);
-            for (int j = jFrom; j < jTo; j++) {
-                dst[at + j] = src[row + first + j * step];
+        /**
+         * Row {@code row} of the source, shifted right by {@code left}, split into its {@code step} column phases
+         * in one pass: {@code dst[at + b·phaseStride + j] = src[row + j·step + b - left]}, zero outside
+         * {@code [0, inW)}.
+         */
+        private static void splitRow(float[] src, int row, int inW, int left, int step, float[] dst, int at,
+                                     int phaseStride, int len) {
+            // the columns j whose phases all lie inside the row: j·step - left >= 0, j·step + step - 1 - left < inW
+            int jFrom = Math.min(len, Math.max(0, Math.floorDiv(left + step - 1, step)));
+            int jTo = Math.max(jFrom, Math.min(len, Math.floorDiv(inW - step + left, step) + 1));
+            for (int j = 0; j < jFrom; j++) {
+                splitEdge(src, row, inW, left, step, dst, at, phaseStride, j);
             }
-            Arrays.fill(dst, at + jTo, at + len, 0f);
+            if (step == 2) {
+                for (int j = jFrom, c = row + jFrom * 2 - left; j < jTo; j++, c += 2) {
+                    dst[at + j] = src[c];
+                    dst[at + phaseStride + j] = src[c + 1];
+                }
+            } else {
+                for (int j = jFrom, c = row + jFrom * step - left; j < jTo; j++, c += step) {
+                    for (int b = 0; b < step; b++) {
+                        dst[at + b * phaseStride + j] = src[c + b];
+                    }
+                }
+            }
+            for (int j = jTo; j < len; j++) {
+                splitEdge(src, row, inW, left, step, dst, at, phaseStride, j);
+            }
         }
+
+        private static void splitEdge(float[] src, int row, int inW, int left, int step, float[] dst, int at,
+                                      int phaseStride, int j) {
+            for (int b = 0; b < step; b++) {
+                int col = j * step + b - left;
+                dst[at + b * phaseStride + j] = col >= 0 && col < inW ? src[row + col] : 0f;
+            }
+        }
+
     }
 
     /**
