@@ -758,8 +758,8 @@ CONV_FN void epilogue(const WT& wt, const Ctx& c, const uint16_t* bias, void* ou
         const int m = c.m0 + row;
         const int col = c.n0 + cc * 8;
         if (m >= c.M || col >= c.NG) continue;
-        long long pix = m;  // fprop: y row m; dgrad: the dx pixel of view row m
-        if (PASS == DGRAD) {
+        long long pix = m;  // fprop: y row m; dgrad: the dx pixel of view row m (itself when the view is all of dx)
+        if (PASS == DGRAD && (c.v.hstep != 1 || c.v.wstep != 1)) {
             const int n = m / (c.v.Hl * c.v.Wl);
             const int hw = m - n * c.v.Hl * c.v.Wl;
             const int i = hw / c.v.Wl;
