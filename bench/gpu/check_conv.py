@@ -18,12 +18,14 @@ ENGINE):
 2. timing, the six layers bf16 NHWC N=128, fprop/dgrad/wgrad: cuDNN (cudnn.benchmark, channels_last) and
    the planned mma.sync kernels, CUDA events, median after warm-up, rotating input sets larger than L2;
    TFLOP/s = 2*N*K*(C/groups)*R*S*P*Q per pass; ratio = cuDNN time / ours (target >= 0.7);
-3. a sweep of the other mma.sync tiles and split counts per layer (fewer repeats), to show which the planner
-   should pick;
-4. (sm_90 with conv_wgmma.sm_90a.cubin) the wgmma engine: correctness on the odd shapes it takes (16-byte
+3. (sm_90 with conv_wgmma.sm_90a.cubin) the wgmma engine: correctness on the odd shapes it takes (16-byte
    loaders) and on the layers for every tile, then each tile timed beside cuDNN and mma.sync; this runs
-   after the results above are saved, so that a fault there cannot lose them. The summary table at the end
-   gives per layer and pass cuDNN, mma.sync (planned), wgmma (planned and best tile) and which engine wins.
+   after the results above are saved, so that a fault there cannot lose them; the plain tiles first, the
+   warp-specialized ones under a watchdog (a hang ends the process, the partial result kept). The summary
+   table at the end gives per layer and pass cuDNN, mma.sync (planned), wgmma (planned and best correct
+   tile) and which engine wins;
+4. (last, within a budget in quick mode) a sweep of the other mma.sync tiles and split counts per layer
+   (fewer repeats), to show which the planner should pick;
 
 Progress is printed as it goes and the partial result is rewritten to <out_dir>/conv_partial.json after
 every step, so a kernel fault (which ends the process) still leaves what was measured before it.
@@ -783,6 +785,7 @@ def sweep_variants(pas, c, planned: Launch):
 
 
 RN50_CHECK_BATCH_QUICK = 8
+SWEEP_BUDGET_S = 90  # quick mode: the mma.sync sweep (last, least needed) starts no layer after this
 
 
 def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
@@ -843,7 +846,7 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
     print(f"check_conv: correctness {sum(v['ok'] for v in result['correctness'])}/{len(result['correctness'])} "
           f"in {time.time() - started:.0f} s", flush=True)
 
-    # 3. timing (and, not quick, the sweep), bf16 NHWC N=128, the planned mma.sync kernels against cuDNN
+    # 3. timing, bf16 NHWC N=128, the planned mma.sync kernels against cuDNN
     torch.backends.cudnn.benchmark = True
     repeats = 20 if quick else 40
     layers = {}
@@ -857,14 +860,6 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
             result["timings"].append(row)
             print(f"  {name} {pas}: mma.sync {row['ours_ms']:.4f} ms ({kernel_label(L)}), cudnn {row['cudnn_ms']:.4f} ms,"
                   f" ratio {row['ratio']:.3f}", flush=True)
-            for tile, splits in sweep_variants(pas, gemm_problem(c, torch.bfloat16), L):
-                try:
-                    L2, fn2 = layer.ours(pas, "mma", tile, splits)
-                    result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, repeats // 2),
-                                                      repeats, False))
-                except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
-                    result["sweep"].append({"layer": name, "pass": pas, "kernel": f"{tile} s{splits}",
-                                            "error": repr(e)})
         save()
     summarize_engine(result, "timings", "geomean_ratio")
     save()
@@ -875,6 +870,24 @@ def run(kernels_dir: str, out_dir: str, quick: bool) -> dict:
     # 4. the wgmma engine: kept apart (result["wgmma"]) so that it never decides "ok" until it is routed
     result["wgmma"] = wgmma_engine(runner, gen, layer_cases, layers, repeats, quick,
                                    save_to=lambda: h.write_json(partial_path, result), result=result)
+
+    # 5. the other mma.sync tiles and split counts (emulator-checked, timed only), while the budget lasts
+    for name, layer in layers.items():
+        if quick and time.time() - started > SWEEP_BUDGET_S:
+            result["sweep_stopped"] = f"after {time.time() - started:.0f} s (quick budget {SWEEP_BUDGET_S} s)"
+            print(f"check_conv: mma.sync sweep stopped {result['sweep_stopped']}", flush=True)
+            break
+        for pas in ("fprop", "dgrad", "wgrad"):
+            L, _ = layer.ours(pas)
+            for tile, splits in sweep_variants(pas, gemm_problem(layer.c, torch.bfloat16), L):
+                try:
+                    L2, fn2 = layer.ours(pas, "mma", tile, splits)
+                    result["sweep"].append(timing_row(layer, pas, "mma", L2, layer.time(fn2, max(10, repeats // 2)),
+                                                      repeats, False))
+                except Exception as e:  # a failed variant must not hide the rest; a fault ends the run anyway
+                    result["sweep"].append({"layer": name, "pass": pas, "kernel": f"{tile} s{splits}",
+                                            "error": repr(e)})
+        save()
     result["engines"] = engine_table(result)
     h.print_table(result["engines"], ["layer", "pass", "cudnn_ms", "mma_ms", "mma_kernel", "wgmma_ms", "wgmma_kernel",
                                       "wgmma_best_ms", "wgmma_best_kernel", "best_ratio", "faster"],
@@ -916,7 +929,7 @@ def summarize_engine(result, key, prefix):
         result[f"{prefix}_{pas}"] = geomean([r["ratio"] for r in rows if r["pass"] == pas])
 
 
-WS_WATCHDOG_S = 60  # a warp-specialized kernel that deadlocks on the hardware must not eat the device call
+WS_WATCHDOG_S = 30  # a warp-specialized kernel that deadlocks on the hardware must not eat the device call
 
 
 def wgmma_engine(runner: Runner, gen, layer_cases, layers, repeats, quick, save_to, result):
