@@ -258,20 +258,16 @@ def tc_entry(kern, pas, c: Conv, dt, engine="mma", tile=None, m=None):
         entry = f"conv_wg_{pas}_{suf}_{tile}_vv"
         return entry, kern.cfg(entry)
     if tile is None:
+        # the one-CTA and 256-row tiles are left to tuning: the first H200 run favoured more warps per SM
         if pas == "wgrad":
-            if M > 64:
-                tile = "128x256w8" if NG >= 256 else "128x128w4"
-            else:
-                tile = "64x256w4" if NG >= 256 else ("64x128w4" if NG > 64 else "64x64w4")
+            tile = "128x128w4" if M > 64 else ("64x128w4" if NG > 64 else "64x64w4")
         else:
             if KD <= 2 * BK_TC:
                 prefs = ["128x128w4", "128x64w4", "64x64w4"] if NG > 64 else ["128x64w4", "64x64w4"]
-            elif NG > 128:
-                prefs = ["128x256w8", "128x128w4", "64x64w4"]
             elif NG > 64:
                 prefs = ["128x128w4", "64x64w4"]
             else:
-                prefs = ["256x64w4", "128x64w4", "64x64w4"]
+                prefs = ["128x64w4", "64x64w4"]
             tile = next((t for t in prefs if ctas(kern, f"conv_{pas}_{suf}_{t}_vv", M, NG, c.groups)
                          >= kern.sms * SLOTS[t]), prefs[-1])
         tile += "_vv"

@@ -588,22 +588,22 @@ final class Conv2dCuda implements Conv2dKernels {
             return mma(prefix + t.id() + "_vv", t, smemBytes(pass, t, true, true));
         }
         List<Tile> prefs;
+        // The first H200 run (bf16, N=128) favoured the tiles that put more warps on an SM: 64x64w4 (four CTAs of
+        // four warps) 261 TFLOP/s and 128x128w4 (two) 249 against 128x256w8 (one CTA of eight) 185 and 256x64w4
+        // (two of four) 209; so the one-CTA and 256-row tiles are left to tuning (TILE).
         if (pass == Pass.WGRAD) {
-            // the reduction is split to fill the GPU, so the tile is chosen for reuse: as wide as NG allows
-            prefs = m > 64 ? (ng >= 256 ? List.of(new Tile(128, 256, 8), new Tile(128, 128, 4)) : List.of(new Tile(128, 128, 4)))
-                    : ng >= 256 ? List.of(new Tile(64, 256, 4), new Tile(64, 128, 4))
-                    : ng > 64 ? List.of(new Tile(64, 128, 4)) : List.of(new Tile(64, 64, 4));
+            // the reduction is split to fill the GPU, so the tile is chosen for reuse among the two-or-more-CTA ones
+            prefs = m > 64 ? List.of(new Tile(128, 128, 4)) : ng > 64 ? List.of(new Tile(64, 128, 4))
+                    : List.of(new Tile(64, 64, 4));
         } else if (kd <= 2 * BK_TC) {
             // one or two k-tiles (a 1x1 convolution over few channels): the pass moves memory rather than computes,
             // and more CTAs per SM overlap one's loads with another's stores
             prefs = ng > 64 ? List.of(new Tile(128, 128, 4), new Tile(128, 64, 4), new Tile(64, 64, 4))
                     : List.of(new Tile(128, 64, 4), new Tile(64, 64, 4));
-        } else if (ng > 128) {
-            prefs = List.of(new Tile(128, 256, 8), new Tile(128, 128, 4), new Tile(64, 64, 4));
         } else if (ng > 64) {
             prefs = List.of(new Tile(128, 128, 4), new Tile(64, 64, 4));
         } else {
-            prefs = List.of(new Tile(256, 64, 4), new Tile(128, 64, 4), new Tile(64, 64, 4));
+            prefs = List.of(new Tile(128, 64, 4), new Tile(64, 64, 4));
         }
         Tile pick = null;
         for (Tile t : prefs) {

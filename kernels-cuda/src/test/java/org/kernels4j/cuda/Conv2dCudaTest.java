@@ -137,6 +137,61 @@ class Conv2dCudaTest {
         assertEquals(5, manifest.entry("conv_transpose_b32").params().size());
     }
 
+    /**
+     * The kernels Conv2dCuda plans for the GPU benchmark layers (bf16 NHWC N=128, an H100/H200 with 132 SMs and
+     * the register-bound occupancy of two 128x128 CTAs per SM): the same that bench/gpu/check_conv.py's planner
+     * prints and times, so that its figures are those of the Java path. Both engines.
+     */
+    @Test
+    void plannedKernelsOfTheBenchmarkLayers() {
+        KernelManifest manifest = KernelManifest.load();
+        assumeTrue(manifest != null, "built without CUDA kernels (nvcc absent)");
+        FakeCudaDriver fake = new FakeCudaDriver();
+        fake.occupancy = 2;
+        Conv2dCuda conv = new Conv2dCuda((CudaDevice) CudaBackendProvider.start(fake, manifest).defaultDevice());
+        Map<String, String> expected = new LinkedHashMap<>();
+        expected.put("c2", "fprop_bf16_128x64w4_vv dgrad_bf16_128x64w4_vv wgrad_bf16_64x128w4_vv s106 | "
+                + "wg_fprop_bf16_128x64_vv wg_dgrad_bf16_128x64_vv wg_wgrad_bf16_64x256_vv s175");
+        expected.put("c3", "fprop_bf16_128x128w4_vv dgrad_bf16_128x128w4_vv wgrad_bf16_128x128w4_vv s59 | "
+                + "wg_fprop_bf16_128x128_vv wg_dgrad_bf16_128x128_vv wg_wgrad_bf16_128x256_vv s105");
+        expected.put("c4", "fprop_bf16_128x128w4_vv dgrad_bf16_128x128w4_vv wgrad_bf16_128x128w4_vv s15 | "
+                + "wg_fprop_bf16_128x256_vv wg_dgrad_bf16_128x256_vv wg_wgrad_bf16_128x256_vv s30");
+        expected.put("c5", "fprop_bf16_64x64w4_vv dgrad_bf16_64x64w4_vv wgrad_bf16_128x128w4_vv s4 | "
+                + "wg_fprop_bf16_128x64_vv wg_dgrad_bf16_128x64_vv wg_wgrad_bf16_128x256_vv s8");
+        expected.put("1x1", "fprop_bf16_128x64w4_vv dgrad_bf16_128x128w4_vv wgrad_bf16_64x128w4_vv s262 | "
+                + "wg_fprop_bf16_128x64_vv wg_dgrad_bf16_128x256_vv wg_wgrad_bf16_64x256_vv s523");
+        expected.put("stem", "fprop_bf16_128x64w4_vv dgrad_bf16_128x16w4_vs wgrad_bf16_64x128w4_vv s263 | "
+                + "wg_fprop_bf16_128x64_vv dgrad_bf16_128x16w4_vs wg_wgrad_bf16_64x256_vv s523");
+        int[][] layers = {{64, 56, 64, 3, 1, 1}, {128, 28, 128, 3, 1, 1}, {256, 14, 256, 3, 1, 1}, {512, 7, 512, 3, 1, 1},
+                {256, 56, 64, 1, 1, 0}, {3, 224, 64, 7, 2, 3}};
+        int i = 0;
+        for (Map.Entry<String, String> e : expected.entrySet()) {
+            int[] l = layers[i++];
+            Conv2dProblem p = Conv2d.builder().format(Conv2d.Format.NHWC).stride(l[4]).padding(l[5]).build()
+                    .problem(new int[] {128, l[1], l[1], l[0]}, new int[] {l[2], l[3], l[3], l[0]}, DType.BFLOAT16);
+            Conv2dProblem g = Conv2dCuda.spaceToDepth(p) != null ? Conv2dCuda.spaceToDepth(p) : p;
+            StringBuilder got = new StringBuilder();
+            for (String engine : new String[] {"mma", "wgmma"}) {
+                System.setProperty(Conv2dCuda.ENGINE_PROPERTY, engine);
+                try {
+                    for (Conv2dCuda.Pass pass : Conv2dCuda.Pass.values()) {
+                        long m = pass == Conv2dCuda.Pass.DGRAD ? (long) g.n() * g.h() * g.w() : Conv2dCuda.gemm(pass, g)[0];
+                        boolean va = (pass == Conv2dCuda.Pass.FPROP ? g.cPerGroup() : g.kPerGroup()) % 8 == 0;
+                        String name = conv.tcKernel(pass, g, va, g.cPerGroup() % 8 == 0, m).name().substring(5);
+                        got.append(name);
+                        if (pass == Conv2dCuda.Pass.WGRAD) {
+                            got.append(" s").append(conv.wgradSplits(g, 1).splits());
+                        }
+                        got.append(pass == Conv2dCuda.Pass.WGRAD ? engine.equals("mma") ? " | " : "" : " ");
+                    }
+                } finally {
+                    System.clearProperty(Conv2dCuda.ENGINE_PROPERTY);
+                }
+            }
+            assertEquals(e.getValue(), got.toString(), "conv-rn50-" + e.getKey() + " (mma | wgmma)");
+        }
+    }
+
     @Test
     void gemmExtentsOfThePasses() {
         Conv2dProblem p = Conv2d.builder().format(Conv2d.Format.NHWC).stride(2, 1).padding(1, 0, 2, 1).dilation(1, 2)
