@@ -17,8 +17,8 @@ import org.kernels4j.tuning.ShapeBuckets;
 import org.kernels4j.tuning.TuningSpace;
 
 /**
- * Convolution on CUDA: the launch side of {@code src/main/cuda/conv_igemm.cu} (tensor cores),
- * {@code conv_simt.cu} (fp32), {@code conv_depthwise.cu} and {@code conv_support.cu}; their header comments
+ * Convolution on CUDA: the launch side of {@code src/main/cuda/conv_igemm.cu} and {@code conv_wgmma.cu}
+ * (tensor cores), {@code conv_simt.cu} (fp32), {@code conv_depthwise.cu} and {@code conv_support.cu}; their header comments
  * describe the kernels and their arguments.
  *
  * <p>Which kernels run:
@@ -33,15 +33,18 @@ import org.kernels4j.tuning.TuningSpace;
  *       (conv_igemm.cu, every GPU) and, on compute capability 9.0 with 16-byte loaders, Hopper's warpgroup MMA
  *       (conv_wgmma.cu), chosen by system property {@value #ENGINE_PROPERTY} ({@code mma}, {@code wgmma},
  *       {@code auto}: the tuned ENGINE parameter, mma by default until bench/gpu/check_conv.py's timings on a
- *       Hopper GPU say otherwise).</li>
+ *       Hopper GPU say otherwise). A stride-2 convolution over fewer than 8 channels (an RGB stem), whose x no
+ *       16-byte loader could read, runs as the stride-1 convolution of its 2x2 pixel blocks
+ *       ({@link #spaceToDepth}; x and w rearranged by conv_support.cu, dx and dw gathered back).</li>
  * </ul>
  * The filter gradient is a split-K GEMM: each split writes fp32 partials into the stream's workspace and
  * {@code conv_reduce_*} adds them in a fixed order (deterministic, no atomics); the bias gradient likewise.
  *
  * <p>Workspace (per call, in the stream's scratch buffer, which grows on demand and is kept by the stream):
  * split-K partials of the filter gradient ({@code splits x K x R*S*C/groups} floats, at most
- * {@value #PARTIALS_CAP_BYTES} bytes, fewer splits otherwise), the bias-gradient partials, and for NCHW
- * fp16/bf16 the NHWC copies of the operands and the result.
+ * {@value #PARTIALS_CAP_BYTES} bytes, fewer splits otherwise), the bias-gradient partials, for NCHW
+ * fp16/bf16 the NHWC copies of the operands and the result, and for space-to-depth the rearranged x (or dx)
+ * and filter.
  *
  * <p>Sizes: every kernel indexes one image with 32-bit integers and the GEMM rows (N*P*Q or N*H*W pixels)
  * too; a batch whose pixels exceed that runs in chunks of images. {@code groups * splits} is at most 65535
@@ -752,14 +755,6 @@ final class Conv2dCuda implements Conv2dKernels {
         int epi = pass == Pass.WGRAD ? 0 : t.bm() * (t.bn() + 8) * 2;
         // the warp-specialized kernels' full and empty mbarrier per stage
         return Math.max(pipe, epi) + (t.wsStages() > 0 ? 16 * t.wsStages() : 0);
-    }
-
-    static Tile parse(String tileName) {
-        String id = tileName.substring(0, tileName.indexOf('_'));
-        int x = id.indexOf('x');
-        int w = id.indexOf('w');
-        return new Tile(Integer.parseInt(id.substring(0, x)), Integer.parseInt(id.substring(x + 1, w)),
-                Integer.parseInt(id.substring(w + 1)));
     }
 
     /**
