@@ -383,10 +383,11 @@ def timing(att: Attention, quick: bool) -> tuple[list[dict], list[dict]]:
     return rows, variants
 
 
-# The sm_90 cubin's alternatives (attention.cu, K4J_ATTN_ALTERNATIVES): forward tiles, then backward kernels
-# (m64w8s1q2: the register-resident backward that was the default of the first run; bwdt_*: the tiled one).
+# The sm_90 cubin's alternatives (attention.cu, K4J_ATTN_ALTERNATIVES): forward tiles (m128n64w4_qs: the d64
+# forward of the first run, Q read from shared memory), then backward kernels (m64w8s1q2: the register-resident
+# backward that was the default of the first run; bwdt_*: the tiled one).
 ALTERNATIVES = {
-    64: (["m128n112w4", "m128n96w4", "m64n64w4"], ["m64w8s1q2", "bwdt_m64n128"]),
+    64: (["m128n64w4_qs", "m128n112w4", "m128n96w4", "m64n64w4"], ["m64w8s1q2", "bwdt_m64n128"]),
     128: (["m128n32w4"], ["m64w8s1q2"]),
 }
 

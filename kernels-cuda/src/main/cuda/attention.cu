@@ -243,7 +243,8 @@ __device__ __forceinline__ int key_limit(int row, int nk, int causal, int offset
 
 // ---------------------------------------------------------------------------------------------------
 // Forward. A CTA owns kBlockM query rows of one head; each warp owns MT 16-row tiles of them (its rows
-// are read from sQ by that warp alone). K and V tiles of kBlockN keys stream through one buffer each,
+// are read from sQ by that warp alone; with kQRegs the warp keeps them as A fragments in registers from the
+// first key block on, which saves a fifth of the shared-memory reads at d = 64 for 32 registers). K and V tiles of kBlockN keys stream through one buffer each,
 // from the last key block down (the blocks that need masking come first): the load of V_j overlaps
 // S = Q K_j^T, the load of K_{j-1} overlaps the softmax and O += P V_j.
 
@@ -258,7 +259,7 @@ struct FwdShape {
     static_assert(kBlockN % 16 == 0, "kBlockN must be a multiple of 16");
 };
 
-template <int DT, int kD, int kBlockM, int kBlockN, int kNWarps>
+template <int DT, int kD, int kBlockM, int kBlockN, int kNWarps, int kQRegs>
 __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k,
                                          const uint16_t* __restrict__ v, uint16_t* __restrict__ o,
                                          float* __restrict__ lse, int nq, int nk, int hq, int hkv, int d,
@@ -316,6 +317,18 @@ __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const u
     load_tile<kBlockN, kD, S::kThreads>(sK, kh, (n_blocks - 1) * kBlockN, nk, d);
     cp_async_commit();
 
+    // Q as A fragments for every k-step (used when kQRegs; otherwise the compiler drops the array).
+    uint32_t qf[kQRegs ? MT : 1][kQRegs ? kD / 16 : 1][4];
+    if constexpr (kQRegs != 0) {
+        cp_async_wait<0>();
+        __syncthreads();
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+            for (int ks = 0; ks < kD / 16; ++ks) frag_a(qf[mt][ks], sQ + (wrow0 + mt * 16) * LD + ks * 16, LD, lane);
+        }
+    }
+
     // exp(scale*s - m) = 2^(s*c - m*c) with c = scale*log2(e): one FMA per score. A negative (or zero)
     // scale reverses the order of the scores, so then the scores are scaled first and c is 1.
     const float scale_log2 = scale * LOG2E;
@@ -357,7 +370,14 @@ __device__ __forceinline__ void attn_fwd(const uint16_t* __restrict__ q, const u
         for (int ks = 0; ks < kD / 16; ++ks) {
             uint32_t a[MT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt) frag_a(a[mt], sQ + (wrow0 + mt * 16) * LD + ks * 16, LD, lane);
+            for (int mt = 0; mt < MT; ++mt) {
+                if constexpr (kQRegs != 0) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) a[mt][e] = qf[mt][ks][e];
+                } else {
+                    frag_a(a[mt], sQ + (wrow0 + mt * 16) * LD + ks * 16, LD, lane);
+                }
+            }
 #pragma unroll
             for (int np = 0; np < NTS / 2; ++np) {
                 uint32_t bb[4];
@@ -1743,12 +1763,13 @@ __device__ __forceinline__ void attn_bwd_dq_f32(const float* __restrict__ q, con
     __device__ int name##_cfg[4] = {threads, smem, rows, keys}; \
     }
 
-#define K4J_ATTN_FWD(name, DT, KD, BM, BN, NW)                                                                \
+// QR: 1 keeps the warp's Q rows in registers (attn_fwd's kQRegs).
+#define K4J_ATTN_FWD(name, DT, KD, BM, BN, NW, QR)                                                            \
     K4J_ATTN_CFG(name, NW * 32, (k4j_attn::FwdShape<KD, BM, BN, NW>::kSmem), BM, BN)                           \
     extern "C" __global__ void __launch_bounds__(NW * 32)                                                      \
         name(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* o, float* lse, int nq, int nk, \
              int hq, int hkv, int d, float scale, int causal, int offset) {                                    \
-        k4j_attn::attn_fwd<DT, KD, BM, BN, NW>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset);    \
+        k4j_attn::attn_fwd<DT, KD, BM, BN, NW, QR>(q, k, v, o, lse, nq, nk, hq, hkv, d, scale, causal, offset); \
     }
 
 #define K4J_ATTN_BWD(name, DT, KD, BM, NW, DS, ST)                                                           \
@@ -1813,26 +1834,26 @@ extern "C" __global__ void __launch_bounds__(256)
 //
 // sm_90 defaults for the benchmark head dims, from the first H200 run (bench/results/h200/
 // 2026-11-26-first-contact, bf16, vs FlashAttention-2): the forward defaults were 0.89-0.97x FA2 and every
-// alternative was slower. The backward at 0.71-0.86x FA2 was bound by shared-memory reads (attn_bwd: 192
+// alternative was slower; d64 now keeps Q in registers (m128n64w4_qs is the previous kernel). The backward at 0.71-0.86x FA2 was bound by shared-memory reads (attn_bwd: 192
 // ldmatrix.x4 per warp per 64 x 128 tile), so d64 and d128 take the tiled backward with FA2's tiles (128 x
 // 128 and 64 x 128, 8 warps); the previous defaults stay as alternatives.
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900) || defined(K4J_ATTN_HOPPER_SHAPES)
-#define K4J_FWD_D64 128, 64, 4
-#define K4J_FWD_D128 128, 64, 4
+#define K4J_FWD_D64 128, 64, 4, 1
+#define K4J_FWD_D128 128, 64, 4, 0
 #define K4J_BWD_D64 K4J_ATTN_BWDT, 128, 128, 8, 2, 4, 4, 2
 #define K4J_BWD_D128 K4J_ATTN_BWDT, 64, 128, 8, 2, 4, 2, 2
 #else
-#define K4J_FWD_D64 128, 64, 4
-#define K4J_FWD_D128 128, 32, 4
+#define K4J_FWD_D64 128, 64, 4, 0
+#define K4J_FWD_D128 128, 32, 4, 0
 #define K4J_BWD_D64 K4J_ATTN_BWD, 64, 8, 1, 2
 #define K4J_BWD_D128 K4J_ATTN_BWD, 32, 4, 1, 2
 #endif
-#define K4J_FWD_D32 128, 64, 4
-#define K4J_FWD_D96 128, 64, 4
-#define K4J_FWD_D160 128, 64, 8
-#define K4J_FWD_D192 64, 64, 4
-#define K4J_FWD_D224 64, 64, 4
-#define K4J_FWD_D256 64, 32, 4
+#define K4J_FWD_D32 128, 64, 4, 0
+#define K4J_FWD_D96 128, 64, 4, 0
+#define K4J_FWD_D160 128, 64, 8, 0
+#define K4J_FWD_D192 64, 64, 4, 0
+#define K4J_FWD_D224 64, 64, 4, 0
+#define K4J_FWD_D256 64, 32, 4, 0
 #define K4J_BWD_D32 K4J_ATTN_BWD, 64, 8, 1, 2
 #define K4J_BWD_D96 K4J_ATTN_BWD, 64, 4, 1, 2
 #define K4J_BWD_D160 K4J_ATTN_BWD, 64, 8, 2, 1
@@ -1865,10 +1886,11 @@ extern "C" __global__ void __launch_bounds__(256)
 // tile) spills at 255 registers here, 112 and 96 keys do not.
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900) || defined(K4J_ATTN_HOPPER_SHAPES)
 #define K4J_ATTN_ALTERNATIVES(dtname, DT)                                                     \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n112w4, DT, 64, 128, 112, 4)                 \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n96w4, DT, 64, 128, 96, 4)                   \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n64w4, DT, 64, 64, 64, 4)                     \
-    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n32w4, DT, 128, 128, 32, 4)                 \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n64w4_qs, DT, 64, 128, 64, 4, 0)             \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n112w4, DT, 64, 128, 112, 4, 0)              \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m128n96w4, DT, 64, 128, 96, 4, 0)                \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d64_m64n64w4, DT, 64, 64, 64, 4, 0)                  \
+    K4J_ATTN_FWD(k4j_attn_fwd_##dtname##_d128_m128n32w4, DT, 128, 128, 32, 4, 0)              \
     K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d64_m64w8s1q2, DT, 64, 64, 8, 1, 2)                  \
     K4J_ATTN_BWDT(k4j_attn_bwd_##dtname##_d64_bwdt_m64n128, DT, 64, 64, 128, 8, 2, 4, 2, 2)   \
     K4J_ATTN_BWD(k4j_attn_bwd_##dtname##_d128_m64w8s1q2, DT, 128, 64, 8, 1, 2)

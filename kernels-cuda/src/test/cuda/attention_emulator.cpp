@@ -1226,7 +1226,8 @@ int main(int argc, char** argv) {
                     return k;                                                                                \
                 }()}
     const Alternative alternatives[] = {
-        K4J_FWD_ALT(64, m128n112w4),       K4J_FWD_ALT(64, m128n96w4),  K4J_FWD_ALT(64, m64n64w4),
+        K4J_FWD_ALT(64, m128n64w4_qs),     K4J_FWD_ALT(64, m128n112w4), K4J_FWD_ALT(64, m128n96w4),
+        K4J_FWD_ALT(64, m64n64w4),
         K4J_FWD_ALT(128, m128n32w4),       K4J_BWD_ALT(64, m64w8s1q2),  K4J_BWD_ALT(64, bwdt_m64n128),
         K4J_BWD_ALT(128, m64w8s1q2),
     };
