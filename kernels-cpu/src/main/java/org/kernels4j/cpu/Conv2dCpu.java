@@ -69,6 +69,12 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Columns of B per block (tuning knob): the packed {@code KC × NC} block of B stays in L2. */
     static final int NC = 192;
 
+    /**
+     * Floats of an in-place A slice ({@code rows × KC}) small enough to stay in L2 next to the packed B panels
+     * (128 KiB): up to it B is packed panel by panel, just in time (see {@link Gemm#run}).
+     */
+    static final int IN_PLACE_A_FLOATS = 32 << 10;
+
     /** Pixels per task of forward and backward-data (tuning knob). */
     static final int PIXELS_PER_TASK = 192;
 
@@ -453,10 +459,11 @@ final class Conv2dCpu implements Conv2dKernels {
         }
 
         /**
-         * BLIS loop order. With A packed: per {@code NC} columns and {@code KC} depth, B is packed once (L2) and
-         * every {@code MC}-row block of A runs against each of its {@code KC × NR} panels (L1), the
-         * {@link MicroKernel} tile in registers. With A read in place there is no A block to amortise, so each B
-         * panel is packed just before all of A runs against it: it is written and read while it sits in L1.
+         * BLIS loop order: per {@code NC} columns and {@code KC} depth, B is packed once (L2) and every
+         * {@code MC}-row block of A (packed, or read in place) runs against each of its {@code KC × NR} panels (L1),
+         * the {@link MicroKernel} tile in registers. When A is read in place and a {@code KC}-deep slice of all of
+         * it fits in L2, each B panel is instead packed just before all of A runs against it, so that the panel is
+         * written and read while it sits in L1.
          */
         final void run(Blocking b) {
             if (depth == 0) {
@@ -470,11 +477,11 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
                 return;
             }
-            boolean inPlace = aArray != null;
-            int ncMax = inPlace ? NR : Math.min(b.nc(), n);
             int kcMax = Math.min(b.kc(), depth);
+            boolean inPlace = aArray != null && (long) m * kcMax <= IN_PLACE_A_FLOATS;
+            int ncMax = inPlace ? NR : Math.min(b.nc(), n);
             float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
-            float[] ap = inPlace ? null : Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax);
+            float[] ap = aArray != null ? null : Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax);
             float[] tile = paddedC ? null : Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
             int nStep = inPlace ? NR : b.nc();
             for (int n0 = 0; n0 < n; n0 += nStep) {
@@ -485,7 +492,7 @@ final class Conv2dCpu implements Conv2dKernels {
                     boolean add = accumulate || k0 > 0;
                     for (int m0 = 0; m0 < m; m0 += b.mc()) {
                         int mc = Math.min(b.mc(), m - m0);
-                        if (inPlace) {
+                        if (aArray != null) {
                             block(aArray, aBase + m0 * ars + k0 * aks, ars, aks, bp, kc, m0, mc, n0, nc, add, tile);
                         } else {
                             packA(ap, m0, mc, k0, kc);
