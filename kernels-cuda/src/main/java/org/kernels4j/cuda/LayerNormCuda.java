@@ -1,6 +1,8 @@
 package org.kernels4j.cuda;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.kernels4j.DType;
 import org.kernels4j.Stream;
@@ -86,6 +88,11 @@ final class LayerNormCuda implements LayerNormKernels {
     }
 
     private final CudaDevice device;
+    /** Blocks per SM by launch, asked of the driver once: every backward call needs it, and it never changes. */
+    private final Map<Occupancy, Integer> blocksPerSm = new ConcurrentHashMap<>();
+
+    private record Occupancy(String kernel, int threads, int sharedBytes) {
+    }
 
     LayerNormCuda(CudaDevice device) {
         this.device = device;
@@ -126,7 +133,8 @@ final class LayerNormCuda implements LayerNormKernels {
         int sms = device.capabilities().computeUnits();
         if (sh.vecs() > 0) {
             int smem = params > 0 ? backwardSharedBytes(sh, p.cols()) : 0;
-            int perSm = device.kernels().maxActiveBlocksPerSm(sh.kernel(), sh.blockThreads(), smem);
+            int perSm = blocksPerSm.computeIfAbsent(new Occupancy(sh.kernel(), sh.blockThreads(), smem),
+                    o -> device.kernels().maxActiveBlocksPerSm(o.kernel(), o.threads(), o.sharedBytes()));
             if (perSm < 1) {
                 throw new IllegalStateException(sh.kernel() + " cannot run blocks of " + sh.block() + " with " + smem
                         + " bytes of shared memory on " + device);
