@@ -120,8 +120,11 @@ def backward_shared_bytes(shape, cols) -> int:
 @functools.lru_cache(maxsize=None)
 def shared_limit() -> int:
     """The device's opt-in shared memory per block (LayerNormCuda reads it as localMemoryBytes)."""
+    v = getattr(torch.cuda.get_device_properties(0), "shared_memory_per_block_optin", None)
+    if v:
+        return int(v)
     import cupy
-    return int(cupy.cuda.runtime.deviceGetAttribute(cupy.cuda.runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, 0))
+    return int(cupy.cuda.runtime.deviceGetAttribute(97, 0))  # cudaDevAttrMaxSharedMemoryPerBlockOptin
 
 
 def backward_shape(cols, dt, aligned, row_max=BWD_ROW_MAX, block=BWD_BLOCK, limit=None):
