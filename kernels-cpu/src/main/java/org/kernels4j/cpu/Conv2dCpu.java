@@ -743,6 +743,20 @@ final class Conv2dCpu implements Conv2dKernels {
             int g = task / blocks;
             int c0 = (task % blocks) * 16;
             int c1 = Math.min(cg, c0 + 16);
+            if (taps == 1) {
+                // one tap (1×1 filters, or a phase one tap reaches): a plain transposition of Kg × Cg
+                int src = o.wo + g * kg * cg * rs + tap[0];
+                for (int k0 = 0; k0 < kg; k0 += 16) {
+                    int k1 = Math.min(kg, k0 + 16);
+                    for (int ch = c0; ch < c1; ch++) {
+                        int row = at + (g * cg + ch) * depth;
+                        for (int k = k0, from = src + (k0 * cg + ch) * rs; k < k1; k++, from += cg * rs) {
+                            dst[row + k] = o.w[from];
+                        }
+                    }
+                }
+                return;
+            }
             for (int k0 = 0; k0 < kg; k0 += 16) {
                 int k1 = Math.min(kg, k0 + 16);
                 for (int ch = c0; ch < c1; ch++) {
