@@ -27,8 +27,8 @@ while [ $# -gt 0 ]; do
     all) steps+=(probe ceilings checks conformance-cuda conformance-opencl); shift ;;
     conformance) steps+=(conformance-cuda conformance-opencl); shift ;;
     env) shift ;;
-    probe | ceilings | checks | java-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
-    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
+    probe | ceilings | checks | java-bench | tune | device-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
+    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench tune device-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
   esac
 done
 [ ${#steps[@]} -gt 0 ] || steps=(probe ceilings checks conformance-cuda conformance-opencl)
@@ -236,6 +236,23 @@ for step in "${steps[@]}"; do
       else
         record java-bench skipped 0 "no Java"
       fi ;;
+    tune)
+      # issue 6 on the GPU: tune the CUDA kernels over the GPU set into a fresh cache, then export that
+      # cache as shipped defaults (autotune/src/main/resources/org/kernels4j/autotune/defaults/cuda/)
+      if setup_java; then
+        tune_cp=$(ls .gpu/jars/*/*.jar .gpu/lib/*.jar .gpu/bench/*.jar 2>/dev/null | grep -v -- '-tests\.jar$' | tr '\n' :)
+        run_step tune "${K4J_TIMEOUT_TUNE:-150}" env KERNELS4J_CACHE="$WORK/tune-cache" "${JAVA_CMD[@]}" \
+          --add-modules jdk.incubator.vector -cp "$tune_cp" org.kernels4j.autotune.Main \
+          tune --backend cuda --shapes gpu --budget "${K4J_TUNE_BUDGET:-120s}"
+        KERNELS4J_CACHE="$WORK/tune-cache" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector -cp "$tune_cp" \
+          org.kernels4j.autotune.Main cache export --as-defaults "$WORK/tune-defaults" 2>&1 | tee -a "$LOG"
+      else
+        record tune skipped 0 "no Java"
+      fi ;;
+    device-bench)
+      # issue 7 on the GPU: JMH through kernels4j bench with PyTorch's baseline merged (bench/device-bench.sh)
+      run_step device-bench "${K4J_TIMEOUT_DEVICE_BENCH:-150}" env OUT="$WORK/device-bench" \
+        bash -c 'mkdir -p "$OUT" && bash bench/device-bench.sh run --quick --filter "${K4J_DEVICE_BENCH_FILTER:-ln-16k-4k|attn-fa-d128-2k|conv-rn50-c3}"' ;;
     conformance-cuda) conformance cuda kernels-cuda ;;
     conformance-opencl) conformance opencl kernels-opencl ;;
   esac
