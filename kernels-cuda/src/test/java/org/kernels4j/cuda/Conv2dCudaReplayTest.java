@@ -330,22 +330,28 @@ class Conv2dCudaReplayTest {
     }
 
     /**
-     * The warp-specialized wgmma kernels (tuned ENGINE 1 and their TILE), 256 and 128 columns, every pass; the
-     * reduction long enough for the stages to be reused.
+     * The warp-specialized wgmma kernels (tuned ENGINE 1 and their TILE), 256 and 128 columns, every pass through
+     * the Java path; fprop's and dgrad's 12 and 14 k-tiles reuse stages (wgrad's splits are short here: the
+     * emulation's own test runs one split of 18 k-tiles).
      */
     @Test
     void warpSpecializedWgmmaByTuning() {
         for (int tile : new int[] {4, 5}) {
             Parameters wg = Parameters.of("ENGINE", 1, "TILE", tile);
             Parameters wgSplit = Parameters.of("ENGINE", 1, "TILE", tile, "SPLIT_WAVES", 1);
-            try (Tuning.Scope f = Tuning.scoped(Conv2dCuda.FPROP_SPACE.kernelId(), wg);
-                 Tuning.Scope d = Tuning.scoped(Conv2dCuda.DGRAD_SPACE.kernelId(), wg);
-                 Tuning.Scope w = Tuning.scoped(Conv2dCuda.WGRAD_SPACE.kernelId(), wgSplit)) {
+            Tuning.Scope f = Tuning.scoped(Conv2dCuda.FPROP_SPACE.kernelId(), wg);
+            Tuning.Scope d = Tuning.scoped(Conv2dCuda.DGRAD_SPACE.kernelId(), wg);
+            Tuning.Scope w = Tuning.scoped(Conv2dCuda.WGRAD_SPACE.kernelId(), wgSplit);
+            try {
                 List<String> k = check(Conv2d.builder().format(Conv2d.Format.NHWC).padding(1).build(), DType.BFLOAT16,
                         new int[] {3, 11, 9, 40}, new int[] {48, 3, 3, 40}, 13 + tile);
                 String id = Conv2dCuda.Pass.FPROP.wgTiles.get(tile - 1).id();
                 assertTrue(k.containsAll(List.of("conv_wg_fprop_bf16_" + id + "_vv", "conv_wg_dgrad_bf16_" + id + "_vv",
                         "conv_wg_wgrad_bf16_" + id + "_vv")), k.toString());
+            } finally {
+                w.close();
+                d.close();
+                f.close();
             }
         }
     }
