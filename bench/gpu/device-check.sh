@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     all) steps+=(probe ceilings checks conformance-cuda conformance-opencl); shift ;;
     conformance) steps+=(conformance-cuda conformance-opencl); shift ;;
     env) shift ;;
-    probe | ceilings | checks | java-bench | tune | device-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
+    probe | ceilings | checks | java-bench | java-bench-wgmma | tune | device-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
     *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench tune device-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
   esac
 done
@@ -227,14 +227,17 @@ for step in "${steps[@]}"; do
       run_step checks "${K4J_TIMEOUT_CHECKS:-300}" python3 bench/gpu/run_checks.py \
         --kernels-dir .gpu/cuda-kernels --out "$OUT/checks.json" --work-dir "$WORK/checks" \
         --timeout-each "${K4J_TIMEOUT_EACH_CHECK:-200}" $QUICK ;;
-    java-bench)
-      # the GPU benchmark set through the public Java API (CUDA events), beside the python checks
+    java-bench | java-bench-wgmma)
+      # the GPU benchmark set through the public Java API (CUDA events), beside the python checks;
+      # java-bench-wgmma routes the tensor-core convolutions to the Hopper wgmma engine
+      engine=()
+      [ "$step" = java-bench-wgmma ] && engine=(-Dkernels4j.cuda.conv.engine=wgmma)
       if setup_java; then
-        run_step java-bench "${K4J_TIMEOUT_JAVA_BENCH:-200}" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector \
+        run_step "$step" "${K4J_TIMEOUT_JAVA_BENCH:-200}" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector "${engine[@]}" \
           -cp "$(ls .gpu/jars/abstraction/*.jar .gpu/jars/kernels-cuda/*.jar .gpu/lib/*.jar | grep -v -- '-tests\.jar$' | tr '\n' :)" \
-          org.kernels4j.cuda.CudaDeviceCheck $QUICK --out "$WORK/cuda-device-check.json"
+          org.kernels4j.cuda.CudaDeviceCheck $QUICK --out "$WORK/$step.json"
       else
-        record java-bench skipped 0 "no Java"
+        record "$step" skipped 0 "no Java"
       fi ;;
     tune)
       # issue 6 on the GPU: tune the CUDA kernels over the GPU set into a fresh cache, then export that
