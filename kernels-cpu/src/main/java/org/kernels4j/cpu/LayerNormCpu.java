@@ -36,7 +36,15 @@ final class LayerNormCpu implements LayerNormKernels {
     /** Row blocks per worker: more than one so a slow core does not hold up the rest (tuning knob). */
     static final int BLOCKS_PER_WORKER = 4;
 
+    /**
+     * Row length from which backward fuses a row's dx pass with the next row's sums (tuning knob): measured on one
+     * core, 15% faster on 4096 columns, 7% slower on 1024 (where the two-row loop runs out of vector registers and
+     * the next short row is prefetched anyway).
+     */
+    static final int FUSED_BACKWARD_COLUMNS = 2048;
+
     private static final int PARTIALS_SLOT = Workspace.TASK_SLOTS;
+    private static final int SUMS_SLOT = 0;
 
     @Override
     public void forward(Stream stream, LayerNormProblem p, Tensor x, Tensor gamma, Tensor beta, Tensor y,
@@ -51,12 +59,12 @@ final class LayerNormCpu implements LayerNormKernels {
         Parallel.run(blocks, workers, (worker, block) -> {
             int r0 = (int) ((long) rows * block / blocks);
             int r1 = (int) ((long) rows * (block + 1) / blocks);
+            if (Vectorization.ENABLED) {
+                Panama.forwardRows(a, r0, r1, cols, rms, eps);
+                return;
+            }
             for (int r = r0; r < r1; r++) {
-                if (Vectorization.ENABLED) {
-                    Panama.forwardRow(a, r, cols, rms, eps);
-                } else {
-                    forwardRow(a, r, cols, rms, eps);
-                }
+                forwardRow(a, r, cols, rms, eps);
             }
         });
     }
@@ -85,12 +93,12 @@ final class LayerNormCpu implements LayerNormKernels {
             int r1 = (int) ((long) rows * (block + 1) / blocks);
             int pg = wantG ? worker * stride : -1;
             int pb = wantB ? worker * stride + cols : -1;
+            if (Vectorization.ENABLED) {
+                Panama.backwardRows(a, dya, dyo, r0, r1, cols, rms, partials, pg, pb);
+                return;
+            }
             for (int r = r0; r < r1; r++) {
-                if (Vectorization.ENABLED) {
-                    Panama.backwardRow(a, dya, dyo, r, cols, rms, partials, pg, pb);
-                } else {
-                    backwardRow(a, dya, dyo, r, cols, rms, partials, pg, pb);
-                }
+                backwardRow(a, dya, dyo, r, cols, rms, partials, pg, pb);
             }
         });
         if (wantG) {
@@ -226,7 +234,28 @@ final class LayerNormCpu implements LayerNormKernels {
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
         private static final int L = S.length();
 
-        static void forwardRow(Operands a, int r, int n, boolean rms, float eps) {
+        /**
+         * Rows {@code [r0, r1)}: the statistics of the first, then for each row one pass that writes its y and, in
+         * the same loop, accumulates the next row's sums. Memory then sees the reads of one row interleaved with the
+         * writes of the previous one, as in a copy, instead of a burst of reads (the statistics pass) and a burst of
+         * writes (measured on ln-4k-4k, one thread: 75% of the copy bandwidth before).
+         */
+        static void forwardRows(Operands a, int r0, int r1, int n, boolean rms, float eps) {
+            if (r0 >= r1) {
+                return;
+            }
+            statistics(a, r0, n, rms, eps);
+            for (int r = r0; r < r1; r++) {
+                if (r + 1 < r1) {
+                    normalizeAndAccumulate(a, r, n, rms, eps);
+                } else {
+                    normalize(a, r, n, rms);
+                }
+            }
+        }
+
+        /** The sums of row {@code r} (of {@code x - x[0]}, see the class comment), turned into its statistics. */
+        private static void statistics(Operands a, int r, int n, boolean rms, float eps) {
             float[] x = a.x;
             int xo = a.xo + r * n;
             float shift = rms ? 0f : x[xo];
@@ -244,11 +273,6 @@ final class LayerNormCpu implements LayerNormKernels {
                 q0 = v0.fma(v0, q0);
                 q1 = v1.fma(v1, q1);
             }
-            for (; j <= n - L; j += L) {
-                FloatVector v0 = FloatVector.fromArray(S, x, xo + j).sub(sh);
-                s0 = s0.add(v0);
-                q0 = v0.fma(v0, q0);
-            }
             float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
             float sq = q0.add(q1).reduceLanes(VectorOperators.ADD);
             for (; j < n; j++) {
@@ -256,12 +280,22 @@ final class LayerNormCpu implements LayerNormKernels {
                 sum += v;
                 sq += v * v;
             }
+            finishStatistics(a, r, n, rms, eps, shift, sum, sq);
+        }
+
+        private static void finishStatistics(Operands a, int r, int n, boolean rms, float eps, float shift, float sum,
+                                             float sq) {
             float meanShifted = rms ? 0f : sum / n;
             float var = Math.max(0f, sq / n - meanShifted * meanShifted);
-            float mean = shift + meanShifted;
-            float rstd = (float) (1.0 / Math.sqrt(var + eps));
-            writeStats(a, r, mean, rstd);
+            writeStats(a, r, shift + meanShifted, (float) (1.0 / Math.sqrt(var + eps)));
+        }
 
+        /** y of row {@code r} from its statistics. */
+        private static void normalize(Operands a, int r, int n, boolean rms) {
+            float[] x = a.x;
+            int xo = a.xo + r * n;
+            float mean = rms ? 0f : a.mean[a.mo + r];
+            float rstd = a.rstd[a.ro + r];
             float[] y = a.out;
             int yo = a.oo + r * n;
             float[] g = a.g;
@@ -270,7 +304,7 @@ final class LayerNormCpu implements LayerNormKernels {
             int bo = a.bo;
             FloatVector vm = FloatVector.broadcast(S, mean);
             FloatVector vr = FloatVector.broadcast(S, rstd);
-            j = 0;
+            int j = 0;
             for (; j <= n - L; j += L) {
                 FloatVector v = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vr);
                 if (g != null) {
@@ -281,18 +315,91 @@ final class LayerNormCpu implements LayerNormKernels {
                 }
                 v.intoArray(y, yo + j);
             }
-            for (; j < n; j++) {
-                float v = (x[xo + j] - mean) * rstd;
+            normalizeTail(a, x, xo, y, yo, j, n, mean, rstd);
+        }
+
+        /** y of row {@code r}, and in the same loop the sums of row {@code r + 1}, then its statistics. */
+        private static void normalizeAndAccumulate(Operands a, int r, int n, boolean rms, float eps) {
+            float[] x = a.x;
+            int xo = a.xo + r * n;
+            int xn = xo + n;
+            float mean = rms ? 0f : a.mean[a.mo + r];
+            float rstd = a.rstd[a.ro + r];
+            float shift = rms ? 0f : x[xn];
+            float[] y = a.out;
+            int yo = a.oo + r * n;
+            float[] g = a.g;
+            float[] b = a.b;
+            int go = a.go;
+            int bo = a.bo;
+            FloatVector vm = FloatVector.broadcast(S, mean);
+            FloatVector vr = FloatVector.broadcast(S, rstd);
+            FloatVector sh = FloatVector.broadcast(S, shift);
+            FloatVector s0 = FloatVector.zero(S);
+            FloatVector q0 = s0;
+            int j = 0;
+            for (; j <= n - L; j += L) {
+                FloatVector v = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vr);
                 if (g != null) {
-                    v *= g[go + j];
+                    v = v.mul(FloatVector.fromArray(S, g, go + j));
                 }
                 if (b != null) {
-                    v += b[bo + j];
+                    v = v.add(FloatVector.fromArray(S, b, bo + j));
+                }
+                v.intoArray(y, yo + j);
+                FloatVector w = FloatVector.fromArray(S, x, xn + j).sub(sh);
+                s0 = s0.add(w);
+                q0 = w.fma(w, q0);
+            }
+            normalizeTail(a, x, xo, y, yo, j, n, mean, rstd);
+            float sum = s0.reduceLanes(VectorOperators.ADD);
+            float sq = q0.reduceLanes(VectorOperators.ADD);
+            for (int t = j; t < n; t++) {
+                float w = x[xn + t] - shift;
+                sum += w;
+                sq += w * w;
+            }
+            finishStatistics(a, r + 1, n, rms, eps, shift, sum, sq);
+        }
+
+        private static void normalizeTail(Operands a, float[] x, int xo, float[] y, int yo, int j, int n, float mean,
+                                          float rstd) {
+            for (; j < n; j++) {
+                float v = (x[xo + j] - mean) * rstd;
+                if (a.g != null) {
+                    v *= a.g[a.go + j];
+                }
+                if (a.b != null) {
+                    v += a.b[a.bo + j];
                 }
                 y[yo + j] = v;
             }
         }
 
+        /**
+         * Rows {@code [r0, r1)}, fused as in {@link #forwardRows} for long rows: one loop writes row r's dx and
+         * accumulates row {@code r + 1}'s sums and dγ/dβ partials, so reads and writes interleave. The two sums of
+         * the next row travel through a two-float scratch array.
+         */
+        static void backwardRows(Operands a, float[] dy, int dyo, int r0, int r1, int n, boolean rms,
+                                 float[] partials, int pg, int pb) {
+            if (r0 >= r1) {
+                return;
+            }
+            if (n < FUSED_BACKWARD_COLUMNS) {
+                for (int r = r0; r < r1; r++) {
+                    backwardRow(a, dy, dyo, r, n, rms, partials, pg, pb);
+                }
+                return;
+            }
+            float[] sums = Workspace.floats(SUMS_SLOT, 2);
+            accumulate(a, dy, dyo, r0, n, rms, partials, pg, pb, sums);
+            for (int r = r0; r < r1; r++) {
+                gradient(a, dy, dyo, r, n, rms, partials, pg, pb, sums, r + 1 < r1);
+            }
+        }
+
+        /** One row in two passes (sums and partials, then dx): shorter rows, see {@link #FUSED_BACKWARD_COLUMNS}. */
         static void backwardRow(Operands a, float[] dy, int dyo, int r, int n, boolean rms, float[] partials,
                                 int pg, int pb) {
             float[] x = a.x;
@@ -351,6 +458,129 @@ final class LayerNormCpu implements LayerNormKernels {
             for (; j < n; j++) {
                 float xh = (x[xo + j] - mean) * rstd;
                 float gd = g == null ? dy[dro + j] : dy[dro + j] * g[go + j];
+                dx[dxo + j] = rstd * (gd - meanG - xh * meanGx);
+            }
+        }
+
+        /** Row {@code r}'s sums {@code Σg} and {@code Σg·x̂} into {@code sums}, and its dγ/dβ partials. */
+        private static void accumulate(Operands a, float[] dy, int dyo, int r, int n, boolean rms, float[] partials,
+                                       int pg, int pb, float[] sums) {
+            float[] x = a.x;
+            int xo = a.xo + r * n;
+            int dro = dyo + r * n;
+            float mean = rms ? 0f : a.mean[a.mo + r];
+            float rstd = a.rstd[a.ro + r];
+            float[] g = a.g;
+            int go = a.go;
+            FloatVector vm = FloatVector.broadcast(S, mean);
+            FloatVector vr = FloatVector.broadcast(S, rstd);
+            FloatVector sg = FloatVector.zero(S);
+            FloatVector sgx = sg;
+            int j = 0;
+            for (; j <= n - L; j += L) {
+                FloatVector d = FloatVector.fromArray(S, dy, dro + j);
+                FloatVector xh = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vr);
+                FloatVector gd = g == null ? d : d.mul(FloatVector.fromArray(S, g, go + j));
+                sg = sg.add(gd);
+                sgx = gd.fma(xh, sgx);
+                if (pg >= 0) {
+                    d.fma(xh, FloatVector.fromArray(S, partials, pg + j)).intoArray(partials, pg + j);
+                }
+                if (pb >= 0) {
+                    d.add(FloatVector.fromArray(S, partials, pb + j)).intoArray(partials, pb + j);
+                }
+            }
+            sums[0] = sg.reduceLanes(VectorOperators.ADD);
+            sums[1] = sgx.reduceLanes(VectorOperators.ADD);
+            accumulateTail(a, dy, dro, xo, j, n, mean, rstd, partials, pg, pb, sums);
+        }
+
+        /**
+         * Row {@code r}'s dx from its sums; with {@code next}, the same loop accumulates row {@code r + 1} as
+         * {@link #accumulate} does, leaving its sums in {@code sums}.
+         */
+        private static void gradient(Operands a, float[] dy, int dyo, int r, int n, boolean rms, float[] partials,
+                                     int pg, int pb, float[] sums, boolean next) {
+            float[] x = a.x;
+            int xo = a.xo + r * n;
+            int dro = dyo + r * n;
+            float mean = rms ? 0f : a.mean[a.mo + r];
+            float rstd = a.rstd[a.ro + r];
+            float meanG = rms ? 0f : sums[0] / n;
+            float meanGx = sums[1] / n;
+            float[] g = a.g;
+            int go = a.go;
+            float[] dx = a.out;
+            int dxo = a.oo + r * n;
+            FloatVector vm = FloatVector.broadcast(S, mean);
+            FloatVector vr = FloatVector.broadcast(S, rstd);
+            FloatVector vmg = FloatVector.broadcast(S, meanG);
+            FloatVector vnmgx = FloatVector.broadcast(S, -meanGx);
+            int j = 0;
+            if (next) {
+                int xn = xo + n;
+                int dn = dro + n;
+                float meanN = rms ? 0f : a.mean[a.mo + r + 1];
+                float rstdN = a.rstd[a.ro + r + 1];
+                FloatVector vmN = FloatVector.broadcast(S, meanN);
+                FloatVector vrN = FloatVector.broadcast(S, rstdN);
+                FloatVector sg = FloatVector.zero(S);
+                FloatVector sgx = sg;
+                for (; j <= n - L; j += L) {
+                    FloatVector gv = g == null ? null : FloatVector.fromArray(S, g, go + j);
+                    FloatVector d = FloatVector.fromArray(S, dy, dro + j);
+                    FloatVector xh = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vr);
+                    FloatVector gd = g == null ? d : d.mul(gv);
+                    xh.fma(vnmgx, gd.sub(vmg)).mul(vr).intoArray(dx, dxo + j);
+                    FloatVector dN = FloatVector.fromArray(S, dy, dn + j);
+                    FloatVector xhN = FloatVector.fromArray(S, x, xn + j).sub(vmN).mul(vrN);
+                    FloatVector gdN = g == null ? dN : dN.mul(gv);
+                    sg = sg.add(gdN);
+                    sgx = gdN.fma(xhN, sgx);
+                    if (pg >= 0) {
+                        dN.fma(xhN, FloatVector.fromArray(S, partials, pg + j)).intoArray(partials, pg + j);
+                    }
+                    if (pb >= 0) {
+                        dN.add(FloatVector.fromArray(S, partials, pb + j)).intoArray(partials, pb + j);
+                    }
+                }
+                gradientTail(a, dy, dro, xo, dx, dxo, j, n, mean, rstd, meanG, meanGx);
+                sums[0] = sg.reduceLanes(VectorOperators.ADD);
+                sums[1] = sgx.reduceLanes(VectorOperators.ADD);
+                accumulateTail(a, dy, dn, xn, j, n, meanN, rstdN, partials, pg, pb, sums);
+                return;
+            }
+            for (; j <= n - L; j += L) {
+                FloatVector d = FloatVector.fromArray(S, dy, dro + j);
+                FloatVector xh = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vr);
+                FloatVector gd = g == null ? d : d.mul(FloatVector.fromArray(S, g, go + j));
+                xh.fma(vnmgx, gd.sub(vmg)).mul(vr).intoArray(dx, dxo + j);
+            }
+            gradientTail(a, dy, dro, xo, dx, dxo, j, n, mean, rstd, meanG, meanGx);
+        }
+
+        private static void accumulateTail(Operands a, float[] dy, int dro, int xo, int j, int n, float mean,
+                                           float rstd, float[] partials, int pg, int pb, float[] sums) {
+            for (; j < n; j++) {
+                float d = dy[dro + j];
+                float xh = (a.x[xo + j] - mean) * rstd;
+                float gd = a.g == null ? d : d * a.g[a.go + j];
+                sums[0] += gd;
+                sums[1] += gd * xh;
+                if (pg >= 0) {
+                    partials[pg + j] += d * xh;
+                }
+                if (pb >= 0) {
+                    partials[pb + j] += d;
+                }
+            }
+        }
+
+        private static void gradientTail(Operands a, float[] dy, int dro, int xo, float[] dx, int dxo, int j, int n,
+                                         float mean, float rstd, float meanG, float meanGx) {
+            for (; j < n; j++) {
+                float xh = (a.x[xo + j] - mean) * rstd;
+                float gd = a.g == null ? dy[dro + j] : dy[dro + j] * a.g[a.go + j];
                 dx[dxo + j] = rstd * (gd - meanG - xh * meanGx);
             }
         }
