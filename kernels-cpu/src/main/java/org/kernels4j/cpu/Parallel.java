@@ -1,22 +1,26 @@
 package org.kernels4j.cpu;
 
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * The one worker pool of the CPU backend and its parallel loop.
+ * The worker threads of the CPU backend and its parallel loop.
  *
- * <p>The pool has {@code availableProcessors() - 1} daemon threads; the calling thread is always the
- * remaining worker, so a loop runs on at most as many threads as there are cores. Tasks are claimed from
- * a shared counter, so uneven tasks (causal attention) and a busy core (the machine is shared) balance
- * themselves; the caller never waits for a pool thread that has not started, it simply claims the tasks
- * itself. A loop started from inside a loop body runs serially on that thread: parallel loops never nest,
- * so the machine is never oversubscribed by kernels4j. The system property {@code kernels4j.cpu.threads}
- * sets the number of threads (like an intra-op thread count); it defaults to the available processors.
+ * <p>There are {@code THREADS - 1} daemon workers; the calling thread is always the remaining worker, so a loop
+ * runs on at most as many threads as there are cores. Tasks are claimed from a shared counter, so uneven tasks
+ * (causal attention) and a busy core (the machine is shared) balance themselves; the caller never waits for a
+ * worker that has not started, it simply claims the tasks itself. A loop started from inside a loop body runs
+ * serially on that thread: parallel loops never nest, so the machine is never oversubscribed by kernels4j. The
+ * system property {@code kernels4j.cpu.threads} sets the number of threads (like an intra-op thread count); it
+ * defaults to the available processors.
+ *
+ * <p>A worker that runs out of work spins for {@link #SPIN_NANOS} before it parks, and so does a caller waiting
+ * for the last task: one op makes several loops (packing, the product, a reduction) and a benchmark or training
+ * step makes op after op, and a parked thread takes tens of microseconds to wake, often longer when another
+ * process holds the core (measured on the shared 2-core machine: with parking only, a 10 ms 1 × 1 convolution on
+ * two threads took 6-10 ms, bimodal; OpenMP runtimes spin the same way by default).
  */
 final class Parallel {
 
@@ -33,18 +37,32 @@ final class Parallel {
         void run(int worker, int task);
     }
 
-    /** Threads that may run one loop: the pool plus the caller. */
+    /** Threads that may run one loop: the workers plus the caller. */
     static final int THREADS = Math.max(1,
             Integer.getInteger("kernels4j.cpu.threads", Runtime.getRuntime().availableProcessors()));
 
-    private static final ExecutorService POOL = THREADS > 1 ? Executors.newFixedThreadPool(THREADS - 1, r -> {
-        Thread t = new Thread(r);
-        t.setDaemon(true);
-        t.setName("kernels4j-cpu-" + t.threadId());
-        return t;
-    }) : null;
+    /** How long an idle worker, or a caller waiting for the last task, spins before it parks (tuning knob). */
+    static final long SPIN_NANOS = Long.getLong("kernels4j.cpu.spinNanos", 200_000L);
+
+    /** Loops waiting for helpers: one entry per helper a loop asks for. */
+    private static final ConcurrentLinkedQueue<Loop> WORK = new ConcurrentLinkedQueue<>();
+
+    /** The workers, for unparking; started lazily with the first parallel loop. */
+    private static final Thread[] WORKERS = new Thread[Math.max(0, THREADS - 1)];
+
+    /** How many workers are parked (not spinning): an offer wakes one only then. */
+    private static final AtomicInteger PARKED = new AtomicInteger();
 
     private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> Boolean.FALSE);
+
+    static {
+        for (int i = 0; i < WORKERS.length; i++) {
+            Thread t = new Thread(Parallel::serve, "kernels4j-cpu-" + (i + 1));
+            t.setDaemon(true);
+            WORKERS[i] = t;
+            t.start();
+        }
+    }
 
     private Parallel() {
     }
@@ -71,19 +89,16 @@ final class Parallel {
         if (tasks <= 0) {
             return;
         }
-        if (workers <= 1 || tasks == 1 || INSIDE.get()) {
+        if (workers <= 1 || tasks == 1 || INSIDE.get() || WORKERS.length == 0) {
             runSerially(tasks, body);
             return;
         }
         Loop loop = new Loop(tasks, body, Thread.currentThread());
-        int helpers = Math.min(workers, tasks) - 1;
+        int helpers = Math.min(Math.min(workers, tasks) - 1, WORKERS.length);
         for (int i = 0; i < helpers; i++) {
-            try {
-                POOL.execute(loop::work);
-            } catch (RejectedExecutionException e) {
-                break;
-            }
+            WORK.offer(loop);
         }
+        wake(helpers);
         loop.work();
         loop.await();
     }
@@ -102,6 +117,45 @@ final class Parallel {
         }
     }
 
+    /** Unparks up to {@code n} workers if any are parked (spinning ones find the work themselves). */
+    private static void wake(int n) {
+        if (PARKED.get() == 0) {
+            return;
+        }
+        for (Thread t : WORKERS) {
+            if (n-- <= 0) {
+                return;
+            }
+            LockSupport.unpark(t);
+        }
+    }
+
+    /** A worker's life: take a loop, help with it, spin for the next one, park when none comes. */
+    private static void serve() {
+        while (true) {
+            Loop loop = WORK.poll();
+            if (loop == null) {
+                long until = System.nanoTime() + SPIN_NANOS;
+                while ((loop = WORK.poll()) == null && System.nanoTime() < until) {
+                    Thread.onSpinWait();
+                }
+            }
+            if (loop == null) {
+                PARKED.incrementAndGet();
+                // re-check after announcing, so an offer made meanwhile is not missed
+                loop = WORK.poll();
+                if (loop == null) {
+                    LockSupport.park(Parallel.class);
+                }
+                PARKED.decrementAndGet();
+                if (loop == null) {
+                    continue;
+                }
+            }
+            loop.work();
+        }
+    }
+
     /** The shared state of one parallel loop. */
     private static final class Loop {
         private final int tasks;
@@ -111,6 +165,7 @@ final class Parallel {
         private final AtomicInteger done = new AtomicInteger();
         private final AtomicInteger workerIds = new AtomicInteger();
         private final AtomicReference<Throwable> failure = new AtomicReference<>();
+        private volatile boolean callerParked;
 
         Loop(int tasks, Body body, Thread caller) {
             this.tasks = tasks;
@@ -134,7 +189,7 @@ final class Parallel {
                     } catch (Throwable e) {
                         failure.compareAndSet(null, e);
                     } finally {
-                        if (done.incrementAndGet() == tasks) {
+                        if (done.incrementAndGet() == tasks && callerParked) {
                             LockSupport.unpark(caller);
                         }
                     }
@@ -145,11 +200,18 @@ final class Parallel {
         }
 
         void await() {
+            long until = System.nanoTime() + SPIN_NANOS;
+            while (done.get() < tasks && System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
             boolean interrupted = false;
-            while (done.get() < tasks) {
-                LockSupport.park(this);
-                if (Thread.interrupted()) {
-                    interrupted = true;
+            if (done.get() < tasks) {
+                callerParked = true;
+                while (done.get() < tasks) {
+                    LockSupport.park(this);
+                    if (Thread.interrupted()) {
+                        interrupted = true;
+                    }
                 }
             }
             if (interrupted) {
