@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
@@ -16,6 +17,8 @@ import org.kernels4j.Tensor;
 import org.kernels4j.spi.AttentionKernels;
 import org.kernels4j.spi.AttentionProblem;
 import org.kernels4j.spi.Debug;
+import org.kernels4j.tuning.ShapeBuckets;
+import org.kernels4j.tuning.TuningSpace;
 
 /**
  * Scaled dot-product attention on CUDA: the launch side of {@code src/main/cuda/attention.cu} (read its header
@@ -38,6 +41,12 @@ import org.kernels4j.spi.Debug;
  * <p>Launch shapes (threads, dynamic shared memory, rows or keys per CTA) are not repeated here: each kernel
  * {@code <name>} has a record {@code <name>_cfg[4]} in its module, read from the image this device loads (the
  * sm_90 cubin carries shapes tuned for Hopper, other images shapes that fit every sm_80+ GPU).
+ *
+ * <p>Tuning: the sm_90 cubin also carries alternative 16-bit kernels for head dims 64 and 128 (other tile
+ * shapes, {@code K4J_ATTN_ALTERNATIVES} in attention.cu). Parameter {@code VARIANT} of the spaces
+ * {@code cuda.attention.forward.d64} etc. picks one (0: the head dim's default kernel; i: the i-th
+ * alternative of {@link #FORWARD_ALTERNATIVES} / {@link #BACKWARD_ALTERNATIVES}), per sequence-length
+ * bucket and mask, so that the autotuner chooses per head dim.
  */
 final class AttentionCuda implements AttentionKernels {
 
@@ -58,6 +67,21 @@ final class AttentionCuda implements AttentionKernels {
     record Shape(int threads, int smem, int rows, int keys) {
     }
 
+    /** The sm_90 cubin's alternative forward kernels per head-dim tile: kernel name suffixes, VARIANT 1, 2, ... */
+    static final Map<Integer, List<String>> FORWARD_ALTERNATIVES = Map.of(
+            64, List.of("m128n64w4_qs", "m128n112w4", "m128n96w4", "m64n64w4"),
+            128, List.of("m128n32w4"));
+    /** The sm_90 cubin's alternative backward (key-block) kernels per head-dim tile. */
+    static final Map<Integer, List<String>> BACKWARD_ALTERNATIVES = Map.of(
+            64, List.of("m64w8s1q2", "bwdt_m64n128"),
+            128, List.of("m64w8s1q2"));
+
+    private static final String IMAGE_TEXT = imageHashText();
+    static final TuningSpace<AttentionProblem> FORWARD_D64 = space("forward", 64, FORWARD_ALTERNATIVES);
+    static final TuningSpace<AttentionProblem> FORWARD_D128 = space("forward", 128, FORWARD_ALTERNATIVES);
+    static final TuningSpace<AttentionProblem> BACKWARD_D64 = space("backward", 64, BACKWARD_ALTERNATIVES);
+    static final TuningSpace<AttentionProblem> BACKWARD_D128 = space("backward", 128, BACKWARD_ALTERNATIVES);
+
     private final CudaDevice device;
     private volatile Map<String, Shape> shapes;
 
@@ -74,7 +98,8 @@ final class AttentionCuda implements AttentionKernels {
         }
         checkGrid(p);
         Plan plan = plan(p, false, q, k, v, o);
-        String fwd = plan.forwardKernel();
+        String fwd = variant(p, plan.forwardKernel(), plan.tile() == 64 ? FORWARD_D64 : plan.tile() == 128 ? FORWARD_D128
+                : null, FORWARD_ALTERNATIVES.get(plan.tile()));
         Shape fs = shape(fwd);
         checkSharedMemory(fwd, fs);
         int causal = p.mask() == CausalMask.NONE ? 0 : 1;
@@ -120,7 +145,8 @@ final class AttentionCuda implements AttentionKernels {
         Plan plan = plan(p, true, q, k, v, o, dO, dq, dk, dv);
         String suffix = suffix(p.dtype());
         String prep = "k4j_attn_bwd_prep_" + suffix;
-        String bwd = plan.backwardKernel();
+        String bwd = variant(p, plan.backwardKernel(), plan.tile() == 64 ? BACKWARD_D64 : plan.tile() == 128
+                ? BACKWARD_D128 : null, BACKWARD_ALTERNATIVES.get(plan.tile()));
         String last = deterministic ? plan.dqKernel() : "k4j_attn_dq_convert_" + suffix;
         Shape ps = shape(prep);
         Shape bs = shape(bwd);
@@ -235,6 +261,47 @@ final class AttentionCuda implements AttentionKernels {
             aligned &= CudaTensor.addressOrZero(t, device, "tensor") % 16 == 0;
         }
         return new Plan(p.dtype(), tileFor(dp), dp, dp != d || !aligned);
+    }
+
+    /**
+     * {@code kernel}, or the alternative that the tuning parameter VARIANT of {@code space} names (16-bit
+     * kernels of the head-dim tiles that have alternatives; fp32 and the other tiles have none).
+     */
+    private String variant(AttentionProblem p, String kernel, TuningSpace<AttentionProblem> space,
+                           List<String> alternatives) {
+        if (space == null || p.dtype() == DType.FLOAT32) {
+            return kernel;
+        }
+        int v = space.resolve(device, p.dtype(), p).get("VARIANT");
+        return v == 0 ? kernel : kernel + "_" + alternatives.get(v - 1);
+    }
+
+    /**
+     * The space of one pass and head-dim tile: VARIANT 0 (the default kernel, in every image) or one of the
+     * alternatives, which only the sm_90 cubin carries; bucketed by key count (power of two) and mask, since
+     * the best tile shape changes with the sequence length and with causal skipping.
+     */
+    private static TuningSpace<AttentionProblem> space(String pass, int tile, Map<Integer, List<String>> alternatives) {
+        int n = alternatives.get(tile).size();
+        int[] candidates = new int[n + 1];
+        for (int i = 0; i <= n; i++) {
+            candidates[i] = i;
+        }
+        return TuningSpace.builder("cuda.attention." + pass + ".d" + tile, AttentionProblem.class)
+                .source(IMAGE_TEXT)
+                .source(String.join(",", alternatives.get(tile)))
+                .sourceOf(AttentionCuda.class)
+                .parameter("VARIANT", 0, candidates)
+                .constraint("VARIANT == 0 unless architecture is sm_90 (only its cubin has the alternatives)",
+                        (t, c) -> t.get("VARIANT") == 0 || "sm_90".equals(c.architecture()))
+                .bucket(b -> "n" + ShapeBuckets.pow2(b.keys()) + (b.mask() == CausalMask.NONE ? "" : "-causal"))
+                .build();
+    }
+
+    /** The sm_90 cubin's bytes as text for the source hash (tuned variants are only valid for the cubin they were timed with). */
+    private static String imageHashText() {
+        byte[] cubin = KernelManifest.resource("attention.sm_90.cubin");
+        return cubin == null ? "built without CUDA kernels" : new String(cubin, StandardCharsets.ISO_8859_1);
     }
 
     /** The 16-bit kernels' head-dim tile for rows of {@code dp} (a multiple of 8) columns. */
