@@ -22,21 +22,22 @@ import org.kernels4j.tuning.TuningSpace;
  * product of two tiles is a {@link MicroKernel} GEMM.
  *
  * <p><b>Forward</b> (one task per batch, query head and query tile, heaviest causal tiles first). The tile
- * works transposed, with queries along the vector lanes: {@code Qᵀ} is packed once per tile (pre-multiplied
- * by {@code scale·log₂e}, so the softmax runs in base 2), then for each key tile {@code Sᵀ = K·Qᵀ} (K read
- * in place, broadcast), an online softmax down the columns of {@code Sᵀ} (running max {@code m} and sum
- * {@code l} per query, all vertical vector operations, no horizontal reductions), and
- * {@code Oᵀ = α∘Oᵀ + Vᵀ·Pᵀ} (V read in place). At the end {@code O = Oᵀᵀ / l} and
- * {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped; masking is only
- * applied on tiles that cross the causal boundary.
+ * works transposed, with queries along the vector lanes, in panels of {@link MicroKernel#NR} queries:
+ * {@code Qᵀ} is packed once per tile (pre-multiplied by {@code scale·log₂e}, so the softmax runs in base 2),
+ * then for each key tile {@code Sᵀ = K·Qᵀ} (K read in place, broadcast), an online softmax down the columns of
+ * {@code Sᵀ} (running max {@code m} and sum {@code l} per query, all vertical vector operations, no horizontal
+ * reductions; the rescale of {@code Oᵀ} is skipped when no maximum moved), and {@code Oᵀ = α∘Oᵀ + Vᵀ·Pᵀ}
+ * ({@code Vᵀ} transposed once per call, so that a long key tile streams contiguous rows). At the end
+ * {@code O = Oᵀᵀ / l} and {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped;
+ * masking is only applied on tiles that cross the causal boundary.
  *
  * <p><b>Backward</b> (FlashAttention-2): a pre-pass computes {@code D = rowsum(dO∘O)} and clears dq. Then
- * one task per batch, key/value head and key tile packs {@code Kᵀ}, {@code Vᵀ} and K once, and for every
- * query head of its group and every query tile that sees the key tile recomputes
- * {@code P = exp(S - lse)} from the saved log-sum-exp, {@code dP = dO·Vᵀ}, {@code dS = P∘(dP - D)}, and
- * accumulates {@code dVᵀ += dOᵀ·P}, {@code dKᵀ += Qᵀ·dS} in its own tile (so grouped-query heads are summed
- * without atomics) and {@code dQ += dS·K}, added to dq under a lock per query tile (key tiles of one head run
- * on different threads).
+ * one task per batch, key/value head and key tile packs {@code Kᵀ}, {@code Vᵀ} (panels of NR keys) and K
+ * (panels of NR columns) once, and for every query head of its group and every query tile that sees the key
+ * tile recomputes {@code P = exp(S - lse)} from the saved log-sum-exp, {@code dP = dO·Vᵀ},
+ * {@code dS = P∘(dP - D)}, and accumulates {@code dVᵀ += dOᵀ·P}, {@code dKᵀ += Qᵀ·dS} in its own tile (so
+ * grouped-query heads are summed without atomics) and {@code dQ += dS·K}, added to dq under a lock per query
+ * tile (key tiles of one head run on different threads).
  *
  * <p>Masks: query {@code i} sees keys {@code j < visibleKeys(i)}; a row that sees no key keeps
  * {@code m = -∞, l = 0} and gives {@code O = 0}, {@code lse = -∞}; in backward its {@code lse} makes

@@ -17,45 +17,44 @@ import org.kernels4j.tuning.TuningSpace;
  *
  * <p><b>Implicit GEMM.</b> Every pass is a matrix product whose operands are gathered from the tensors on
  * the fly, one cache-sized block at a time, into the panels the {@link MicroKernel} reads (BLIS/Goto
- * blocking: a {@link #KC}-deep block of B in L2, one {@code KC × NR} panel of it in L1, the A block in L2,
- * the C tile in registers). No full im2col matrix is ever built. Per image {@code n} and group {@code g}
- * (sizes per group: {@code Cg = C/G}, {@code Kg = K/G}):
+ * blocking, {@link Gemm#run}: a {@link #KC}-deep block of B in L2, one {@code KC × NR} panel of it in L1, the A
+ * block in L2, the C tile in registers). No full im2col matrix is ever built. Per group (sizes per group:
+ * {@code Cg = C/G}, {@code Kg = K/G}):
  * <table>
  * <caption>The GEMM of each pass</caption>
  * <tr><th>pass</th><th>layout</th><th>C (M × N)</th><th>A</th><th>B</th><th>depth</th></tr>
- * <tr><td>forward, stride 1</td><td>NCHW</td><td>y: channels × positions</td><td>w, in place</td>
- *     <td>padded x, in place via a tap table ({@link Indirect})</td><td>Cg·R·S</td></tr>
- * <tr><td>forward, strided</td><td>NCHW</td><td>y: channels × pixels</td><td>w, in place</td>
- *     <td>im2col(x), packed</td><td>Cg·R·S</td></tr>
+ * <tr><td>forward</td><td>NCHW</td><td>y: Kg × positions of all images ({@link FlatProduct})</td>
+ *     <td>w, in place</td><td>x {@link Planes}, a run per tap</td><td>Cg·R·S</td></tr>
  * <tr><td>forward</td><td>NHWC</td><td>y: pixels × channels</td><td>im2col(x) rows, packed (channel runs)</td>
  *     <td>wᵀ, packed</td><td>R·S·Cg</td></tr>
- * <tr><td>data, stride 1</td><td>NCHW</td><td>dx: channels × positions</td><td>w flipped, packed once</td>
- *     <td>padded dy, in place via a tap table ({@link Indirect})</td><td>Kg·R·S</td></tr>
- * <tr><td>data, strided</td><td>NCHW</td><td>dx: channels × phase pixels</td><td>w taps, packed once</td>
- *     <td>gathered dy (row runs), packed</td><td>Kg·taps</td></tr>
+ * <tr><td>data</td><td>NCHW</td><td>dx: Cg × positions, one GEMM per stride phase ({@link Phase})</td>
+ *     <td>the phase's filter taps, packed once</td><td>padded dy {@link Planes}, a run per tap</td>
+ *     <td>Kg·taps</td></tr>
  * <tr><td>data</td><td>NHWC</td><td>dx: phase pixels × channels</td><td>gathered dy rows, packed</td>
  *     <td>w taps, packed</td><td>taps·Kg</td></tr>
- * <tr><td>filter, stride 1</td><td>NCHW</td><td>dwᵀ: Cg·R·S × K</td><td>padded x rows, packed (runs)</td>
- *     <td>dyᵀ, packed</td><td>positions</td></tr>
- * <tr><td>filter, strided</td><td>NCHW</td><td>dw: K × Cg·R·S</td><td>dy, in place</td>
- *     <td>im2col(x)ᵀ, packed</td><td>pixels</td></tr>
+ * <tr><td>filter</td><td>NCHW</td><td>dwᵀ: Cg·R·S × Kg ({@link FlatFilter})</td><td>x {@link Planes} rows,
+ *     packed (read in place for 1 × 1)</td><td>dyᵀ, packed</td><td>pixels</td></tr>
  * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x) rows, packed</td>
  *     <td>pixels</td></tr>
  * </table>
- * "Positions" are the flat positions {@code p·wp + q} of a zero-padded input plane of width {@code wp}
- * (see {@link Indirect}): with stride 1 they turn every filter tap into a contiguous run of the padded input.
- * Backward-data is a gather, not a scatter: with a stride, input pixels fall into {@code strideH × strideW}
- * phases, and in each phase exactly the same filter taps reach every pixel, so each phase is one GEMM over
- * its valid taps only (no zero-inserted dy, no wasted multiplies; a phase no tap reaches gets zeros).
- * Backward-filter reduces over every pixel of every image: it is split over images and pixel chunks, each
- * worker accumulating into its own dw (and db) partial, and the partials are summed at the end.
+ * In NCHW the activations are first prepared as {@link Planes}: zero-padded and split into their stride phases,
+ * so that for any stride and dilation, filter tap {@code (r, s)} of consecutive outputs reads consecutive floats
+ * at a fixed offset ("positions" are the flat positions {@code p·wp + q} of those planes; the few between output
+ * rows are computed and dropped). Backward-data is a gather, not a scatter: with a stride, input pixels fall into
+ * {@code strideH × strideW} phases, and in each phase exactly the same filter taps reach every pixel, so each
+ * phase is one GEMM over its valid taps only (no zero-inserted dy, no wasted multiplies; a phase no tap reaches
+ * gets zeros). Backward-filter reduces over every pixel of every image: it is split over images and position
+ * chunks, each worker accumulating into its own dwᵀ (and db) partial, summed and transposed at the end; with 1 × 1
+ * filters, whose A is read in place, tasks split the output columns instead.
+ *
+ * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 forward and backward-data run {@link Conv2dWinograd}'s F(2×2, 3×3)
+ * instead (2.25× fewer multiplies; knob {@code WINOGRAD} turns it off).
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
- * instead: in NCHW with stride 1 on the flat positions of a padded plane (every tap a contiguous run,
- * the accumulator in a register across taps), strided NCHW row by row, and NHWC vectorised along the
- * channels.
+ * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (other filters on the flat positions
+ * of a padded plane), strided NCHW row by row, and NHWC vectorised along the channels.
  *
- * <p>Forward and backward-data split images × groups × pixel blocks over the worker pool; problems under
+ * <p>Tasks are blocks of positions (or pixels) × groups, claimed dynamically by the worker pool; problems under
  * {@link #MIN_FLOPS_PER_THREAD} per thread run on the caller alone.
  */
 final class Conv2dCpu implements Conv2dKernels {
@@ -71,7 +70,7 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Floats of an in-place A slice ({@code rows × KC}) small enough to stay in L2 next to the packed B panels
-     * (128 KiB): up to it B is packed panel by panel, just in time (see {@link Gemm#run}).
+     * (128 KiB; tuning knob): up to it B is packed panel by panel, just in time (see {@link Gemm#run}).
      */
     static final int IN_PLACE_A_FLOATS = 32 << 10;
 
@@ -111,6 +110,7 @@ final class Conv2dCpu implements Conv2dKernels {
         return b.parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", MC, 24, 48, 96, 144, 192)
                 .parameter("NC", NC, 96, 192, 384, 768)
+                .parameter("IN_PLACE_A", IN_PLACE_A_FLOATS, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10)
                 .parameter("PIXELS", pixelsDefault, pixels)
                 .bucket(p -> p.format() + "-n" + ShapeBuckets.pow2(p.n(), 1, 32) + "-k" + ShapeBuckets.pow2(p.kPerGroup())
                         + "-crs" + ShapeBuckets.pow2((long) p.cPerGroup() * p.r() * p.s())
@@ -119,9 +119,9 @@ final class Conv2dCpu implements Conv2dKernels {
     }
 
     /** The cache blocking of one GEMM pass: depth, rows of A and columns of B per block. */
-    record Blocking(int kc, int mc, int nc) {
+    record Blocking(int kc, int mc, int nc, int inPlaceA) {
         static Blocking of(Parameters tp) {
-            return new Blocking(tp.get("KC"), tp.get("MC"), tp.get("NC"));
+            return new Blocking(tp.get("KC"), tp.get("MC"), tp.get("NC"), tp.get("IN_PLACE_A"));
         }
     }
 
@@ -478,7 +478,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 return;
             }
             int kcMax = Math.min(b.kc(), depth);
-            boolean inPlace = aArray != null && (long) m * kcMax <= IN_PLACE_A_FLOATS;
+            boolean inPlace = aArray != null && (long) m * kcMax <= b.inPlaceA();
             int ncMax = inPlace ? NR : Math.min(b.nc(), n);
             float[] bp = Workspace.floats(SLOT_B, kcMax * roundUp(ncMax, NR));
             float[] ap = aArray != null ? null : Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax);

@@ -17,13 +17,15 @@ import org.kernels4j.spi.LayerNormProblem;
  * <p>Forward, per row: one read pass accumulates the sum and the sum of squares of {@code x - x[0]} (the
  * shift keeps {@code E[x²] - E[x]²} from cancelling when the mean is large next to the spread), then one
  * pass writes {@code y = (x - mean)·rstd·γ + β}. The row is still in L1/L2 for the second pass, so memory
- * sees one read of x and one write of y.
+ * sees one read of x and one write of y; on the vector path the second pass of a row and the first pass of the
+ * next run in one loop, so that reads and writes interleave as in a copy.
  *
  * <p>Backward, per row with {@code x̂ = (x - mean)·rstd} and {@code g = dy·γ}: one pass accumulates
  * {@code Σg} and {@code Σg·x̂} and, fused into the same pass, adds {@code dy·x̂} and {@code dy} into this
  * worker's own dγ/dβ partial rows; a second pass over the cached row writes
  * {@code dx = rstd·(g - mean(g) - x̂·mean(g·x̂))} (RMS norm: without the {@code mean(g)} term). The
- * per-worker partials are summed once at the end, so no two threads ever write the same dγ/dβ element.
+ * per-worker partials are summed once at the end, so no two threads ever write the same dγ/dβ element. Long
+ * rows ({@link #FUSED_BACKWARD_COLUMNS}) fuse the dx pass with the next row's first pass, as forward does.
  *
  * <p>Rows are split over the worker pool in contiguous blocks (a few per worker so a busy core does not hold
  * up the rest); problems under {@link #MIN_ELEMENTS_PER_THREAD} elements per thread run on the caller alone.
