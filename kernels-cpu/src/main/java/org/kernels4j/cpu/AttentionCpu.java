@@ -514,10 +514,12 @@ final class AttentionCpu implements AttentionKernels {
                     int dqBase = dqo + (bh * nq + i0) * d;
                     synchronized (DQ_LOCKS[(bh * queryTiles + qt) & (DQ_LOCKS.length - 1)]) {
                         for (int i = 0; i < rows; i++) {
-                            int dst = dqBase + i * d;
-                            int src = i * dw;
-                            for (int c = 0; c < d; c++) {
-                                dq[dst + c] += scale * dQt[src + c];
+                            if (Vectorization.ENABLED) {
+                                Panama.addScaled(dq, dqBase + i * d, dQt, i * dw, d, scale);
+                            } else {
+                                for (int c = 0; c < d; c++) {
+                                    dq[dqBase + i * d + c] += scale * dQt[i * dw + c];
+                                }
                             }
                         }
                     }
@@ -714,6 +716,21 @@ final class AttentionCpu implements AttentionKernels {
                     g.intoArray(ds, at + e);
                     g.intoArray(dsRows, i * kw + j);
                 }
+            }
+        }
+
+        /**
+         * {@code y[yo + c] += s·x[xo + c]} for {@code c < n} (the JIT does not vectorise this loop itself: it cannot
+         * rule out that the two arrays are one).
+         */
+        static void addScaled(float[] y, int yo, float[] x, int xo, int n, float s) {
+            FloatVector vs = FloatVector.broadcast(S, s);
+            int c = 0;
+            for (; c <= n - L; c += L) {
+                FloatVector.fromArray(S, x, xo + c).fma(vs, FloatVector.fromArray(S, y, yo + c)).intoArray(y, yo + c);
+            }
+            for (; c < n; c++) {
+                y[yo + c] += s * x[xo + c];
             }
         }
 
