@@ -17,14 +17,22 @@ import org.kernels4j.LayerNorm;
 import org.kernels4j.Stream;
 import org.kernels4j.Tensor;
 import org.kernels4j.spi.Conv2dProblem;
+import org.kernels4j.tuning.Tuning;
 
 /**
- * One pass of one {@link Problem} on one device, through the public ops, as a {@link Workload}: random normal
- * inputs for timing, copied into enough input sets to exceed {@link #ROTATION_BYTES} together (so caches do
- * not flatter the measurement), a separate set of fresh verification inputs, and for backward passes the
- * forward's saved outputs. {@link #check} writes into outputs poisoned with NaN, each allocated between two guard tensors
- * filled with a sentinel; the guards catch a kernel writing past its outputs where the device allocates them
- * next to each other (and the JVM's bounds checks catch it in the CPU backend).
+ * One pass of one {@link Problem} on one device, through the public ops, as a {@link Workload}: one set of
+ * random normal inputs, generated once (GPU-sized sets are hundreds of millions of values, and generating
+ * them is the costly part of a workload), which {@link #check} verifies on; for {@link #time}, copies of it
+ * in other memory (a host round trip, cheap next to generating), added until the sets together hold
+ * {@link #ROTATION_BYTES}, so that small problems do not run from caches warm from the previous run (a set
+ * that large by itself is not copied); for backward passes the forward's saved outputs.
+ * {@link #check} writes into outputs poisoned with NaN, each allocated between two guard tensors filled
+ * with a sentinel; the guards catch a kernel writing past its outputs where the device allocates them next
+ * to each other (and the JVM's bounds checks catch it in the CPU backend).
+ *
+ * <p>{@link #survey} runs a pass once on zero-filled inputs (allocated and filled on the device, nothing
+ * generated) to see which tunable kernels it dispatches and how long it takes on the device, so that a
+ * tuning run can plan its budget before it pays for any input generation.
  */
 final class OpWorkload implements Workload {
 
@@ -40,27 +48,25 @@ final class OpWorkload implements Workload {
     private final Device device;
     private final Stream stream;
     private final List<Tensor[]> sets = new ArrayList<>();
-    private final Tensor[] verification;
     private final Tensor[] outputs;
     private final List<Tensor> owned = new ArrayList<>();
 
-    private OpWorkload(Problem problem, String pass, Device device, long seed) {
+    private OpWorkload(Problem problem, String pass, Device device, long seed, boolean zeros) {
         this.problem = problem;
         this.pass = pass;
         this.device = device;
         this.stream = device.defaultStream();
         try {
-            Tensor[] first = inputs(seed);
+            Tensor[] first = inputs(zeros ? null : RandomGeneratorFactory.of("L64X128MixRandom").create(seed));
             sets.add(first);
             long setBytes = 0;
             for (Tensor t : first) {
                 setBytes += t == null ? 0 : t.byteSize();
             }
-            long rotations = Math.max(1, Math.min(MAX_ROTATIONS, (ROTATION_BYTES + setBytes - 1) / Math.max(1, setBytes)));
+            long rotations = zeros ? 1 : Math.max(1, Math.min(MAX_ROTATIONS, (ROTATION_BYTES + setBytes - 1) / Math.max(1, setBytes)));
             for (int r = 1; r < rotations; r++) {
                 sets.add(copyOf(first));
             }
-            this.verification = inputs(System.nanoTime());
             this.outputs = allocateOutputs(owned);
             stream.synchronize();
         } catch (RuntimeException e) {
@@ -72,13 +78,50 @@ final class OpWorkload implements Workload {
     /**
      * A workload of {@code problem}'s {@code pass} on {@code device}.
      *
-     * @param seed seeds the timing inputs (the verification inputs are always fresh)
+     * @param seed seeds the inputs
      */
     static OpWorkload create(Problem problem, String pass, Device device, long seed) {
+        checkPass(problem, pass);
+        return new OpWorkload(problem, pass, device, seed, false);
+    }
+
+    /**
+     * What one run of a pass dispatches and costs.
+     *
+     * @param trace          the parameter resolutions of the run (every tunable kernel it launched)
+     * @param deviceMillis   the device time of a second run (device events around the op's launches)
+     * @param inputElements  elements of one input set (what {@link #create} generates)
+     * @param outputElements elements of the outputs (what {@link #check} reads back and compares)
+     */
+    record Survey(List<Tuning.Resolution> trace, double deviceMillis, long inputElements, long outputElements) {
+    }
+
+    /** Runs {@code pass} of {@code problem} on zero-filled inputs: once traced, then once timed. */
+    static Survey survey(Problem problem, String pass, Device device) {
+        checkPass(problem, pass);
+        try (OpWorkload w = new OpWorkload(problem, pass, device, 0, true)) {
+            Tensor[] in = w.sets.get(0);
+            List<Tuning.Resolution> trace = Tuning.trace(() -> {
+                w.run(in, w.outputs);
+                w.stream.synchronize();
+            });
+            double millis = w.time(0);
+            long inputs = 0;
+            for (Tensor t : in) {
+                inputs += t == null ? 0 : t.elementCount();
+            }
+            long outputs = 0;
+            for (Tensor t : w.outputs) {
+                outputs += t.elementCount();
+            }
+            return new Survey(trace, millis, inputs, outputs);
+        }
+    }
+
+    private static void checkPass(Problem problem, String pass) {
         if (!problem.passes().contains(pass)) {
             throw new IllegalArgumentException("pass: " + problem.op() + " has " + problem.passes() + ", got " + pass);
         }
-        return new OpWorkload(problem, pass, device, seed);
     }
 
     @Override
@@ -91,9 +134,13 @@ final class OpWorkload implements Workload {
         return problem.dtype();
     }
 
+    /**
+     * Only OpenCL checks candidates concurrently: its candidates compile programs, which overlap; CUDA's kernels
+     * are compiled ahead of time, and concurrent checks would only multiply the memory of GPU-sized outputs.
+     */
     @Override
     public boolean parallelChecks() {
-        return !device.backend().name().equals("cpu");
+        return device.backend().name().equals("opencl");
     }
 
     @Override
@@ -122,7 +169,7 @@ final class OpWorkload implements Workload {
             for (Tensor g : guards) {
                 g.fill(SENTINEL);
             }
-            run(verification, out);
+            run(sets.get(0), out);
             stream.synchronize();
             String canary = null;
             for (int i = 0; i < guards.size() && canary == null; i++) {
@@ -134,6 +181,9 @@ final class OpWorkload implements Workload {
                         break;
                     }
                 }
+            }
+            if (out.length == 1) {
+                return new Check(out[0].toFloatArray(), canary);
             }
             long n = 0;
             for (Tensor t : out) {
@@ -160,9 +210,6 @@ final class OpWorkload implements Workload {
             closeAll(s);
         }
         sets.clear();
-        if (verification != null) {
-            closeAll(verification);
-        }
         for (Tensor t : owned) {
             t.close();
         }
@@ -277,9 +324,12 @@ final class OpWorkload implements Workload {
         return problem.conv().problem(problem.convX(), problem.convW(), problem.dtype());
     }
 
-    /** One input set of the pass; backward passes include the forward's saved outputs. */
-    private Tensor[] inputs(long seed) {
-        RandomGenerator rng = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    /**
+     * One input set of the pass; backward passes include the forward's saved outputs. With {@code rng} null
+     * every input is zero-filled on the device and the saved outputs too (no forward run): good enough to see
+     * what the pass dispatches and what it costs.
+     */
+    private Tensor[] inputs(RandomGenerator rng) {
         DType dt = problem.dtype();
         List<Tensor> made = new ArrayList<>();
         try {
@@ -302,7 +352,14 @@ final class OpWorkload implements Workload {
                         made.add(mean);
                     }
                     made.add(rstd);
-                    ln.forward(stream, x, gamma, beta, y, mean, rstd);
+                    if (rng != null) {
+                        ln.forward(stream, x, gamma, beta, y, mean, rstd);
+                    } else {
+                        if (mean != null) {
+                            mean.fill(0);
+                        }
+                        rstd.fill(1);
+                    }
                     stream.synchronize();
                     y.close();
                     made.remove(y);
@@ -339,7 +396,12 @@ final class OpWorkload implements Workload {
                     made.add(o);
                     Tensor lse = device.allocate(DType.FLOAT32, qs[0], qs[1], qs[2]);
                     made.add(lse);
-                    problem.attention().forward(stream, q, k, v, o, lse);
+                    if (rng != null) {
+                        problem.attention().forward(stream, q, k, v, o, lse);
+                    } else {
+                        o.fill(0);
+                        lse.fill(0);
+                    }
                     Tensor dO = random(made, rng, dt, qs);
                     stream.synchronize();
                     return new Tensor[] {q, k, v, o, lse, dO};
@@ -353,7 +415,14 @@ final class OpWorkload implements Workload {
         }
     }
 
+    /** Random normal values, or zeros filled on the device when {@code rng} is null. */
     private Tensor random(List<Tensor> made, RandomGenerator rng, DType dt, int... shape) {
+        if (rng == null) {
+            Tensor t = device.allocate(dt, shape);
+            made.add(t);
+            t.fill(0);
+            return t;
+        }
         long n = 1;
         for (int d : shape) {
             n *= d;

@@ -10,14 +10,21 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.kernels4j.Backends;
+import org.kernels4j.DType;
+import org.kernels4j.tuning.Parameters;
 import org.kernels4j.tuning.Tuning;
+import org.kernels4j.tuning.TuningSpace;
 
 import picocli.CommandLine;
 
@@ -96,12 +103,32 @@ class CommandLineTest {
 
         Path bundle = dir.resolve("bundle.json");
         assertEquals(0, run("cache", "export", bundle.toString()).exit());
-        Path defaults = dir.resolve("defaults");
+        // exported as shipped defaults into a class-path root, the files are what ShippedDefaults loads for
+        // this device: every tuned entry's best parameters come back for its kernel, dtype and bucket
+        Path classes = dir.resolve("classes");
+        Path defaults = classes.resolve(ShippedDefaults.ROOT);
         Run asDefaults = run("cache", "export", "--as-defaults", defaults.toString());
         assertEquals(0, asDefaults.exit(), asDefaults.out());
-        try (var files = Files.walk(defaults)) {
-            assertTrue(files.anyMatch(f -> f.getFileName().toString().startsWith("device-")), asDefaults.out());
+        DeviceKey cpu = DeviceKey.of(Backends.require("cpu").defaultDevice());
+        assertTrue(Files.isRegularFile(classes.resolve(ShippedDefaults.chain(cpu).get(0))), asDefaults.out());
+        List<String> warnings = new ArrayList<>();
+        try (URLClassLoader loader = new URLClassLoader(new URL[] {classes.toUri().toURL()}, null)) {
+            ShippedDefaults shipped = new ShippedDefaults(loader, warnings::add);
+            int checked = 0;
+            for (TuningCache.Entry e : entries) {
+                if (e.best().isEmpty()) {
+                    continue;
+                }
+                TuningSpace<?> space = Tuning.space(e.kernel()).orElseThrow();
+                Optional<ShippedDefaults.Match> m = shipped.find(cpu, space, DType.parse(e.dtype()), e.bucket());
+                assertTrue(m.isPresent(), e.kernel() + " " + e.bucket() + "\n" + asDefaults.out());
+                assertEquals(Parameters.of(e.best().get().parameters()), m.get().parameters(), e.kernel());
+                assertTrue(m.get().origin().contains("device-" + cpu.device()), m.get().origin());
+                checked++;
+            }
+            assertTrue(checked > 0, entries.toString());
         }
+        assertEquals(List.of(), warnings);
         assertEquals(0, run("cache", "clear").exit());
         assertTrue(cache.files().isEmpty());
         assertEquals(0, run("cache", "import", bundle.toString()).exit());
