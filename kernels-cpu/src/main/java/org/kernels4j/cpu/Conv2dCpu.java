@@ -544,7 +544,7 @@ final class Conv2dCpu implements Conv2dKernels {
             for (int j = 0; j < jFrom; j++) {
                 dst[row + j] = 0f;
             }
-            System.arraycopy(src, srcOff + si * inW + jFrom - left, dst, row + jFrom, jTo - jFrom);
+            MicroKernel.copyRow(src, srcOff + si * inW + jFrom - left, dst, row + jFrom, jTo - jFrom);
             for (int j = jTo; j < wp; j++) {
                 dst[row + j] = 0f;
             }
@@ -1011,10 +1011,8 @@ final class Conv2dCpu implements Conv2dKernels {
                 splitEdge(src, row, inW, left, step, dst, at, phaseStride, j);
             }
             if (step == 2) {
-                for (int j = jFrom, c = row + jFrom * 2 - left; j < jTo; j++, c += 2) {
-                    dst[at + j] = src[c];
-                    dst[at + phaseStride + j] = src[c + 1];
-                }
+                MicroKernel.deinterleave(src, row + jFrom * 2 - left, dst, at + jFrom, at + phaseStride + jFrom,
+                        jTo - jFrom);
             } else {
                 for (int j = jFrom, c = row + jFrom * step - left; j < jTo; j++, c += step) {
                     for (int b = 0; b < step; b++) {

@@ -1,6 +1,7 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -73,6 +74,35 @@ final class MicroKernel {
         }
         for (int kk = 0; kk < kc; kk++) {
             System.arraycopy(src, base + offsets[offOff + kk], dst, dstOff + kk * NR, NR);
+        }
+    }
+
+    /**
+     * {@code dst[to + e] = src[from + e]} for {@code e < len}, for the short rows (tens of floats) of the
+     * convolutions' padded planes, where a {@code System.arraycopy} call costs more than the copy; the two
+     * ranges must not overlap.
+     */
+    static void copyRow(float[] src, int from, float[] dst, int to, int len) {
+        if (Vectorization.ENABLED && len >= Vectorization.FLOAT_LANES) {
+            Panama.copyRow(src, from, dst, to, len);
+            return;
+        }
+        System.arraycopy(src, from, dst, to, len);
+    }
+
+    /**
+     * Splits {@code 2·len} consecutive floats into their even and odd ones:
+     * {@code even[e] = src[from + 2e]} at {@code dst[toEven + e]}, {@code odd[e] = src[from + 2e + 1]} at
+     * {@code dst[toOdd + e]}, for {@code e < len} (the stride-2 phases of a convolution input row).
+     */
+    static void deinterleave(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
+        int e = 0;
+        if (Vectorization.ENABLED) {
+            e = Panama.deinterleave(src, from, dst, toEven, toOdd, len);
+        }
+        for (int c = from + 2 * e; e < len; e++, c += 2) {
+            dst[toEven + e] = src[c];
+            dst[toOdd + e] = src[c + 1];
         }
     }
 
@@ -170,6 +200,32 @@ final class MicroKernel {
                 FloatVector.fromArray(S, src, from + L).intoArray(dst, d + L);
                 FloatVector.fromArray(S, src, from + 2 * L).intoArray(dst, d + 2 * L);
             }
+        }
+
+        /** Whole vectors, then one vector ending at the row's end (overlapping the previous one). */
+        static void copyRow(float[] src, int from, float[] dst, int to, int len) {
+            int e = 0;
+            for (; e + L <= len; e += L) {
+                FloatVector.fromArray(S, src, from + e).intoArray(dst, to + e);
+            }
+            if (e < len) {
+                FloatVector.fromArray(S, src, from + len - L).intoArray(dst, to + len - L);
+            }
+        }
+
+        private static final VectorShuffle<Float> EVEN = VectorShuffle.fromOp(S, i -> 2 * i);
+        private static final VectorShuffle<Float> ODD = VectorShuffle.fromOp(S, i -> 2 * i + 1);
+
+        /** Whole vectors of the split (two loads, lanes picked across both); returns how many it did. */
+        static int deinterleave(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
+            int e = 0;
+            for (int c = from; e + L <= len; e += L, c += 2 * L) {
+                FloatVector lo = FloatVector.fromArray(S, src, c);
+                FloatVector hi = FloatVector.fromArray(S, src, c + L);
+                lo.rearrange(EVEN, hi).intoArray(dst, toEven + e);
+                lo.rearrange(ODD, hi).intoArray(dst, toOdd + e);
+            }
+            return e;
         }
 
         static void copyToPanels(float[] src, int from, float[] dst, int to, int panels, int panelStride) {

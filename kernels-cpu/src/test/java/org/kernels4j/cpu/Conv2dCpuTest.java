@@ -101,7 +101,10 @@ class Conv2dCpuTest {
             // 3x3 stride 1 (Winograd) with padding beyond the filter: backward-data crops dy (2 - pad < 0)
             "NCHW, 2, 5, 9, 8, 6, 3, 3, 1, 1, 4, 5, 1, 0, 1, 1, 1, true",
             // odd output sizes (half tiles) and groups on the Winograd path
-            "NCHW, 2, 6, 7, 9, 4, 3, 3, 1, 1, 1, 0, 0, 1, 1, 1, 2, true"})
+            "NCHW, 2, 6, 7, 9, 4, 3, 3, 1, 1, 1, 0, 0, 1, 1, 1, 2, true",
+            // stride-2 rows long enough for the vector split into column phases (whole vectors and a tail)
+            "NCHW, 2, 3, 9, 45, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 2, 7, 40, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, false"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
