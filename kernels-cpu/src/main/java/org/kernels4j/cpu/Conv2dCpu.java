@@ -51,8 +51,9 @@ import org.kernels4j.tuning.TuningSpace;
  * instead (2.25× fewer multiplies; knob {@code WINOGRAD} turns it off).
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
- * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (other filters on the flat positions
- * of a padded plane), strided NCHW row by row, and NHWC vectorised along the channels.
+ * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for
+ * padding 1, else a padded copy of the plane; other filters on the flat positions of a padded plane), strided
+ * NCHW row by row, and NHWC vectorised along the channels.
  *
  * <p>Tasks are blocks of positions (or pixels) × groups, claimed dynamically by the worker pool; problems under
  * {@link #MIN_FLOPS_PER_THREAD} per thread run on the caller alone.
@@ -1598,8 +1599,14 @@ final class Conv2dCpu implements Conv2dKernels {
              */
             void correlate(float[] in, int inOff, int inH, int inW, int top, int left, float[] w, int wOff,
                            boolean flip, float bias, float[] out, int outOff) {
-                float[] xp = padded(in, inOff, inH, inW, top, left);
                 int taps = offsets.length;
+                if (Vectorization.ENABLED && p.r() == 3 && p.s() == 3 && p.dilationH() == 1 && p.dilationW() == 1
+                        && top == 1 && left == 1 && ho == inH && wo == inW && wo > Vectorization.FLOAT_LANES
+                        && inOff >= 1 && inOff + inH * inW < in.length) {
+                    Panama.same9(in, inOff, inH, inW, w, wOff, flip, bias, out, outOff);
+                    return;
+                }
+                float[] xp = padded(in, inOff, inH, inW, top, left);
                 if (Vectorization.ENABLED && taps == 9 && wo >= Vectorization.FLOAT_LANES) {
                     Panama.correlate9(xp, wp, offsets, w, wOff, flip, bias, out, outOff, ho, wo);
                 } else if (Vectorization.ENABLED) {
@@ -1677,6 +1684,73 @@ final class Conv2dCpu implements Conv2dKernels {
                     }
                     acc.intoArray(yp, f);
                 }
+            }
+
+            private static final jdk.incubator.vector.VectorMask<Float> FIRST =
+                    jdk.incubator.vector.VectorMask.fromLong(S, 1L);
+            private static final jdk.incubator.vector.VectorMask<Float> LAST =
+                    jdk.incubator.vector.VectorMask.fromLong(S, 1L << (S.length() - 1));
+            private static final jdk.incubator.vector.FloatVector ZERO = jdk.incubator.vector.FloatVector.zero(S);
+
+            /**
+             * The 3 × 3 "same" correlation (stride 1, padding 1, output the size of the input, {@code w} wider than
+             * a vector) read straight from the input plane, without a padded copy: rows outside the plane are
+             * skipped, and the column before a row's first pixel and after its last (the neighbouring rows' pixels,
+             * so one float before and after the plane must be in the array) are replaced by zero lanes. A row's
+             * last vector ends at the row's end, as in {@link #correlate9}.
+             */
+            static void same9(float[] x, int xOff, int h, int w, float[] wt, int wOff, boolean flip, float bias,
+                              float[] out, int outOff) {
+                int l = S.length();
+                int step = flip ? -1 : 1;
+                int first = flip ? wOff + 8 : wOff;
+                var w0 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first]);
+                var w1 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + step]);
+                var w2 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 2 * step]);
+                var w3 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 3 * step]);
+                var w4 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 4 * step]);
+                var w5 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 5 * step]);
+                var w6 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 6 * step]);
+                var w7 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 7 * step]);
+                var w8 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 8 * step]);
+                int vectors = (w + l - 1) / l;
+                for (int r = 0; r < h; r++) {
+                    int mid = xOff + r * w;
+                    int dst = outOff + r * w;
+                    boolean up = r > 0;
+                    boolean down = r + 1 < h;
+                    for (int v = 0; v < vectors; v++) {
+                        int q = Math.min(v * l, w - l);
+                        boolean left = q == 0;
+                        boolean right = q + l == w;
+                        var acc = jdk.incubator.vector.FloatVector.broadcast(S, bias);
+                        if (up) {
+                            acc = row3(x, mid - w + q, left, right, w0, w1, w2, acc);
+                        }
+                        acc = row3(x, mid + q, left, right, w3, w4, w5, acc);
+                        if (down) {
+                            acc = row3(x, mid + w + q, left, right, w6, w7, w8, acc);
+                        }
+                        acc.intoArray(out, dst + q);
+                    }
+                }
+            }
+
+            /** {@code acc + a·x[at - 1...] + b·x[at...] + c·x[at + 1...]}, the pixel before or after the row zero. */
+            private static jdk.incubator.vector.FloatVector row3(float[] x, int at, boolean left, boolean right,
+                                                                 jdk.incubator.vector.FloatVector a,
+                                                                 jdk.incubator.vector.FloatVector b,
+                                                                 jdk.incubator.vector.FloatVector c,
+                                                                 jdk.incubator.vector.FloatVector acc) {
+                var before = jdk.incubator.vector.FloatVector.fromArray(S, x, at - 1);
+                if (left) {
+                    before = before.blend(ZERO, FIRST);
+                }
+                var after = jdk.incubator.vector.FloatVector.fromArray(S, x, at + 1);
+                if (right) {
+                    after = after.blend(ZERO, LAST);
+                }
+                return before.fma(a, jdk.incubator.vector.FloatVector.fromArray(S, x, at).fma(b, after.fma(c, acc)));
             }
 
             /**
