@@ -1714,7 +1714,42 @@ final class Conv2dCpu implements Conv2dKernels {
                 var w7 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 7 * step]);
                 var w8 = jdk.incubator.vector.FloatVector.broadcast(S, wt[first + 8 * step]);
                 int vectors = (w + l - 1) / l;
-                for (int r = 0; r < h; r++) {
+                int r = 0;
+                // two output rows at a time: the two input rows both use are loaded once, and the two sums are
+                // independent chains
+                for (; r + 1 < h; r += 2) {
+                    int mid = xOff + r * w;
+                    int dst = outOff + r * w;
+                    boolean up = r > 0;
+                    boolean down = r + 2 < h;
+                    for (int v = 0; v < vectors; v++) {
+                        int q = Math.min(v * l, w - l);
+                        boolean left = q == 0;
+                        boolean right = q + l == w;
+                        int at = mid + q;
+                        var acc0 = jdk.incubator.vector.FloatVector.broadcast(S, bias);
+                        var acc1 = acc0;
+                        var b = before(x, at, left);
+                        var c = jdk.incubator.vector.FloatVector.fromArray(S, x, at);
+                        var a = after(x, at, right);
+                        acc0 = b.fma(w3, c.fma(w4, a.fma(w5, acc0)));
+                        acc1 = b.fma(w0, c.fma(w1, a.fma(w2, acc1)));
+                        b = before(x, at + w, left);
+                        c = jdk.incubator.vector.FloatVector.fromArray(S, x, at + w);
+                        a = after(x, at + w, right);
+                        acc0 = b.fma(w6, c.fma(w7, a.fma(w8, acc0)));
+                        acc1 = b.fma(w3, c.fma(w4, a.fma(w5, acc1)));
+                        if (up) {
+                            acc0 = row3(x, at - w, left, right, w0, w1, w2, acc0);
+                        }
+                        if (down) {
+                            acc1 = row3(x, at + 2 * w, left, right, w6, w7, w8, acc1);
+                        }
+                        acc0.intoArray(out, dst + q);
+                        acc1.intoArray(out, dst + w + q);
+                    }
+                }
+                for (; r < h; r++) {
                     int mid = xOff + r * w;
                     int dst = outOff + r * w;
                     boolean up = r > 0;
@@ -1742,15 +1777,20 @@ final class Conv2dCpu implements Conv2dKernels {
                                                                  jdk.incubator.vector.FloatVector b,
                                                                  jdk.incubator.vector.FloatVector c,
                                                                  jdk.incubator.vector.FloatVector acc) {
-                var before = jdk.incubator.vector.FloatVector.fromArray(S, x, at - 1);
-                if (left) {
-                    before = before.blend(ZERO, FIRST);
-                }
-                var after = jdk.incubator.vector.FloatVector.fromArray(S, x, at + 1);
-                if (right) {
-                    after = after.blend(ZERO, LAST);
-                }
-                return before.fma(a, jdk.incubator.vector.FloatVector.fromArray(S, x, at).fma(b, after.fma(c, acc)));
+                return before(x, at, left).fma(a,
+                        jdk.incubator.vector.FloatVector.fromArray(S, x, at).fma(b, after(x, at, right).fma(c, acc)));
+            }
+
+            /** {@code x[at - 1...]}, lane 0 zero when {@code at} starts a row. */
+            private static jdk.incubator.vector.FloatVector before(float[] x, int at, boolean left) {
+                var v = jdk.incubator.vector.FloatVector.fromArray(S, x, at - 1);
+                return left ? v.blend(ZERO, FIRST) : v;
+            }
+
+            /** {@code x[at + 1...]}, the last lane zero when the vector ends a row. */
+            private static jdk.incubator.vector.FloatVector after(float[] x, int at, boolean right) {
+                var v = jdk.incubator.vector.FloatVector.fromArray(S, x, at + 1);
+                return right ? v.blend(ZERO, LAST) : v;
             }
 
             /**
