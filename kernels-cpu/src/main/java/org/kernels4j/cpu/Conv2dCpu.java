@@ -574,6 +574,7 @@ final class Conv2dCpu implements Conv2dKernels {
      * flat positions {@code f} of every image ({@link Planes}); A is the filter in place, B is packed from the
      * planes (runs of consecutive positions), C goes to a per-task block copied into y with the bias. Tasks are
      * blocks of the positions of all images together, so small planes (1×1 layers) still make whole panels.
+     * Without gap positions (filters one column wide) C is y itself: tasks are blocks within one image.
      */
     private static void forwardNchw(Operands o, Blocking b, int pixels) {
         Conv2dProblem p = o.p;
@@ -588,6 +589,28 @@ final class Conv2dCpu implements Conv2dKernels {
         int pq = p.p() * p.q();
         int total = p.n() * grid.count();
         int per = positionsPerTask(total, p.groups(), pixels);
+        if (grid.wp() == grid.cols()) {
+            // no gap positions (1 × S filters with S = 1 after the stride split): an image's flat positions are its
+            // output plane in order, so the product is written straight into y, tasks kept within one image
+            int blocks = (pq + per - 1) / per;
+            int tasks = p.groups() * p.n() * blocks;
+            int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            Parallel.run(tasks, workers, (worker, task) -> {
+                int f0 = (task % blocks) * per;
+                int n = (task / blocks) % p.n();
+                int g = task / blocks / p.n();
+                int count = Math.min(per, pq - f0);
+                FlatProduct product = new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid,
+                        n * pq + f0, count, o.w, o.wo + g * kg * depth, depth, 1, kg, o.y, pq);
+                product.cBase = o.yo + (n * p.k() + g * kg) * pq + f0;
+                product.paddedC = false;
+                product.run(b);
+                if (o.bias != null) {
+                    o.addBias(n, g, f0, count);
+                }
+            });
+            return;
+        }
         int blocks = (total + per - 1) / per;
         int tasks = p.groups() * blocks;
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);

@@ -107,7 +107,11 @@ class Conv2dCpuTest {
             "NCHW, 1, 2, 7, 40, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, false",
             // depthwise 3x3 "same" read in place: rows with an inner vector, and a row just over one vector
             "NCHW, 2, 3, 5, 28, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true",
-            "NCHW, 2, 2, 4, 9, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, false"})
+            "NCHW, 2, 2, 4, 9, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, false",
+            // filters one column wide: products written straight into y, per image and group
+            "NCHW, 3, 6, 5, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3, true",
+            "NCHW, 2, 4, 9, 10, 5, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, true",
+            "NCHW, 2, 24, 14, 14, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
