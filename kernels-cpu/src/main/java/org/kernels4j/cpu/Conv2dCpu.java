@@ -84,7 +84,7 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
     static final double MIN_FLOPS_PER_THREAD = 2e6;
 
-    /** Consecutive planes per task of the depthwise backward-filter (tuning knob). */
+    /** Consecutive planes per task of the stride-1 NCHW depthwise passes (tuning knob). */
     static final int PLANES_PER_TASK = 16;
 
     /*
@@ -1541,14 +1541,19 @@ final class Conv2dCpu implements Conv2dKernels {
         static void forward(Operands o) {
             Conv2dProblem p = o.p;
             if (o.nchw && stride1(p)) {
+                // blocks of consecutive planes per task: a plane is about a microsecond of work, less than it costs
+                // two cores to hand out a task through the shared counter
                 Flat f = new Flat(p, p.p(), p.q());
-                int tasks = p.n() * p.c();
+                int planes = p.n() * p.c();
+                int tasks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
                 Parallel.run(tasks, workers, (worker, task) -> {
-                    int plane = task;
-                    f.correlate(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w,
-                            o.wo + (plane % p.c()) * p.r() * p.s(), false,
-                            o.bias == null ? 0f : o.bias[o.bo + plane % p.c()], o.y, o.yo + plane * p.p() * p.q());
+                    for (int plane = task * PLANES_PER_TASK; plane < Math.min(planes, (task + 1) * PLANES_PER_TASK);
+                         plane++) {
+                        f.correlate(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w,
+                                o.wo + (plane % p.c()) * p.r() * p.s(), false,
+                                o.bias == null ? 0f : o.bias[o.bo + plane % p.c()], o.y, o.yo + plane * p.p() * p.q());
+                    }
                 });
             } else if (o.nchw) {
                 int tasks = p.n() * p.c();
@@ -2079,11 +2084,17 @@ final class Conv2dCpu implements Conv2dKernels {
             if (o.nchw && stride1(p)) {
                 // dx = dy correlated with the flipped filter, dy padded by ·dilation - pad
                 Flat f = new Flat(p, p.h(), p.w());
-                int tasks = p.n() * p.c();
+                int planes = p.n() * p.c();
+                int tasks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> f.correlate(o.y, o.yo + task * p.p() * p.q(), p.p(),
-                        p.q(), (p.r() - 1) * p.dilationH() - p.padTop(), (p.s() - 1) * p.dilationW() - p.padLeft(),
-                        o.w, o.wo + (task % p.c()) * p.r() * p.s(), true, 0f, o.x, o.xo + task * p.h() * p.w()));
+                Parallel.run(tasks, workers, (worker, task) -> {
+                    for (int plane = task * PLANES_PER_TASK; plane < Math.min(planes, (task + 1) * PLANES_PER_TASK);
+                         plane++) {
+                        f.correlate(o.y, o.yo + plane * p.p() * p.q(), p.p(), p.q(),
+                                (p.r() - 1) * p.dilationH() - p.padTop(), (p.s() - 1) * p.dilationW() - p.padLeft(),
+                                o.w, o.wo + (plane % p.c()) * p.r() * p.s(), true, 0f, o.x, o.xo + plane * p.h() * p.w());
+                    }
+                });
             } else if (o.nchw) {
                 int tasks = p.n() * p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
