@@ -34,6 +34,12 @@ public final class SmokeTiming {
             System.out.printf("FMA peak (Vector API loop, %d threads): %.1f GFLOP/s%n", Parallel.THREADS, Peak.gflops());
         }
         System.out.printf("copy bandwidth (arraycopy 64 MiB, 1 thread, read + write): %.1f GB/s%n", copyBandwidth());
+        // the register tile alone, each thread on its own copy of one block of the conv GEMMs (A read in place, one
+        // packed B block in cache): the ceiling the GEMM passes can reach before packing, copies and scheduling
+        System.out.printf("micro-kernel, conv-s2 block (128 rows, A stride 576, depth 256, 1 panel), %d threads: "
+                + "%.1f GFLOP/s%n", Parallel.THREADS, tileGflops(128, 576, 256, 1));
+        System.out.printf("micro-kernel, conv-1x1 block (96 rows, A stride 256, depth 256, 5 panels), %d threads: "
+                + "%.1f GFLOP/s%n", Parallel.THREADS, tileGflops(96, 256, 256, 5));
         if ("ln".startsWith(filter) || filter.startsWith("ln")) {
             layerNorm(s, rnd, "ln-8k-1k", 8192, 1024, reps);
             layerNorm(s, rnd, "ln-4k-4k", 4096, 4096, reps);
@@ -60,6 +66,30 @@ public final class SmokeTiming {
         float[] b = new float[16 << 20];
         double ms = median(() -> System.arraycopy(a, 0, b, 0, a.length), 5);
         return 2.0 * 4 * a.length / ms / 1e6;
+    }
+
+    /** {@link MicroKernel#tile} over {@code panels} packed panels, repeated, on every thread at once. */
+    private static double tileGflops(int rows, int ars, int kc, int panels) {
+        int nr = MicroKernel.NR;
+        int iters = 300;
+        float[][] a = new float[Parallel.THREADS][];
+        float[][] b = new float[Parallel.THREADS][];
+        float[][] c = new float[Parallel.THREADS][];
+        Random rnd = new Random(2);
+        for (int t = 0; t < Parallel.THREADS; t++) {
+            a[t] = Check.random(rnd, rows * ars);
+            b[t] = Check.random(rnd, kc * nr * panels);
+            c[t] = new float[rows * nr * panels];
+        }
+        Runnable all = () -> Parallel.run(Parallel.THREADS, Parallel.THREADS, (w, t) -> {
+            for (int it = 0; it < iters; it++) {
+                for (int pn = 0; pn < panels; pn++) {
+                    MicroKernel.tile(a[t], 0, ars, 1, b[t], pn * kc * nr, kc, c[t], pn * nr, nr * panels, rows, it > 0);
+                }
+            }
+        });
+        double ms = median(all, 5);
+        return 2.0 * rows * kc * nr * panels * iters * Parallel.THREADS / ms / 1e6;
     }
 
     /** Every thread runs independent FMA chains in registers; loaded only on the vector path. */
