@@ -133,6 +133,7 @@ final class Conv2dCpu implements Conv2dKernels {
     private static final int SLOT_TILE = 2;
     private static final int SLOT_TAPS = 3;
     private static final int SLOT_C = 4;
+    private static final int SLOT_C_ODD = 5;
     private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
     private static final int SLOT_WEIGHTS = Workspace.TASK_SLOTS + 1;
     private static final int SLOT_PADDED = Workspace.TASK_SLOTS + 2;
@@ -705,6 +706,40 @@ final class Conv2dCpu implements Conv2dKernels {
                 packDataWeights(o, phase[ph], weights, weightsAt[ph]);
             }
         }
+        if (columnPairs(phase, taps, sw)) {
+            // the two column phases of a row phase in one task, written to dx together: whole rows at a time
+            // instead of every other pixel in two passes
+            int[] firstPair = new int[sh + 1];
+            for (int a = 0; a < sh; a++) {
+                firstPair[a + 1] = firstPair[a] + p.groups() * blocks[2 * a];
+            }
+            int pairTasks = firstPair[sh];
+            int pairWorkers = Parallel.workers(pairTasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            Parallel.run(pairTasks, pairWorkers, (worker, task) -> {
+                int a = 0;
+                while (firstPair[a + 1] <= task) {
+                    a++;
+                }
+                int ph0 = 2 * a;
+                Phase f = phase[ph0];
+                Grid grid = new Grid(f.rows, f.cols, wp);
+                int inPhase = task - firstPair[a];
+                int g = inPhase / blocks[ph0];
+                int g0 = (inPhase % blocks[ph0]) * per[ph0];
+                int count = Math.min(per[ph0], p.n() * grid.count() - g0);
+                int ldc = roundUp(count, NR);
+                float[] c0 = Workspace.floats(SLOT_C, cg * ldc);
+                float[] c1 = Workspace.floats(SLOT_C_ODD, cg * ldc);
+                for (int ph = ph0; ph < ph0 + 2; ph++) {
+                    int depth = taps[ph].length;
+                    new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
+                            weightsAt[ph] + g * cg * depth, depth, 1, cg, ph == ph0 ? c0 : c1, ldc).run(b);
+                }
+                scatterPair(c0, c1, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w(), hw,
+                        p.c() * hw, sh * p.w());
+            });
+            return;
+        }
         int tasks = firstTask[phases];
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
@@ -726,6 +761,50 @@ final class Conv2dCpu implements Conv2dKernels {
             scatter(c, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w() + f.pw, hw, p.c() * hw,
                     sh * p.w(), sw, null, 0);
         });
+    }
+
+    /**
+     * Whether backward-data can run the column phases in pairs: stride 2 along the width, and in every row phase
+     * both column phases have taps and the same pixel grid.
+     */
+    private static boolean columnPairs(Phase[] phase, int[][] taps, int sw) {
+        if (sw != 2) {
+            return false;
+        }
+        for (int ph = 0; ph < phase.length; ph += 2) {
+            if (taps[ph] == null || taps[ph + 1] == null || phase[ph].rows != phase[ph + 1].rows
+                    || phase[ph].cols != phase[ph + 1].cols) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * As {@link #scatter} without bias, for two C blocks of the same positions that are the even and odd columns of
+     * the output rows: {@code out[... + 2q] = c0}, {@code out[... + 2q + 1] = c1}.
+     */
+    static void scatterPair(float[] c0, float[] c1, int ldc, int m, int count, int g0, Grid grid, float[] out,
+                            int base, int channelStride, int imageStride, int rowStride) {
+        int perImage = grid.count();
+        int wp = grid.wp();
+        int j = 0;
+        while (j < count) {
+            int g = g0 + j;
+            int img = g / perImage;
+            int f = g - img * perImage;
+            int pp = f / wp;
+            int q = f - pp * wp;
+            int run = Math.min(Math.min(wp - q, perImage - f), count - j);
+            int valid = Math.min(run, grid.cols() - q);
+            if (valid > 0) {
+                int dst = base + img * imageStride + pp * rowStride + 2 * q;
+                for (int i = 0; i < m; i++) {
+                    MicroKernel.interleave(c0, c1, i * ldc + j, out, dst + i * channelStride, valid);
+                }
+            }
+            j += run;
+        }
     }
 
     /** Offsets in the dy planes of B row {@code k·taps + tap} of a backward-data phase, relative to the group. */

@@ -107,6 +107,21 @@ final class MicroKernel {
     }
 
     /**
+     * {@code dst[to + 2e] = even[from + e]}, {@code dst[to + 2e + 1] = odd[from + e]} for {@code e < len}: the
+     * inverse of {@link #deinterleave}, for two column phases of an output row.
+     */
+    static void interleave(float[] even, float[] odd, int from, float[] dst, int to, int len) {
+        int e = 0;
+        if (Vectorization.ENABLED) {
+            e = Panama.interleave(even, odd, from, dst, to, len);
+        }
+        for (int d = to + 2 * e; e < len; e++, d += 2) {
+            dst[d] = even[from + e];
+            dst[d + 1] = odd[from + e];
+        }
+    }
+
+    /**
      * The scalar twin: 2 × 4 blocks of the tile in 8 local accumulators, which the JIT keeps in registers (with
      * the four B values and the A value, within the 16 floating-point registers of x86-64), so each loaded value
      * feeds several multiply-adds.
@@ -224,6 +239,21 @@ final class MicroKernel {
                 FloatVector hi = FloatVector.fromArray(S, src, c + L);
                 lo.rearrange(EVEN, hi).intoArray(dst, toEven + e);
                 lo.rearrange(ODD, hi).intoArray(dst, toOdd + e);
+            }
+            return e;
+        }
+
+        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * L);
+        private static final VectorShuffle<Float> ZIP_HIGH = VectorShuffle.fromOp(S, i -> L / 2 + i / 2 + (i % 2) * L);
+
+        /** Whole vectors of the interleave (lanes picked across both inputs); returns how many it did. */
+        static int interleave(float[] even, float[] odd, int from, float[] dst, int to, int len) {
+            int e = 0;
+            for (int d = to; e + L <= len; e += L, d += 2 * L) {
+                FloatVector a = FloatVector.fromArray(S, even, from + e);
+                FloatVector b = FloatVector.fromArray(S, odd, from + e);
+                a.rearrange(ZIP_LOW, b).intoArray(dst, d);
+                a.rearrange(ZIP_HIGH, b).intoArray(dst, d + L);
             }
             return e;
         }

@@ -105,6 +105,8 @@ class Conv2dCpuTest {
             // stride-2 rows long enough for the vector split into column phases (whole vectors and a tail)
             "NCHW, 2, 3, 9, 45, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 1, 2, 7, 40, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, false",
+            // stride-2 backward-data with both column phases of a row phase in one task (even width, groups)
+            "NCHW, 2, 4, 10, 36, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
             // depthwise 3x3 "same" read in place: rows with an inner vector, and a row just over one vector
             "NCHW, 2, 3, 5, 28, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true",
             "NCHW, 2, 2, 4, 9, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, false",
