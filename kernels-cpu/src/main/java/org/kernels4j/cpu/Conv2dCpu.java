@@ -512,9 +512,10 @@ final class Conv2dCpu implements Conv2dKernels {
                 int cols = Math.min(NR, nc - j0);
                 int bOff = (j0 / NR) * kc * NR;
                 if (paddedC || linearC && cols == NR) {
-                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, c, cBase + m0 * ldc + n0 + j0, ldc, mc, add);
+                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, c, cBase + m0 * ldc + n0 + j0, ldc, mc, add,
+                            cols);
                 } else {
-                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, tile, 0, NR, mc, false);
+                    MicroKernel.tile(a, aOff, rs, ks, bp, bOff, kc, tile, 0, NR, mc, false, cols);
                     for (int i = 0; i < mc; i++) {
                         int row = cRow(m0 + i);
                         for (int j = 0; j < cols; j++) {

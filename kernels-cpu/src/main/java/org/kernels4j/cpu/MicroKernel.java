@@ -45,6 +45,20 @@ final class MicroKernel {
     }
 
     /**
+     * As {@link #tile}, for a panel of which only the first {@code cols} columns are wanted: on the vector path, up
+     * to one vector of columns is computed alone (the last, partial panel of a product whose width is not a multiple
+     * of {@link #NR}, e.g. 128 = 5⅓ panels), and columns from there to {@code NR} of C are left as they are.
+     */
+    static void tile(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen, float[] c, int cOff,
+                     int ldc, int rows, boolean accumulate, int cols) {
+        if (Vectorization.ENABLED && cols <= Vectorization.FLOAT_LANES) {
+            Panama.narrow(a, aOff, ars, aks, b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+            return;
+        }
+        tile(a, aOff, ars, aks, b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+    }
+
+    /**
      * Copies {@code panels × NR} consecutive floats from {@code src[from...]} into one row of consecutive panels:
      * chunk {@code p} of {@link #NR} floats to {@code dst[to + p·panelStride...]}.
      */
@@ -205,6 +219,54 @@ final class MicroKernel {
                 default -> {
                 }
             }
+        }
+
+        /** One vector of columns: eight rows at a time, eight independent accumulators. */
+        static void narrow(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen, float[] c,
+                           int cOff, int ldc, int rows, boolean accumulate) {
+            int i = 0;
+            for (; i + 8 <= rows; i += 8) {
+                FloatVector c0 = FloatVector.zero(S);
+                FloatVector c1 = c0;
+                FloatVector c2 = c0;
+                FloatVector c3 = c0;
+                FloatVector c4 = c0;
+                FloatVector c5 = c0;
+                FloatVector c6 = c0;
+                FloatVector c7 = c0;
+                int a0 = aOff + i * ars;
+                for (int k = 0, bk = bOff, ak = a0; k < kLen; k++, bk += W, ak += aks) {
+                    FloatVector bv = FloatVector.fromArray(S, b, bk);
+                    c0 = FloatVector.broadcast(S, a[ak]).fma(bv, c0);
+                    c1 = FloatVector.broadcast(S, a[ak + ars]).fma(bv, c1);
+                    c2 = FloatVector.broadcast(S, a[ak + 2 * ars]).fma(bv, c2);
+                    c3 = FloatVector.broadcast(S, a[ak + 3 * ars]).fma(bv, c3);
+                    c4 = FloatVector.broadcast(S, a[ak + 4 * ars]).fma(bv, c4);
+                    c5 = FloatVector.broadcast(S, a[ak + 5 * ars]).fma(bv, c5);
+                    c6 = FloatVector.broadcast(S, a[ak + 6 * ars]).fma(bv, c6);
+                    c7 = FloatVector.broadcast(S, a[ak + 7 * ars]).fma(bv, c7);
+                }
+                int at = cOff + i * ldc;
+                store1(c0, c, at, accumulate);
+                store1(c1, c, at + ldc, accumulate);
+                store1(c2, c, at + 2 * ldc, accumulate);
+                store1(c3, c, at + 3 * ldc, accumulate);
+                store1(c4, c, at + 4 * ldc, accumulate);
+                store1(c5, c, at + 5 * ldc, accumulate);
+                store1(c6, c, at + 6 * ldc, accumulate);
+                store1(c7, c, at + 7 * ldc, accumulate);
+            }
+            for (; i < rows; i++) {
+                FloatVector c0 = FloatVector.zero(S);
+                for (int k = 0, bk = bOff, ak = aOff + i * ars; k < kLen; k++, bk += W, ak += aks) {
+                    c0 = FloatVector.broadcast(S, a[ak]).fma(FloatVector.fromArray(S, b, bk), c0);
+                }
+                store1(c0, c, cOff + i * ldc, accumulate);
+            }
+        }
+
+        private static void store1(FloatVector v, float[] c, int off, boolean accumulate) {
+            (accumulate ? v.add(FloatVector.fromArray(S, c, off)) : v).intoArray(c, off);
         }
 
         static void gatherPanel(float[] src, int base, int[] offsets, int offOff, int kc, float[] dst,
