@@ -3,10 +3,13 @@ package org.kernels4j.autotune;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -16,7 +19,10 @@ import org.kernels4j.tuning.Tuning;
 import org.kernels4j.tuning.TuningLookup;
 import org.kernels4j.tuning.TuningSpace;
 
-/** Shipped defaults fall back from the device to its architecture, its vendor, then generic entries. */
+/**
+ * Shipped defaults fall back from the device to its architecture, its vendor, then generic entries; the files
+ * kernels4j ships are well formed and current.
+ */
 class ShippedDefaultsTest {
 
     static final TuningSpace<Integer> CHAIN = TuningSpace.builder("test.chain", Integer.class).source("chain")
@@ -78,5 +84,45 @@ class ShippedDefaultsTest {
         Tuning.Resolution bad = Tuning.resolve(c, CHAIN, DType.FLOAT32, "b9");
         assertEquals(Tuning.Source.DEFAULT, bad.source());
         assertEquals(CHAIN.defaults(), bad.parameters());
+    }
+
+    /** The shipped files; each backend's kernel classes, loaded so that their spaces register. */
+    static final Map<String, List<String>> SHIPPED = Map.of(
+            ShippedDefaults.ROOT + "cuda/device-nvidia-h200.json", List.of("org.kernels4j.cuda.Conv2dCuda"));
+
+    @Test
+    void shippedFilesNameRegisteredSpacesWithCandidateValuesForTheCurrentSources() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        for (Map.Entry<String, List<String>> f : SHIPPED.entrySet()) {
+            for (String c : f.getValue()) {
+                Class.forName(c, true, getClass().getClassLoader());
+            }
+            ShippedDefaults.ShippedFile file;
+            try (InputStream in = getClass().getClassLoader().getResourceAsStream(f.getKey())) {
+                assertTrue(in != null, f.getKey() + " is not on the class path");
+                file = json.readValue(in, ShippedDefaults.ShippedFile.class);
+            }
+            assertEquals(TuningCache.FORMAT, file.format(), f.getKey());
+            assertTrue(!file.entries().isEmpty(), f.getKey());
+            for (ShippedDefaults.Shipped e : file.entries()) {
+                String where = f.getKey() + ": " + e.kernel() + " " + e.bucket();
+                TuningSpace<?> space = Tuning.space(e.kernel()).orElse(null);
+                assertTrue(space != null, where + ": no such tuning space");
+                // an entry for another source is skipped at dispatch: re-tune (or drop it) when the kernels change
+                assertEquals(space.sourceHash(), e.sourceHash(), where + ": tuned for another kernel source");
+                DType.parse(e.dtype());
+                assertEquals(space.defaults().names(), e.parameters().keySet(), where + ": parameter names");
+                for (Map.Entry<String, Integer> p : e.parameters().entrySet()) {
+                    assertTrue(space.parameter(p.getKey()).candidates().contains(p.getValue()),
+                            where + ": " + p + " is not a candidate of " + space.parameter(p.getKey()));
+                }
+                DeviceKey h200 = new DeviceKey("cuda", "nvidia-h200", "NVIDIA H200", "580.159.04", "dev", "sm_90",
+                        "nvidia");
+                ShippedDefaults.Match m = new ShippedDefaults(getClass().getClassLoader(), warnings::add)
+                        .find(h200, space, DType.parse(e.dtype()), e.bucket()).orElse(null);
+                assertTrue(m != null && m.parameters().equals(Parameters.of(e.parameters())), where + ": " + m);
+            }
+        }
+        assertTrue(warnings.isEmpty(), warnings.toString());
     }
 }
