@@ -145,12 +145,22 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < plan.size(); i++) {
             BenchPlan.Item item = plan.get(i);
             long t0 = System.nanoTime();
-            Collection<RunResult> r = run(item, threads, log);
+            // JMH truncates its output file on every run: each benchmark writes its own, appended to the run's log
+            Path itemLog = Files.createTempFile("kernels4j-bench-item-", ".log");
+            Collection<RunResult> r;
+            String error;
+            try {
+                r = run(item, threads, itemLog);
+                error = JmhLog.lastError(itemLog);
+                JmhLog.appendFile(log, itemLog);
+            } finally {
+                Files.deleteIfExists(itemLog);
+            }
             double secs = (System.nanoTime() - t0) / 1e9;
             if (r.isEmpty()) {
                 failed.add(item.key());
                 out.printf(Locale.ROOT, "  [%d/%d] %-45s FAILED (%.0f s): %s%n", i + 1, plan.size(), item.key(), secs,
-                        JmhLog.lastError(log));
+                        error);
             } else {
                 all.addAll(r);
                 RunResult rr = r.iterator().next();

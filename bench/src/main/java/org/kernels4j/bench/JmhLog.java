@@ -29,6 +29,15 @@ final class JmhLog {
         return "see the log";
     }
 
+    /** Appends the whole of {@code part} to {@code log} (best effort, as {@link #append}). */
+    static void appendFile(Path log, Path part) {
+        try {
+            Files.write(log, Files.readAllBytes(part), StandardOpenOption.APPEND, StandardOpenOption.CREATE);
+        } catch (IOException e) {
+            // the benchmark's result and error line are printed by the caller either way
+        }
+    }
+
     static void append(Path log, String line) {
         try {
             Files.writeString(log, line + System.lineSeparator(), StandardCharsets.UTF_8, StandardOpenOption.APPEND,
