@@ -1,5 +1,6 @@
 package org.kernels4j.cpu;
 
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -17,8 +18,8 @@ import jdk.incubator.vector.VectorSpecies;
  * B loads and one broadcast: all 16 AVX2 registers), with 3-, 2- and 1-row variants for the remainder rows.
  * The panel's fixed stride matters: with it every B address is a constant offset from one induction variable,
  * and the loop measured 98 GFLOP/s on one core of the development machine (Zen 3, 256-bit; the same loop with
- * a variable B stride ran at 76, a 6 × 2-vector tile with a fixed stride at 85). The scalar twin blocks the
- * tile 2 × 4 in local variables.
+ * a variable B stride ran at 76, a 6 × 2-vector tile with a fixed stride at 85). The scalar twin computes tall
+ * tiles column by column in loops the JIT auto-vectorises, short ones in 2 × 4 register blocks.
  */
 final class MicroKernel {
 
@@ -135,13 +136,112 @@ final class MicroKernel {
         }
     }
 
+    /** Rows from which the scalar twin computes the tile column by column (below, its register blocks are faster). */
+    private static final int SCALAR_COLUMN_ROWS = 32;
+
     /**
-     * The scalar twin: 2 × 4 blocks of the tile in 8 local accumulators, which the JIT keeps in registers (with
-     * the four B values and the A value, within the 16 floating-point registers of x86-64), so each loaded value
-     * feeds several multiply-adds.
+     * The scalar twin: tall tiles column by column ({@link #scalarColumns}), short ones in 2 × 4 register blocks
+     * ({@link #scalarBlocks}).
      */
     private static void scalarTile(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen, float[] c,
                                    int cOff, int ldc, int rows, boolean accumulate) {
+        if (rows >= SCALAR_COLUMN_ROWS) {
+            scalarColumns(a, aOff, ars, aks, b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+        } else {
+            scalarBlocks(a, aOff, ars, aks, b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+        }
+    }
+
+    /** Per-thread scratch of {@link #scalarColumns}: A's columns and C's columns, one array each. */
+    private static final class ColumnScratch {
+        float[][] aCols = new float[0][];
+        final float[][] cCols = new float[NR][0];
+    }
+
+    private static final ThreadLocal<ColumnScratch> COLUMN_SCRATCH = ThreadLocal.withInitial(ColumnScratch::new);
+
+    /**
+     * The tile as {@link #NR} column updates {@code C[·][j] += B[k][j] · A[·][k]}, four depth steps per pass,
+     * over A's columns copied to arrays of their own. Written so that HotSpot's auto-vectoriser (SuperWord, which
+     * the scalar path relies on without the Vector API) turns the innermost loop into AVX/NEON multiplies and adds
+     * (plain ones, not {@code Math.fma}, which is emulated and slow where the JVM runs without FMA): it is long
+     * ({@code rows} iterations) and every array in it is indexed by the bare loop counter, so even if two of the
+     * arrays were the same one no iteration could read what another wrote, and the JIT needs no aliasing proof
+     * (JDK 25 has no run-time aliasing check; with different offsets into one array it keeps the loop scalar).
+     * Measured on the development machine (2-core EPYC, JDK 25, 64-row tile, depth 64 and 256, noisy host):
+     * 10-13 GFLOP/s against 4-6 for the register blocks; at 16 rows the two were even.
+     */
+    private static void scalarColumns(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen,
+                                      float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+        ColumnScratch scratch = COLUMN_SCRATCH.get();
+        float[][] cols = scratch.cCols;
+        if (cols[0].length < rows) {
+            for (int j = 0; j < NR; j++) {
+                cols[j] = new float[rows];
+            }
+        }
+        float[][] at = scratch.aCols;
+        if (at.length < kLen || kLen > 0 && at[0].length < rows) {
+            at = new float[Math.max(kLen, at.length)][Math.max(rows, at.length == 0 ? 0 : at[0].length)];
+            scratch.aCols = at;
+        }
+        for (int k = 0; k < kLen; k++) {
+            float[] t = at[k];
+            for (int i = 0, from = aOff + k * aks; i < rows; i++, from += ars) {
+                t[i] = a[from];
+            }
+        }
+        for (int j = 0; j < NR; j++) {
+            Arrays.fill(cols[j], 0, rows, 0f);
+        }
+        int k = 0;
+        for (; k + 4 <= kLen; k += 4) {
+            float[] t0 = at[k];
+            float[] t1 = at[k + 1];
+            float[] t2 = at[k + 2];
+            float[] t3 = at[k + 3];
+            for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
+                float b0 = b[bk];
+                float b1 = b[bk + NR];
+                float b2 = b[bk + 2 * NR];
+                float b3 = b[bk + 3 * NR];
+                float[] o = cols[j];
+                for (int i = 0; i < rows; i++) {
+                    o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
+                }
+            }
+        }
+        for (; k < kLen; k++) {
+            float[] t0 = at[k];
+            for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
+                float b0 = b[bk];
+                float[] o = cols[j];
+                for (int i = 0; i < rows; i++) {
+                    o[i] += b0 * t0[i];
+                }
+            }
+        }
+        for (int j = 0; j < NR; j++) {
+            float[] o = cols[j];
+            if (accumulate) {
+                for (int i = 0, ci = cOff + j; i < rows; i++, ci += ldc) {
+                    c[ci] += o[i];
+                }
+            } else {
+                for (int i = 0, ci = cOff + j; i < rows; i++, ci += ldc) {
+                    c[ci] = o[i];
+                }
+            }
+        }
+    }
+
+    /**
+     * 2 × 4 blocks of the tile in 8 local accumulators, which the JIT keeps in registers (with the four B values
+     * and the A value, within the 16 floating-point registers of x86-64), so each loaded value feeds several
+     * multiply-adds.
+     */
+    private static void scalarBlocks(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen, float[] c,
+                                     int cOff, int ldc, int rows, boolean accumulate) {
         int i = 0;
         for (; i + 2 <= rows; i += 2) {
             int a0 = aOff + i * ars;
