@@ -90,6 +90,16 @@ final class AttentionCpu implements AttentionKernels {
     private static final float LN2 = (float) Math.log(2);
     private static final int NR = MicroKernel.NR;
 
+    /** 1.5·2²³: adding it rounds a float in [-2²², 2²²] to an integer held in the low mantissa bits. */
+    private static final float ROUND = 12582912f;
+    private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
+    // a near-minimax fit of 2^r on [-1/2, 1/2] (p(0) = 1): 1.8e-7 relative, about 1.5 ulp, in float arithmetic
+    private static final float C1 = 0.6931470036506653f;
+    private static final float C2 = 0.24022242426872253f;
+    private static final float C3 = 0.055507272481918335f;
+    private static final float C4 = 0.009671512059867382f;
+    private static final float C5 = 0.001326660392805934f;
+
     // per-task workspace slots
     private static final int SLOT_A = 0;
     private static final int SLOT_B = 1;
@@ -334,8 +344,20 @@ final class AttentionCpu implements AttentionKernels {
         }
     }
 
+    /**
+     * {@code 2^x} for {@code x <= 0}, as the vector path's {@code Panama.exp2} computes it per lane (the same
+     * polynomial and exponent trick in a few float operations, multiplies and adds rather than {@code Math.fma},
+     * which is emulated where the JVM runs without FMA): cheaper than {@code Math.exp} in double, which the scalar
+     * path calls once per score.
+     */
     private static float exp2(float x) {
-        return (float) Math.exp(x * (double) LN2);
+        if (x < -126f) {
+            return 0f;
+        }
+        float shifted = x + ROUND;
+        float r = x - (shifted - ROUND);
+        float poly = ((((C5 * r + C4) * r + C3) * r + C2) * r + C1) * r + 1f;
+        return poly * Float.intBitsToFloat((Float.floatToRawIntBits(shifted) - (ROUND_BITS - 127)) << 23);
     }
 
     // ----------------------------------------------------------------------------------------- backward
@@ -588,15 +610,6 @@ final class AttentionCpu implements AttentionKernels {
     private static final class Panama {
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
         private static final int L = S.length();
-        /** 1.5·2²³: adding it rounds a float in [-2²², 2²²] to an integer held in the low mantissa bits. */
-        private static final float ROUND = 12582912f;
-        private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
-        // a near-minimax fit of 2^r on [-1/2, 1/2] (p(0) = 1): 1.8e-7 relative, about 1.5 ulp, in float arithmetic
-        private static final float C1 = 0.6931470036506653f;
-        private static final float C2 = 0.24022242426872253f;
-        private static final float C3 = 0.055507272481918335f;
-        private static final float C4 = 0.009671512059867382f;
-        private static final float C5 = 0.001326660392805934f;
 
         /**
          * {@code 2^x} per lane, for {@code x <= 0} (scores minus their maximum): {@code x = k + r} with {@code k}
