@@ -253,9 +253,7 @@ final class AttentionCpu implements AttentionKernels {
             int seenByAny = p.visibleKeys(i0 + rows - 1);
             for (int j0 = 0; j0 < seenByAny; j0 += tileK) {
                 int kn = Math.min(tileK, seenByAny - j0);
-                for (int s = 0; s < panels; s++) {
-                    MicroKernel.tile(k, kBase + j0 * d, d, 1, qT, s * d * NR, d, sT, s * tileK * NR, NR, kn, false);
-                }
+                MicroKernel.panels(k, kBase + j0 * d, d, 1, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn, false, panels);
                 if (j0 + kn > seenByAll) {
                     for (int i = 0; i < rows; i++) {
                         int at = (i / NR) * tileK * NR + i % NR;
@@ -271,9 +269,7 @@ final class AttentionCpu implements AttentionKernels {
                 if (rescale) {
                     scalePanels(oT, d, panels, alpha);
                 }
-                for (int s = 0; s < panels; s++) {
-                    MicroKernel.tile(vT, vTBase + j0, nk, 1, sT, s * tileK * NR, kn, oT, s * d * NR, NR, d, true);
-                }
+                MicroKernel.panels(vT, vTBase + j0, nk, 1, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d, true, panels);
             }
 
             int oBase = oo + (bh * nq + i0) * d;
@@ -512,10 +508,8 @@ final class AttentionCpu implements AttentionKernels {
                     int r0 = bh * nq + i0;
                     int pitch = tileQ * NR;
 
-                    for (int x = 0; x < keyPanels; x++) {
-                        MicroKernel.tile(q, qBase, d, 1, kT, x * d * NR, d, s, x * pitch, NR, rows, false);
-                        MicroKernel.tile(dO, dOBase, d, 1, vT, x * d * NR, d, ds, x * pitch, NR, rows, false);
-                    }
+                    MicroKernel.panels(q, qBase, d, 1, kT, 0, d * NR, d, s, 0, pitch, NR, rows, false, keyPanels);
+                    MicroKernel.panels(dO, dOBase, d, 1, vT, 0, d * NR, d, ds, 0, pitch, NR, rows, false, keyPanels);
                     for (int i = 0; i < rows; i++) {
                         int visible = Math.min(kn, Math.max(0, p.visibleKeys(i0 + i) - j0));
                         if (Vectorization.ENABLED) {
@@ -526,13 +520,9 @@ final class AttentionCpu implements AttentionKernels {
                                     rowD[r0 + i]);
                         }
                     }
-                    for (int x = 0; x < keyPanels; x++) {
-                        MicroKernel.tile(dO, dOBase, 1, d, s, x * pitch, rows, dVT, x * d * NR, NR, d, true);
-                        MicroKernel.tile(q, qBase, 1, d, ds, x * pitch, rows, dKT, x * d * NR, NR, d, true);
-                    }
-                    for (int y = 0; y < dPanels; y++) {
-                        MicroKernel.tile(dsRows, 0, kw, 1, kP, y * kn * NR, kn, dQt, y * NR, dw, rows, false);
-                    }
+                    MicroKernel.panels(dO, dOBase, 1, d, s, 0, pitch, rows, dVT, 0, d * NR, NR, d, true, keyPanels);
+                    MicroKernel.panels(q, qBase, 1, d, ds, 0, pitch, rows, dKT, 0, d * NR, NR, d, true, keyPanels);
+                    MicroKernel.panels(dsRows, 0, kw, 1, kP, 0, kn * NR, kn, dQt, 0, NR, dw, rows, false, dPanels);
                     int dqBase = dqo + (bh * nq + i0) * d;
                     synchronized (DQ_LOCKS[(bh * queryTiles + qt) & (DQ_LOCKS.length - 1)]) {
                         for (int i = 0; i < rows; i++) {

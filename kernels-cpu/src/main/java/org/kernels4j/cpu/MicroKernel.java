@@ -60,6 +60,24 @@ final class MicroKernel {
     }
 
     /**
+     * {@link #tile} for {@code panels} panels that share A: panel {@code p} reads B at {@code bOff + p·bStep} and
+     * writes C at {@code cOff + p·cStep}. The scalar path copies A's columns once for all of them.
+     */
+    static void panels(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int bStep, int kLen, float[] c,
+                       int cOff, int cStep, int ldc, int rows, boolean accumulate, int panels) {
+        if (Vectorization.ENABLED || rows < SCALAR_COLUMN_ROWS) {
+            for (int p = 0; p < panels; p++) {
+                tile(a, aOff, ars, aks, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, rows, accumulate);
+            }
+            return;
+        }
+        float[][] at = packColumns(a, aOff, ars, aks, kLen, rows);
+        for (int p = 0; p < panels; p++) {
+            columnProduct(at, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, rows, accumulate);
+        }
+    }
+
+    /**
      * Copies {@code panels × NR} consecutive floats from {@code src[from...]} into one row of consecutive panels:
      * chunk {@code p} of {@link #NR} floats to {@code dst[to + p·panelStride...]}.
      */
@@ -173,13 +191,12 @@ final class MicroKernel {
      */
     private static void scalarColumns(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen,
                                       float[] c, int cOff, int ldc, int rows, boolean accumulate) {
+        columnProduct(packColumns(a, aOff, ars, aks, kLen, rows), b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+    }
+
+    /** A's columns, {@code at[k][i] = A[i][k]}, in this thread's scratch. */
+    private static float[][] packColumns(float[] a, int aOff, int ars, int aks, int kLen, int rows) {
         ColumnScratch scratch = COLUMN_SCRATCH.get();
-        float[][] cols = scratch.cCols;
-        if (cols[0].length < rows) {
-            for (int j = 0; j < NR; j++) {
-                cols[j] = new float[rows];
-            }
-        }
         float[][] at = scratch.aCols;
         if (at.length < kLen || kLen > 0 && at[0].length < rows) {
             at = new float[Math.max(kLen, at.length)][Math.max(rows, at.length == 0 ? 0 : at[0].length)];
@@ -189,6 +206,19 @@ final class MicroKernel {
             float[] t = at[k];
             for (int i = 0, from = aOff + k * aks; i < rows; i++, from += ars) {
                 t[i] = a[from];
+            }
+        }
+        return at;
+    }
+
+    /** The column updates of {@link #scalarColumns} over A's columns {@code at}. */
+    private static void columnProduct(float[][] at, float[] b, int bOff, int kLen, float[] c, int cOff, int ldc,
+                                      int rows, boolean accumulate) {
+        ColumnScratch scratch = COLUMN_SCRATCH.get();
+        float[][] cols = scratch.cCols;
+        if (cols[0].length < rows) {
+            for (int j = 0; j < NR; j++) {
+                cols[j] = new float[rows];
             }
         }
         for (int j = 0; j < NR; j++) {
