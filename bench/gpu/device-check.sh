@@ -27,8 +27,8 @@ while [ $# -gt 0 ]; do
     all) steps+=(probe ceilings checks conformance-cuda conformance-opencl); shift ;;
     conformance) steps+=(conformance-cuda conformance-opencl); shift ;;
     env) shift ;;
-    probe | ceilings | checks | java-bench | java-bench-wgmma | tune | device-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
-    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench tune device-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
+    probe | ceilings | checks | java-bench | java-bench-wgmma | java-bench-defaults | tune | device-bench | conformance-cuda | conformance-opencl) steps+=("$1"); shift ;;
+    *) echo "device-check: unknown argument '$1' (steps: env probe ceilings checks java-bench java-bench-wgmma java-bench-defaults tune device-bench conformance[-cuda|-opencl] all; --budget S; --quick)" >&2; exit 2 ;;
   esac
 done
 [ ${#steps[@]} -gt 0 ] || steps=(probe ceilings checks conformance-cuda conformance-opencl)
@@ -227,26 +227,45 @@ for step in "${steps[@]}"; do
       run_step checks "${K4J_TIMEOUT_CHECKS:-300}" python3 bench/gpu/run_checks.py \
         --kernels-dir .gpu/cuda-kernels --out "$OUT/checks.json" --work-dir "$WORK/checks" \
         --timeout-each "${K4J_TIMEOUT_EACH_CHECK:-200}" $QUICK ;;
-    java-bench | java-bench-wgmma)
+    java-bench | java-bench-wgmma | java-bench-defaults)
       # the GPU benchmark set through the public Java API (CUDA events), beside the python checks;
-      # java-bench-wgmma routes the tensor-core convolutions to the Hopper wgmma engine
+      # java-bench-wgmma routes the tensor-core convolutions to the Hopper wgmma engine;
+      # java-bench-defaults puts kernels4j-autotune on the class path with an empty tuning cache (or the one
+      # K4J_JAVA_BENCH_CACHE names, e.g. the tune step's $WORK/tune-cache), so every kernel takes the shipped
+      # defaults for this device (or the tuned parameters) where there are some, to compare with java-bench,
+      # where kernels take the planner's choice; the distinct resolutions go to logs/java-bench-resolutions.txt
       engine=()
+      extra_cp=
+      quiet=()
+      bench_cache=${K4J_JAVA_BENCH_CACHE:-$WORK/empty-cache}
       [ "$step" = java-bench-wgmma ] && engine=(-Dkernels4j.cuda.conv.engine=wgmma)
+      if [ "$step" = java-bench-defaults ]; then
+        engine=(-Dkernels4j.debug=2)
+        quiet=(--quiet)
+        extra_cp=$(ls .gpu/bench/*.jar | grep -v -- 'kernels4j-bench\|jmh\|jopt\|commons-math' | tr '\n' :)
+        mkdir -p "$bench_cache"
+      fi
       if setup_java; then
-        run_step "$step" "${K4J_TIMEOUT_JAVA_BENCH:-200}" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector "${engine[@]}" \
-          -cp "$(ls .gpu/jars/abstraction/*.jar .gpu/jars/kernels-cuda/*.jar .gpu/lib/*.jar | grep -v -- '-tests\.jar$' | tr '\n' :)" \
+        run_step "${quiet[@]}" "$step" "${K4J_TIMEOUT_JAVA_BENCH:-200}" env KERNELS4J_CACHE="$bench_cache" \
+          "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector "${engine[@]}" \
+          -cp "$extra_cp$(ls .gpu/jars/abstraction/*.jar .gpu/jars/kernels-cuda/*.jar .gpu/lib/*.jar | grep -v -- '-tests\.jar$' | tr '\n' :)" \
           org.kernels4j.cuda.CudaDeviceCheck $QUICK --out "$WORK/$step.json"
+        if [ "$step" = java-bench-defaults ]; then
+          grep -o 'tuning cuda\..*' "$WORK/logs/$step.log" | sort | uniq -c > "$WORK/logs/java-bench-resolutions.txt"
+          rm -f "$WORK/logs/$step.log" # every launch logged: too large to keep
+        fi
       else
         record "$step" skipped 0 "no Java"
       fi ;;
     tune)
       # issue 6 on the GPU: tune the CUDA kernels over the GPU set into a fresh cache, then export that
-      # cache as shipped defaults (autotune/src/main/resources/org/kernels4j/autotune/defaults/cuda/)
+      # cache as shipped defaults (autotune/src/main/resources/org/kernels4j/autotune/defaults/cuda/);
+      # K4J_TUNE_ARGS adds tune options (e.g. "--ops conv2d")
       if setup_java; then
         tune_cp=$(ls .gpu/jars/*/*.jar .gpu/lib/*.jar .gpu/bench/*.jar 2>/dev/null | grep -v -- '-tests\.jar$' | tr '\n' :)
         run_step tune "${K4J_TIMEOUT_TUNE:-150}" env KERNELS4J_CACHE="$WORK/tune-cache" "${JAVA_CMD[@]}" \
           --add-modules jdk.incubator.vector -cp "$tune_cp" org.kernels4j.autotune.Main \
-          tune --backend cuda --shapes gpu --budget "${K4J_TUNE_BUDGET:-120s}"
+          tune --backend cuda --shapes gpu --budget "${K4J_TUNE_BUDGET:-120s}" ${K4J_TUNE_ARGS:-}
         KERNELS4J_CACHE="$WORK/tune-cache" "${JAVA_CMD[@]}" --add-modules jdk.incubator.vector -cp "$tune_cp" \
           org.kernels4j.autotune.Main cache export --as-defaults "$WORK/tune-defaults" 2>&1 | tee -a "$LOG"
       else
