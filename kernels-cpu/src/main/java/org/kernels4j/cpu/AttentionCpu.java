@@ -1,6 +1,7 @@
 package org.kernels4j.cpu;
 
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -36,8 +37,11 @@ import org.kernels4j.tuning.TuningSpace;
  * (panels of NR columns) once, and for every query head of its group and every query tile that sees the key
  * tile recomputes {@code P = exp(S - lse)} from the saved log-sum-exp, {@code dP = dO·Vᵀ},
  * {@code dS = P∘(dP - D)}, and accumulates {@code dVᵀ += dOᵀ·P}, {@code dKᵀ += Qᵀ·dS} in its own tile (so
- * grouped-query heads are summed without atomics) and {@code dQ += dS·K}, added to dq under a lock per query
- * tile (key tiles of one head run on different threads).
+ * grouped-query heads are summed without atomics) and {@code dQ += dS·K}, added to dq in key-tile order: key tiles
+ * of one head run on different threads, and a query tile's turn counter makes key tile {@code kt} wait until tiles
+ * {@code 0..kt-1} have added theirs, so dq is the same bits on every run (tasks are claimed in key-tile order,
+ * so the tiles waited for are already running; with several heads per call two threads rarely meet on one
+ * head).
  *
  * <p>Masks: query {@code i} sees keys {@code j < visibleKeys(i)}; a row that sees no key keeps
  * {@code m = -∞, l = 0} and gives {@code O = 0}, {@code lse = -∞}; in backward its {@code lse} makes
@@ -114,13 +118,6 @@ final class AttentionCpu implements AttentionKernels {
     private static final int SLOT_ROW_D = Workspace.TASK_SLOTS;
     private static final int SLOT_ROW_LSE = Workspace.TASK_SLOTS + 1;
     private static final int SLOT_VALUES_T = Workspace.TASK_SLOTS + 2;
-
-    /** Striped locks guarding the dq tiles that key tiles of one head add to from different threads. */
-    private static final Object[] DQ_LOCKS = new Object[256];
-
-    static {
-        Arrays.setAll(DQ_LOCKS, i -> new Object());
-    }
 
     private static int roundUp(int n, int m) {
         return (n + m - 1) / m * m;
@@ -398,9 +395,52 @@ final class AttentionCpu implements AttentionKernels {
             return;
         }
         int workers = Parallel.workers(tasks, Math.max(1, 2.5 * p.forwardFlops()), MIN_FLOPS_PER_THREAD);
-        // with a causal mask the first key tiles are seen by the most queries: hand them out first
-        Parallel.run(tasks, workers,
-                (worker, task) -> bw.keyTile(task % kvHeads, task / kvHeads, tileK, rowD, rowLse));
+        // key tile order: dq's turns need it; with a causal mask the first key tiles are also the longest
+        Parallel.run(tasks, workers, (worker, task) -> {
+            try {
+                bw.keyTile(task % kvHeads, task / kvHeads, tileK, rowD, rowLse);
+            } catch (Throwable e) {
+                bw.turns.abandon();
+                throw e;
+            }
+        });
+    }
+
+    /**
+     * Whose turn it is to add to each dq tile (query tile {@code qt} of head {@code bh}: entry
+     * {@code bh·queryTiles + qt}): the key tiles that see a query tile are a prefix {@code 0..K-1} of a head's key
+     * tiles (the visible keys never shrink from one query to the next), so key tile {@code kt} adds when the entry
+     * is {@code kt} and then sets it to {@code kt + 1}. A key tile that fails abandons the turns, so that none
+     * waits forever for it.
+     */
+    private static final class DqTurns {
+        private final AtomicIntegerArray next;
+        private volatile boolean abandoned;
+
+        DqTurns(int tiles) {
+            next = new AtomicIntegerArray(tiles);
+        }
+
+        void await(int tile, int keyTile) {
+            for (int spins = 0; next.get(tile) != keyTile; spins++) {
+                if (abandoned) {
+                    throw new IllegalStateException("attention backward: a key tile before " + keyTile + " failed");
+                }
+                if (spins < 1 << 12) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield(); // the tile waited for may be on a thread that lost its core
+                }
+            }
+        }
+
+        void pass(int tile, int keyTile) {
+            next.set(tile, keyTile + 1);
+        }
+
+        void abandon() {
+            abandoned = true;
+        }
     }
 
     /** One backward call: operands and the per-key-tile algorithm. */
@@ -421,6 +461,7 @@ final class AttentionCpu implements AttentionKernels {
         final int dko;
         final int dvo;
         final int tileQ;
+        final DqTurns turns;
 
         Backward(AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor dO, Tensor dq, Tensor dk, Tensor dv,
                  int tileQ) {
@@ -440,6 +481,7 @@ final class AttentionCpu implements AttentionKernels {
             this.dko = CpuTensor.offset(dk);
             this.dvo = CpuTensor.offset(dv);
             this.tileQ = tileQ;
+            this.turns = new DqTurns(p.batch() * p.heads() * ((p.queries() + tileQ - 1) / tileQ));
         }
 
         void keyTile(int bkv, int kt, int tileK, float[] rowD, float[] rowLse) {
@@ -524,17 +566,18 @@ final class AttentionCpu implements AttentionKernels {
                     MicroKernel.panels(q, qBase, 1, d, ds, 0, pitch, rows, dKT, 0, d * NR, NR, d, true, keyPanels);
                     MicroKernel.panels(dsRows, 0, kw, 1, kP, 0, kn * NR, kn, dQt, 0, NR, dw, rows, false, dPanels);
                     int dqBase = dqo + (bh * nq + i0) * d;
-                    synchronized (DQ_LOCKS[(bh * queryTiles + qt) & (DQ_LOCKS.length - 1)]) {
-                        for (int i = 0; i < rows; i++) {
-                            if (Vectorization.ENABLED) {
-                                Panama.addScaled(dq, dqBase + i * d, dQt, i * dw, d, scale);
-                            } else {
-                                for (int c = 0; c < d; c++) {
-                                    dq[dqBase + i * d + c] += scale * dQt[i * dw + c];
-                                }
+                    int turn = bh * queryTiles + qt;
+                    turns.await(turn, kt);
+                    for (int i = 0; i < rows; i++) {
+                        if (Vectorization.ENABLED) {
+                            Panama.addScaled(dq, dqBase + i * d, dQt, i * dw, d, scale);
+                        } else {
+                            for (int c = 0; c < d; c++) {
+                                dq[dqBase + i * d + c] += scale * dQt[i * dw + c];
                             }
                         }
                     }
+                    turns.pass(turn, kt);
                 }
             }
             int dkBase = dko + (bkv * nk + j0) * d;
@@ -743,7 +786,7 @@ final class AttentionCpu implements AttentionKernels {
             for (; i <= n - L; i += L) {
                 acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
             }
-            float sum = acc.reduceLanes(VectorOperators.ADD);
+            float sum = Lanes.sum(acc);
             for (; i < n; i++) {
                 sum += a[ao + i] * b[bo + i];
             }

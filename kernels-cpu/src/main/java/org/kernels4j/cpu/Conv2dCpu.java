@@ -84,6 +84,13 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Floating-point operations a thread must get before another thread is worth waking (tuning knob). */
     static final double MIN_FLOPS_PER_THREAD = 2e6;
 
+    /**
+     * Floats of filter-gradient partials (one per slice of the tasks) that backward-filter may use for more slices
+     * than workers (tuning knob): a core that finishes its slice early takes another, so a busy core on a shared
+     * machine holds up less, for one more partial to clear and add up per slice.
+     */
+    static final long SLICE_PARTIALS_FLOATS = 4L << 20;
+
     /** Consecutive planes per task of the stride-1 NCHW depthwise passes (tuning knob). */
     static final int PLANES_PER_TASK = 16;
 
@@ -241,15 +248,18 @@ final class Conv2dCpu implements Conv2dKernels {
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         int wSize = p.k() * p.cPerGroup() * p.r() * p.s();
         int stride = wSize + p.k();
-        float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
-        Arrays.fill(partials, 0, workers * stride, 0f);
-        Parallel.run(tasks, workers, (worker, task) -> {
+        // one partial per slice of the tasks, summed in slice order: the same bits on every run, which per-worker
+        // partials would not give
+        int slices = filterSlices(tasks, workers, stride);
+        float[] partials = Workspace.floats(SLOT_PARTIALS, slices * stride);
+        Arrays.fill(partials, 0, slices * stride, 0f);
+        Parallel.runSliced(tasks, slices, workers, (slice, task) -> {
             int chunk = task % chunks;
             int g = (task / chunks) % p.groups();
             int n = task / chunks / p.groups();
             int t0 = (int) ((long) pixels * chunk / chunks);
             int t1 = (int) ((long) pixels * (chunk + 1) / chunks);
-            int base = worker * stride;
+            int base = slice * stride;
             new FilterNhwc(o, n, g, t0, t1 - t0, partials, base).run(blocking);
             o.sumBias(n, g, 0, p.kPerGroup(), t0, t1 - t0, partials, base + wSize);
         });
@@ -259,8 +269,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int to = (int) ((long) stride * (blk + 1) / outBlocks);
             for (int i = from; i < to; i++) {
                 float sum = 0f;
-                for (int wk = 0; wk < workers; wk++) {
-                    sum += partials[wk * stride + i];
+                for (int part = 0; part < slices; part++) {
+                    sum += partials[part * stride + i];
                 }
                 if (i < wSize) {
                     o.w[o.wo + i] = sum;
@@ -269,6 +279,15 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
         });
+    }
+
+    /**
+     * Slices of backward-filter's {@code tasks} on {@code workers} threads, each adding into its own partial of
+     * {@code partialFloats}: up to four per worker within {@link #SLICE_PARTIALS_FLOATS}, at least one per worker.
+     */
+    static int filterSlices(int tasks, int workers, long partialFloats) {
+        long perWorker = Math.max(1, Math.min(4, SLICE_PARTIALS_FLOATS / Math.max(1, (long) workers * partialFloats)));
+        return (int) Math.max(1, Math.min(tasks, workers * perWorker));
     }
 
     /** Splits {@code pixels} into blocks of about {@code perTask} (the tuned PIXELS), at least one. */
@@ -898,8 +917,9 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Backward-filter, NCHW: {@code dwᵀ[(c,r,s)][k] = Σ_images Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)]
-     * · dy[k][pixel]} ({@link FlatFilter}), split over images, groups and pixel chunks, each worker adding into its
-     * own dwᵀ (and db) partial; the partials are summed and transposed into dw at the end.
+     * · dy[k][pixel]} ({@link FlatFilter}), split over images, groups and pixel chunks, each slice of those tasks
+     * (one per worker) adding into its own dwᵀ (and db) partial; the partials are summed in slice order and
+     * transposed into dw at the end.
      */
     private static void backwardFilterNchw(Operands o, Blocking b, int pixels) {
         Conv2dProblem p = o.p;
@@ -912,7 +932,7 @@ final class Conv2dCpu implements Conv2dKernels {
         int stride = biasAt + p.k();
         Planes in = p.n() == 0 || pq == 0 ? null : Planes.input(o);
         int[] taps = in == null ? null : in.taps(p);
-        int workers;
+        int parts;
         float[] partials;
         if (in != null && in.wp == p.q() && evenlySpaced(taps)) {
             // A (x) is read in place (1×1 filters), so nothing is packed twice if tasks split the output columns
@@ -920,7 +940,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int panels = kgPad / NR;
             int tasks = p.groups() * panels;
             int parallel = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-            workers = 1;
+            parts = 1;
             partials = Workspace.floats(SLOT_PARTIALS, stride);
             Arrays.fill(partials, 0, stride, 0f);
             Parallel.run(tasks, parallel, (worker, task) -> {
@@ -934,27 +954,28 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             });
         } else {
-            // split the pixels of every image into chunks; each worker adds into its own dwᵀ partial
+            // split the pixels of every image into chunks, and the chunks into slices (filterSlices); each slice
+            // adds into its own dwᵀ partial, so the partials sum to the same bits on every run
             int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
                     (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
             int tasks = p.n() * p.groups() * chunks;
-            workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-            partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
-            Arrays.fill(partials, 0, workers * stride, 0f);
+            int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            parts = filterSlices(tasks, workers, stride);
+            partials = Workspace.floats(SLOT_PARTIALS, parts * stride);
+            Arrays.fill(partials, 0, parts * stride, 0f);
             float[] part = partials;
-            Parallel.run(tasks, workers, (worker, task) -> {
+            Parallel.runSliced(tasks, parts, workers, (slice, task) -> {
                 int chunk = task % chunks;
                 int g = (task / chunks) % p.groups();
                 int n = task / chunks / p.groups();
                 int t0 = (int) ((long) pq * chunk / chunks);
                 int t1 = (int) ((long) pq * (chunk + 1) / chunks);
-                int base = worker * stride;
+                int base = slice * stride;
                 new FlatFilter(o, in, taps, n, g, t0, t1 - t0, 0, kg, part, base + g * groupStride, kgPad).run(b);
                 o.sumBias(n, g, 0, kg, t0, t1 - t0, part, base + biasAt);
             });
         }
-        int parts = workers;
-        // dw[g·Kg + k][i] = Σ_workers dwᵀ partial[g][i][k], transposed in blocks of 64 filter entries (each
+        // dw[g·Kg + k][i] = Σ_slices dwᵀ partial[g][i][k], transposed in blocks of 64 filter entries (each
         // partial line read once, dw written in runs); db from the bias partials
         int iBlocks = (filter + 63) / 64;
         int outTasks = p.groups() * iBlocks;
@@ -968,8 +989,8 @@ final class Conv2dCpu implements Conv2dKernels {
                 int from = g * groupStride + kk;
                 for (int i = i0; i < i1; i++) {
                     float sum = 0f;
-                    for (int wk = 0; wk < parts; wk++) {
-                        sum += partials[wk * stride + from + i * kgPad];
+                    for (int part = 0; part < parts; part++) {
+                        sum += partials[part * stride + from + i * kgPad];
                     }
                     o.w[dst + i] = sum;
                 }
@@ -978,8 +999,8 @@ final class Conv2dCpu implements Conv2dKernels {
         if (o.bias != null) {
             for (int ch = 0; ch < p.k(); ch++) {
                 float sum = 0f;
-                for (int wk = 0; wk < parts; wk++) {
-                    sum += partials[wk * stride + biasAt + ch];
+                for (int part = 0; part < parts; part++) {
+                    sum += partials[part * stride + biasAt + ch];
                 }
                 o.bias[o.bo + ch] = sum;
             }
@@ -2008,17 +2029,16 @@ final class Conv2dCpu implements Conv2dKernels {
                         a8 = jdk.incubator.vector.FloatVector.fromArray(s, xp, f + o8).fma(d, a8);
                     }
                 }
-                var add = jdk.incubator.vector.VectorOperators.ADD;
-                acc[at] += a0.reduceLanes(add);
-                acc[at + 1] += a1.reduceLanes(add);
-                acc[at + 2] += a2.reduceLanes(add);
-                acc[at + 3] += a3.reduceLanes(add);
-                acc[at + 4] += a4.reduceLanes(add);
-                acc[at + 5] += a5.reduceLanes(add);
-                acc[at + 6] += a6.reduceLanes(add);
-                acc[at + 7] += a7.reduceLanes(add);
-                acc[at + 8] += a8.reduceLanes(add);
-                acc[at + 9] += sum.reduceLanes(add);
+                acc[at] += Lanes.sum(a0);
+                acc[at + 1] += Lanes.sum(a1);
+                acc[at + 2] += Lanes.sum(a2);
+                acc[at + 3] += Lanes.sum(a3);
+                acc[at + 4] += Lanes.sum(a4);
+                acc[at + 5] += Lanes.sum(a5);
+                acc[at + 6] += Lanes.sum(a6);
+                acc[at + 7] += Lanes.sum(a7);
+                acc[at + 8] += Lanes.sum(a8);
+                acc[at + 9] += Lanes.sum(sum);
             }
 
             static void fmaInto(float[] y, int yo, float[] a, int ao, float[] b, int bo, int n) {
@@ -2058,16 +2078,15 @@ final class Conv2dCpu implements Conv2dKernels {
                         acc2 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o2 + i), acc2);
                         acc3 = x.fma(jdk.incubator.vector.FloatVector.fromArray(S, b, o3 + i), acc3);
                     }
-                    var add = jdk.incubator.vector.VectorOperators.ADD;
-                    dw[at + t] += acc0.reduceLanes(add);
+                        dw[at + t] += Lanes.sum(acc0);
                     if (t + 1 < taps) {
-                        dw[at + t + 1] += acc1.reduceLanes(add);
+                        dw[at + t + 1] += Lanes.sum(acc1);
                     }
                     if (t + 2 < taps) {
-                        dw[at + t + 2] += acc2.reduceLanes(add);
+                        dw[at + t + 2] += Lanes.sum(acc2);
                     }
                     if (t + 3 < taps) {
-                        dw[at + t + 3] += acc3.reduceLanes(add);
+                        dw[at + t + 3] += Lanes.sum(acc3);
                     }
                 }
             }
@@ -2253,26 +2272,28 @@ final class Conv2dCpu implements Conv2dKernels {
             Conv2dProblem p = o.p;
             int rs = p.r() * p.s();
             if (o.nchw && stride1(p)) {
-                // blocks of consecutive planes, in memory order (one stream for the prefetcher); each worker adds
-                // into its own per-channel partials (the taps, then the bias), summed at the end
+                // blocks of consecutive planes, in memory order (one stream for the prefetcher); each plane (image
+                // n, channel c) writes its own partials (the taps, then the bias) at [n][c], summed over the
+                // images in order at the end: the same bits on every run, whichever thread took which block
                 Flat f = new Flat(p, p.p(), p.q());
                 int planes = p.n() * p.c();
                 int blocks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
                 int workers = Parallel.workers(blocks, p.flops(), MIN_FLOPS_PER_THREAD);
                 int stride = (rs + 1) * p.c();
-                float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
-                Arrays.fill(partials, 0, workers * stride, 0f);
+                int images = Math.max(1, p.n());
+                float[] partials = Workspace.floats(SLOT_PARTIALS, images * stride);
+                Arrays.fill(partials, 0, images * stride, 0f);
                 Parallel.run(blocks, workers, (worker, blk) -> {
                     for (int plane = blk * PLANES_PER_TASK; plane < Math.min(planes, (blk + 1) * PLANES_PER_TASK);
                          plane++) {
-                        f.filterPlane(o, plane, partials, worker * stride + (plane % p.c()) * (rs + 1));
+                        f.filterPlane(o, plane, partials, plane * (rs + 1));
                     }
                 });
                 for (int ch = 0; ch < p.c(); ch++) {
                     for (int t = 0; t <= rs; t++) {
                         float sum = 0f;
-                        for (int wk = 0; wk < workers; wk++) {
-                            sum += partials[wk * stride + ch * (rs + 1) + t];
+                        for (int n = 0; n < images; n++) {
+                            sum += partials[n * stride + ch * (rs + 1) + t];
                         }
                         if (t < rs) {
                             o.w[o.wo + ch * rs + t] = sum;
@@ -2290,18 +2311,21 @@ final class Conv2dCpu implements Conv2dKernels {
                 Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
                 return;
             }
+            // output rows, in slices (two per worker, so a busy core does not hold up the rest) that each add into
+            // their own partials, summed in slice order: the same bits on every run
             int tasks = p.n() * p.p();
             int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+            int slices = Math.max(1, Math.min(tasks, 2 * workers));
             int stride = (rs + 1) * p.c();
-            float[] partials = Workspace.floats(SLOT_PARTIALS, workers * stride);
-            Arrays.fill(partials, 0, workers * stride, 0f);
-            Parallel.run(tasks, workers,
-                    (worker, task) -> filterRowNhwc(o, task / p.p(), task % p.p(), partials, worker * stride));
+            float[] partials = Workspace.floats(SLOT_PARTIALS, slices * stride);
+            Arrays.fill(partials, 0, slices * stride, 0f);
+            Parallel.runSliced(tasks, slices, workers,
+                    (slice, task) -> filterRowNhwc(o, task / p.p(), task % p.p(), partials, slice * stride));
             for (int ch = 0; ch < p.c(); ch++) {
                 for (int t = 0; t <= rs; t++) {
                     float sum = 0f;
-                    for (int wk = 0; wk < workers; wk++) {
-                        sum += partials[wk * stride + t * p.c() + ch];
+                    for (int part = 0; part < slices; part++) {
+                        sum += partials[part * stride + t * p.c() + ch];
                     }
                     if (t < rs) {
                         o.w[o.wo + ch * rs + t] = sum;

@@ -3,7 +3,6 @@ package org.kernels4j.cpu;
 import java.util.Arrays;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.Stream;
@@ -21,10 +20,12 @@ import org.kernels4j.spi.LayerNormProblem;
  * next run in one loop, so that reads and writes interleave as in a copy.
  *
  * <p>Backward, per row with {@code x̂ = (x - mean)·rstd} and {@code g = dy·γ}: one pass accumulates
- * {@code Σg} and {@code Σg·x̂} and, fused into the same pass, adds {@code dy·x̂} and {@code dy} into this
- * worker's own dγ/dβ partial rows; a second pass over the cached row writes
+ * {@code Σg} and {@code Σg·x̂} and, fused into the same pass, adds {@code dy·x̂} and {@code dy} into the
+ * dγ/dβ partial rows of its block of rows; a second pass over the cached row writes
  * {@code dx = rstd·(g - mean(g) - x̂·mean(g·x̂))} (RMS norm: without the {@code mean(g)} term). The
- * per-worker partials are summed once at the end, so no two threads ever write the same dγ/dβ element. Long
+ * per-block partials are summed once at the end, in block order: no two threads ever write the same dγ/dβ
+ * element, and the sums come out bit for bit the same on every run (per-worker partials would not: which
+ * blocks a worker takes depends on the timing of the threads). Long
  * rows ({@link #FUSED_BACKWARD_COLUMNS}) fuse the dx pass with the next row's first pass, as forward does.
  *
  * <p>Rows are split over the worker pool in contiguous blocks (a few per worker so a busy core does not hold
@@ -83,18 +84,19 @@ final class LayerNormCpu implements LayerNormKernels {
         boolean wantG = dgamma != null;
         boolean wantB = dbeta != null;
         int workers = Parallel.workers(rows, 2.0 * rows * cols, MIN_ELEMENTS_PER_THREAD);
-        int blocks = Math.min(rows, workers * BLOCKS_PER_WORKER);
-        // per worker: a dγ partial row then a dβ partial row
+        // at least one block, so that zero rows give zero dγ/dβ
+        int blocks = Math.max(1, Math.min(rows, workers * BLOCKS_PER_WORKER));
+        // per block: a dγ partial row then a dβ partial row
         int stride = 2 * cols;
-        float[] partials = Workspace.floats(PARTIALS_SLOT, workers * stride);
+        float[] partials = Workspace.floats(PARTIALS_SLOT, blocks * stride);
         if (wantG || wantB) {
-            Arrays.fill(partials, 0, workers * stride, 0f);
+            Arrays.fill(partials, 0, blocks * stride, 0f);
         }
         Parallel.run(blocks, workers, (worker, block) -> {
             int r0 = (int) ((long) rows * block / blocks);
             int r1 = (int) ((long) rows * (block + 1) / blocks);
-            int pg = wantG ? worker * stride : -1;
-            int pb = wantB ? worker * stride + cols : -1;
+            int pg = wantG ? block * stride : -1;
+            int pb = wantB ? block * stride + cols : -1;
             if (Vectorization.ENABLED) {
                 Panama.backwardRows(a, dya, dyo, r0, r1, cols, rms, partials, pg, pb);
                 return;
@@ -104,18 +106,18 @@ final class LayerNormCpu implements LayerNormKernels {
             }
         });
         if (wantG) {
-            reducePartials(partials, 0, stride, workers, cols, CpuTensor.data(dgamma), CpuTensor.offset(dgamma));
+            reducePartials(partials, 0, stride, blocks, cols, CpuTensor.data(dgamma), CpuTensor.offset(dgamma));
         }
         if (wantB) {
-            reducePartials(partials, cols, stride, workers, cols, CpuTensor.data(dbeta), CpuTensor.offset(dbeta));
+            reducePartials(partials, cols, stride, blocks, cols, CpuTensor.data(dbeta), CpuTensor.offset(dbeta));
         }
     }
 
-    private static void reducePartials(float[] partials, int first, int stride, int workers, int cols, float[] out,
+    private static void reducePartials(float[] partials, int first, int stride, int parts, int cols, float[] out,
                                        int outOffset) {
         System.arraycopy(partials, first, out, outOffset, cols);
-        for (int w = 1; w < workers; w++) {
-            int base = first + w * stride;
+        for (int part = 1; part < parts; part++) {
+            int base = first + part * stride;
             for (int j = 0; j < cols; j++) {
                 out[outOffset + j] += partials[base + j];
             }
@@ -275,8 +277,8 @@ final class LayerNormCpu implements LayerNormKernels {
                 q0 = v0.fma(v0, q0);
                 q1 = v1.fma(v1, q1);
             }
-            float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
-            float sq = q0.add(q1).reduceLanes(VectorOperators.ADD);
+            float sum = Lanes.sum(s0.add(s1));
+            float sq = Lanes.sum(q0.add(q1));
             for (; j < n; j++) {
                 float v = x[xo + j] - shift;
                 sum += v;
@@ -354,8 +356,8 @@ final class LayerNormCpu implements LayerNormKernels {
                 q0 = w.fma(w, q0);
             }
             normalizeTail(a, x, xo, y, yo, j, n, mean, rstd);
-            float sum = s0.reduceLanes(VectorOperators.ADD);
-            float sq = q0.reduceLanes(VectorOperators.ADD);
+            float sum = Lanes.sum(s0);
+            float sq = Lanes.sum(q0);
             for (int t = j; t < n; t++) {
                 float w = x[xn + t] - shift;
                 sum += w;
@@ -429,8 +431,8 @@ final class LayerNormCpu implements LayerNormKernels {
                     d.add(FloatVector.fromArray(S, partials, pb + j)).intoArray(partials, pb + j);
                 }
             }
-            float sumG = sg.reduceLanes(VectorOperators.ADD);
-            float sumGx = sgx.reduceLanes(VectorOperators.ADD);
+            float sumG = Lanes.sum(sg);
+            float sumGx = Lanes.sum(sgx);
             for (int t = j; t < n; t++) {
                 float d = dy[dro + t];
                 float xh = (x[xo + t] - mean) * rstd;
@@ -492,8 +494,8 @@ final class LayerNormCpu implements LayerNormKernels {
                     d.add(FloatVector.fromArray(S, partials, pb + j)).intoArray(partials, pb + j);
                 }
             }
-            sums[0] = sg.reduceLanes(VectorOperators.ADD);
-            sums[1] = sgx.reduceLanes(VectorOperators.ADD);
+            sums[0] = Lanes.sum(sg);
+            sums[1] = Lanes.sum(sgx);
             accumulateTail(a, dy, dro, xo, j, n, mean, rstd, partials, pg, pb, sums);
         }
 
@@ -547,8 +549,8 @@ final class LayerNormCpu implements LayerNormKernels {
                     }
                 }
                 gradientTail(a, dy, dro, xo, dx, dxo, j, n, mean, rstd, meanG, meanGx);
-                sums[0] = sg.reduceLanes(VectorOperators.ADD);
-                sums[1] = sgx.reduceLanes(VectorOperators.ADD);
+                sums[0] = Lanes.sum(sg);
+                sums[1] = Lanes.sum(sgx);
                 accumulateTail(a, dy, dn, xn, j, n, meanN, rstdN, partials, pg, pb, sums);
                 return;
             }

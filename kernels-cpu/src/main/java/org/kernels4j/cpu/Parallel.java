@@ -30,8 +30,8 @@ final class Parallel {
         /**
          * Runs one task.
          *
-         * @param worker index of the participating thread, in {@code [0, workers)}: stable for the whole loop on
-         *               one thread, so it can select a per-worker partial result
+         * @param worker index of the participating thread, in {@code [0, workers)}, stable for the whole loop on
+         *               one thread (in {@link #runSliced}: the slice's index instead)
          * @param task   the task, in {@code [0, tasks)}
          */
         void run(int worker, int task);
@@ -78,6 +78,30 @@ final class Parallel {
         }
         long byWork = (long) Math.min(THREADS, Math.floor(work / minWorkPerThread));
         return (int) Math.max(1, Math.min(tasks, byWork));
+    }
+
+    /**
+     * Runs {@code body} for every task in {@code [0, tasks)} grouped into {@code slices} (1 to {@code tasks})
+     * contiguous slices (slice {@code i} holds tasks {@code [i·tasks/slices, (i+1)·tasks/slices)}), each slice's
+     * tasks in order on one thread, on {@code workers} threads; the body gets the slice's index where {@link #run}
+     * passes the worker's.
+     * Partial sums kept per slice and added up in slice order afterwards come out bit for bit the same on every
+     * run. Per-worker partials do not: which tasks a worker claims depends on the timing of the threads, and float
+     * addition is not associative.
+     */
+    static void runSliced(int tasks, int slices, int workers, Body body) {
+        if (tasks <= 0) {
+            return;
+        }
+        if (slices < 1 || slices > tasks) {
+            throw new IllegalArgumentException("slices " + slices + " of " + tasks + " tasks");
+        }
+        run(slices, workers, (worker, slice) -> {
+            int last = (int) ((long) tasks * (slice + 1) / slices);
+            for (int t = (int) ((long) tasks * slice / slices); t < last; t++) {
+                body.run(slice, t);
+            }
+        });
     }
 
     /**
