@@ -1746,15 +1746,22 @@ final class Conv2dCpu implements Conv2dKernels {
                         System.arraycopy(yp, r * wp, out, outOff + r * wo, wo);
                     }
                 } else {
-                    for (int r = 0; r < ho; r++) {
-                        for (int q = 0; q < wo; q++) {
-                            int f = r * wp + q;
-                            float acc = bias;
-                            for (int t = 0; t < taps; t++) {
-                                acc += w[wOff + (flip ? taps - 1 - t : t)] * xp[f + offsets[t]];
-                            }
-                            out[outOff + r * wo + q] = acc;
+                    // scalar: tap by tap over the flat positions, each tap's input window first copied to an array
+                    // of its own, so that every array in the loop is indexed by the bare counter and HotSpot
+                    // vectorises it without the Vector API (as MicroKernel.scalarColumns); the sum runs in the
+                    // same order as one position at a time would (bias, then tap 0, 1, ...)
+                    float[] yp = Workspace.floats(SLOT_B, count);
+                    float[] window = Workspace.floats(SLOT_C, count);
+                    Arrays.fill(yp, 0, count, bias);
+                    for (int t = 0; t < taps; t++) {
+                        System.arraycopy(xp, offsets[t], window, 0, count);
+                        float wt = w[wOff + (flip ? taps - 1 - t : t)];
+                        for (int i = 0; i < count; i++) {
+                            yp[i] += wt * window[i];
                         }
+                    }
+                    for (int r = 0; r < ho; r++) {
+                        System.arraycopy(yp, r * wp, out, outOff + r * wo, wo);
                     }
                 }
             }
