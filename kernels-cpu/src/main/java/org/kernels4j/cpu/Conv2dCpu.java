@@ -527,7 +527,16 @@ final class Conv2dCpu implements Conv2dKernels {
         /** {@code C[m0, m0 + mc) × [n0, n0 + nc) (+)= A block · packed B block}, panel by panel. */
         private void block(float[] a, int aOff, int rs, int ks, float[] bp, int kc, int m0, int mc, int n0, int nc,
                            boolean add, float[] tile) {
-            for (int j0 = 0; j0 < nc; j0 += NR) {
+            int first = 0;
+            if (!Vectorization.ENABLED) {
+                // the scalar tile copies A's columns before its products: once for all the panels C takes whole
+                // (every panel where C is padded, the full ones where C is linear), not once per panel
+                int whole = paddedC ? (nc + NR - 1) / NR : linearC ? nc / NR : 0;
+                MicroKernel.panels(a, aOff, rs, ks, bp, 0, kc * NR, kc, c, cBase + m0 * ldc + n0, NR, ldc, mc, add,
+                        whole);
+                first = whole * NR;
+            }
+            for (int j0 = first; j0 < nc; j0 += NR) {
                 int cols = Math.min(NR, nc - j0);
                 int bOff = (j0 / NR) * kc * NR;
                 if (paddedC || linearC && cols == NR) {
