@@ -164,13 +164,38 @@ final class LayerNormCpu implements LayerNormKernels {
         float[] x = a.x;
         int xo = a.xo + r * n;
         float shift = rms ? 0f : x[xo];
-        double sum = 0;
-        double sq = 0;
-        for (int j = 0; j < n; j++) {
-            double v = x[xo + j] - shift;
-            sum += v;
-            sq += v * v;
+        // four sums of each kind, over every fourth element: one chain of dependent adds would wait out the add
+        // latency on every element (the JIT keeps float reductions in order, so it does not vectorise them)
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        double q0 = 0;
+        double q1 = 0;
+        double q2 = 0;
+        double q3 = 0;
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+            double v0 = x[xo + j] - shift;
+            double v1 = x[xo + j + 1] - shift;
+            double v2 = x[xo + j + 2] - shift;
+            double v3 = x[xo + j + 3] - shift;
+            s0 += v0;
+            s1 += v1;
+            s2 += v2;
+            s3 += v3;
+            q0 += v0 * v0;
+            q1 += v1 * v1;
+            q2 += v2 * v2;
+            q3 += v3 * v3;
         }
+        for (; j < n; j++) {
+            double v = x[xo + j] - shift;
+            s0 += v;
+            q0 += v * v;
+        }
+        double sum = (s0 + s1) + (s2 + s3);
+        double sq = (q0 + q1) + (q2 + q3);
         double meanShifted = rms ? 0 : sum / n;
         double var = Math.max(0, sq / n - meanShifted * meanShifted);
         float mean = (float) (shift + meanShifted);
@@ -180,7 +205,7 @@ final class LayerNormCpu implements LayerNormKernels {
         int yo = a.oo + r * n;
         float[] g = a.g;
         float[] b = a.b;
-        for (int j = 0; j < n; j++) {
+        for (j = 0; j < n; j++) {
             float v = (x[xo + j] - mean) * rstd;
             if (g != null) {
                 v *= g[a.go + j];
