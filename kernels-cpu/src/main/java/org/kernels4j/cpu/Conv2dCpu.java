@@ -1803,12 +1803,34 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
 
+            /**
+             * The scalar dot product, in eight interleaved sums: one chain of dependent adds would wait out the add
+             * latency on every element (the JIT keeps float reductions in order, so it does not vectorise them).
+             */
             private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-                float s = 0f;
-                for (int i = 0; i < n; i++) {
-                    s += a[ao + i] * b[bo + i];
+                float s0 = 0f;
+                float s1 = 0f;
+                float s2 = 0f;
+                float s3 = 0f;
+                float s4 = 0f;
+                float s5 = 0f;
+                float s6 = 0f;
+                float s7 = 0f;
+                int i = 0;
+                for (; i + 8 <= n; i += 8) {
+                    s0 += a[ao + i] * b[bo + i];
+                    s1 += a[ao + i + 1] * b[bo + i + 1];
+                    s2 += a[ao + i + 2] * b[bo + i + 2];
+                    s3 += a[ao + i + 3] * b[bo + i + 3];
+                    s4 += a[ao + i + 4] * b[bo + i + 4];
+                    s5 += a[ao + i + 5] * b[bo + i + 5];
+                    s6 += a[ao + i + 6] * b[bo + i + 6];
+                    s7 += a[ao + i + 7] * b[bo + i + 7];
                 }
-                return s;
+                for (; i < n; i++) {
+                    s0 += a[ao + i] * b[bo + i];
+                }
+                return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
             }
         }
 
