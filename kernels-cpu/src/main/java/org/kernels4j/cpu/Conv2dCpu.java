@@ -532,8 +532,10 @@ final class Conv2dCpu implements Conv2dKernels {
                 // the scalar tile copies A's columns before its products: once for all the panels C takes whole
                 // (every panel where C is padded, the full ones where C is linear), not once per panel
                 int whole = paddedC ? (nc + NR - 1) / NR : linearC ? nc / NR : 0;
-                MicroKernel.panels(a, aOff, rs, ks, bp, 0, kc * NR, kc, c, cBase + m0 * ldc + n0, NR, ldc, mc, add,
-                        whole);
+                if (whole > 0) {
+                    MicroKernel.panels(a, aOff, rs, ks, bp, 0, kc * NR, kc, c, cBase + m0 * ldc + n0, NR, ldc, mc, add,
+                            whole);
+                }
                 first = whole * NR;
             }
             for (int j0 = first; j0 < nc; j0 += NR) {
@@ -927,7 +929,7 @@ final class Conv2dCpu implements Conv2dKernels {
     /**
      * Backward-filter, NCHW: {@code dwᵀ[(c,r,s)][k] = Σ_images Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)]
      * · dy[k][pixel]} ({@link FlatFilter}), split over images, groups and pixel chunks, each slice of those tasks
-     * (one per worker) adding into its own dwᵀ (and db) partial; the partials are summed in slice order and
+     * ({@link #filterSlices}) adding into its own dwᵀ (and db) partial; the partials are summed in slice order and
      * transposed into dw at the end.
      */
     private static void backwardFilterNchw(Operands o, Blocking b, int pixels) {
