@@ -64,6 +64,13 @@ final class Dashboard {
         b.append("<p class=\"meta\">Newest run of each machine against up to ").append(RegressionCheck.BASELINE_RUNS)
                 .append(" earlier runs: Welch's t-test on the iteration times and a prediction bound over the earlier runs' means, both one-sided at ")
                 .append(RegressionCheck.ALPHA).append(". ").append(checked).append(" benchmark(s) had history.</p>\n");
+        long unjudged = findings.stream().filter(f -> f.verdict().status() == RegressionCheck.Status.HOST_CHANGED).count();
+        if (unjudged > 0) {
+            b.append("<p id=\"host-changed\">").append(unjudged).append(" change(s) beyond the noise not judged: the")
+                    .append(" newest run's ceilings (memory copy, FMA loop) moved by more than ")
+                    .append(Summary.fmt(History.HOST_TOLERANCE, 2)).append("x against the runs before, so the machine,")
+                    .append(" not the code, may have changed; rerun on a quiet host.</p>\n");
+        }
         if (flagged.isEmpty()) {
             b.append("<p id=\"no-regressions\">No regression beyond the measured noise.</p>\n");
             return;
@@ -132,7 +139,8 @@ final class Dashboard {
             }
             RegressionCheck.Verdict v = r.ours() == null ? null : verdicts.get(r.ours().key());
             b.append("<td>").append(v == null ? "-" : v.status() == RegressionCheck.Status.NO_HISTORY ? "new"
-                    : v.status().name().toLowerCase() + " (" + Summary.fmt(v.ratio(), 2) + "x)").append("</td></tr>\n");
+                    : v.status().name().toLowerCase().replace('_', ' ') + " (" + Summary.fmt(v.ratio(), 2) + "x)")
+                    .append("</td></tr>\n");
         }
         b.append("</tbody></table>\n<h3>Over the runs</h3>\n<div class=\"charts\">\n");
         for (Map<String, Object> c : charts(machine, runs)) {

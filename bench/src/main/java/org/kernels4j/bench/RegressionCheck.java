@@ -27,8 +27,11 @@ final class RegressionCheck {
     /** How many previous runs form the baseline. */
     static final int BASELINE_RUNS = 5;
 
-    /** The outcome for one benchmark. */
-    enum Status { REGRESSION, IMPROVEMENT, UNCHANGED, NO_HISTORY }
+    /**
+     * The outcome for one benchmark; {@code HOST_CHANGED}: a change beyond the noise, but the same run's ceilings
+     * moved as well ({@link History#hostChange}), so the machine, not the code, may have changed.
+     */
+    enum Status { REGRESSION, IMPROVEMENT, UNCHANGED, NO_HISTORY, HOST_CHANGED }
 
     /**
      * @param baselineRuns runs compared against
@@ -42,6 +45,12 @@ final class RegressionCheck {
      */
     record Verdict(int baselineRuns, double baselineMs, double newestMs, double ratio, double ratioLow,
                    double ratioHigh, double pValue, Status status) {
+
+        /** This verdict, a regression or improvement no longer: the host changed under it. */
+        Verdict hostChanged() {
+            return new Verdict(baselineRuns, baselineMs, newestMs, ratio, ratioLow, ratioHigh, pValue,
+                    Status.HOST_CHANGED);
+        }
     }
 
     private RegressionCheck() {

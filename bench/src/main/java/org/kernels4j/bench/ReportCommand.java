@@ -69,11 +69,21 @@ final class ReportCommand implements Callable<Integer> {
         long checked = findings.stream().filter(f -> f.verdict().status() != RegressionCheck.Status.NO_HISTORY).count();
         out.printf(Locale.ROOT, "%d benchmark(s) with history checked: %d regression(s), %d improvement(s)%n", checked,
                 regressions.size(), improvements.size());
+        for (String m : h.machines()) {
+            long unjudged = findings.stream().filter(f -> f.machine().equals(m)
+                    && f.verdict().status() == RegressionCheck.Status.HOST_CHANGED).count();
+            if (unjudged > 0) {
+                out.printf(Locale.ROOT, "%s: %d change(s) not judged: the newest run's ceilings moved %.2fx against the"
+                        + " runs before (over %.2fx the host, not the code, may have changed); rerun on a quiet host%n",
+                        m, unjudged, h.hostChange(m), History.HOST_TOLERANCE);
+            }
+        }
         List<List<String>> rows = new ArrayList<>();
         for (History.Finding f : findings) {
             RegressionCheck.Verdict v = f.verdict();
-            if (v.status() == RegressionCheck.Status.REGRESSION || v.status() == RegressionCheck.Status.IMPROVEMENT) {
-                rows.add(List.of(v.status().name().toLowerCase(Locale.ROOT), f.machine(), f.key(),
+            if (v.status() == RegressionCheck.Status.REGRESSION || v.status() == RegressionCheck.Status.IMPROVEMENT
+                    || v.status() == RegressionCheck.Status.HOST_CHANGED) {
+                rows.add(List.of(v.status().name().toLowerCase(Locale.ROOT).replace('_', ' '), f.machine(), f.key(),
                         Summary.fmt(v.baselineMs(), 3), Summary.fmt(v.newestMs(), 3), Summary.fmt(v.ratio(), 3) + "x",
                         "[" + Summary.fmt(v.ratioLow(), 3) + ", " + Summary.fmt(v.ratioHigh(), 3) + "]",
                         String.format(Locale.ROOT, "%.2g", v.pValue())));

@@ -62,6 +62,32 @@ class ReportCommandTest {
     }
 
     @Test
+    void aRunWhoseCeilingsSlowedTooIsNotARegression() throws Exception {
+        // a loaded host: every benchmark of the last run 1.5x slower, the copy and FMA ceilings as well
+        Path dir = tmp.resolve("r");
+        SyntheticResults.history(dir, "loaded-2c", 6, 5, 0.01, 0.01, SyntheticResults.EVERY_KEY, 1.5);
+        Outcome o = report("--fail-on-regression", dir.toString());
+        assertEquals(0, o.exit(), o.out());
+        assertTrue(o.out().contains("0 regression(s)"), o.out());
+        assertTrue(o.out().contains("loaded-2c: 3 change(s) not judged: the newest run's ceilings moved 1.5"), o.out());
+        assertTrue(Pattern.compile("host changed\\s+loaded-2c\\s+ours/cpu/float32/conv-r56/forward").matcher(o.out())
+                .find(), o.out());
+        assertTrue(o.html().contains("id=\"host-changed\""), "the dashboard says why nothing was judged");
+    }
+
+    @Test
+    void aSlowdownWithSteadyCeilingsIsStillARegression() throws Exception {
+        // the ceilings are in every history of aSlowdownFailsTheReportWhenAsked too; here a larger slowdown of one
+        // kernel, the ceilings unmoved, stays a regression
+        Path dir = tmp.resolve("r");
+        SyntheticResults.history(dir, "steady-2c", 6, 6, 0.01, 0.01, "ours/cpu/float32/ln-8k-1k/forward", 2.0);
+        Outcome o = report("--fail-on-regression", dir.toString());
+        assertEquals(ReportCommand.REGRESSION_EXIT, o.exit(), o.out());
+        assertTrue(o.out().contains("1 regression(s)"), o.out());
+        assertTrue(!o.out().contains("not judged"), o.out());
+    }
+
+    @Test
     void aNoisyHistoryWithoutAChangePasses() throws Exception {
         Path dir = tmp.resolve("r");
         SyntheticResults.history(dir, "noisy-2c", 6, 3, 0.15, 0.10, null, 1);

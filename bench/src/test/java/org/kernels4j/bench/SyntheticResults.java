@@ -28,6 +28,9 @@ final class SyntheticResults {
             "ours/cpu/float32/conv-r56/backward", "torch/cpu/float32/conv-r56/backward",
             "ceiling/cpu/float32/copy/-", "ceiling/cpu/float32/fma/-");
 
+    /** {@link #history}'s slowKey for slowing every benchmark of the last run. */
+    static final String EVERY_KEY = "*";
+
     private SyntheticResults() {
     }
 
@@ -42,8 +45,9 @@ final class SyntheticResults {
     }
 
     /**
-     * Writes {@code runs} runs of a machine, a day apart; the last run's time of {@code slowKey} (may be null)
-     * is multiplied by {@code factor}. Noise is relative, within runs ({@code noise}) and between them
+     * Writes {@code runs} runs of a machine, a day apart; the last run's time of {@code slowKey} (may be null;
+     * {@link #EVERY_KEY}: every benchmark, the ceilings included, as on a loaded host) is multiplied by
+     * {@code factor}. Noise is relative, within runs ({@code noise}) and between them
      * ({@code runNoise}).
      */
     static void history(Path dir, String machine, int runs, long seed, double noise, double runNoise, String slowKey,
@@ -53,7 +57,8 @@ final class SyntheticResults {
         for (int r = 0; r < runs; r++) {
             Map<String, double[]> samples = new LinkedHashMap<>();
             for (Map.Entry<String, Double> e : baseTimes().entrySet()) {
-                double mean = e.getValue() * (r == runs - 1 && e.getKey().equals(slowKey) ? factor : 1);
+                boolean slow = e.getKey().equals(slowKey) || EVERY_KEY.equals(slowKey);
+                double mean = e.getValue() * (r == runs - 1 && slow ? factor : 1);
                 samples.put(e.getKey(), RegressionCheckTest.run(rnd, mean, runNoise, noise, 5));
             }
             write(dir, machine, String.format("%040x", 0xabc0000L + r), start.plus(r, ChronoUnit.DAYS), samples);
