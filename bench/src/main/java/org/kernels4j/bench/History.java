@@ -72,8 +72,8 @@ final class History {
     }
 
     /**
-     * How far a machine's ceilings (memory copy, FMA loop) may move between its newest run and the runs before
-     * before that run's changes are put down to the host rather than the code (tuning knob). On a shared machine
+     * How far a machine's ceilings (memory copy, FMA loop) may move from the earlier runs to the newest one before
+     * the newest run's changes are put down to the host rather than the code (tuning knob). On a shared machine
      * another tenant's load slows the ceilings and kernels4j alike: a run whose copy ceiling read 8.4 GB/s against
      * 28 flagged every OpenCL benchmark, none of whose code had changed.
      */
