@@ -58,8 +58,12 @@ final class AttentionCpu implements AttentionKernels {
     /** Keys per forward tile (tuning knob): long enough that {@code Oᵀ += Vᵀ·Pᵀ} has a deep inner loop. */
     static final int FORWARD_KEY_TILE = 256;
 
-    /** Queries per backward tile (tuning knob). */
-    static final int BACKWARD_QUERY_TILE = 64;
+    /**
+     * Queries per backward tile (tuning knob). The scalar path wants taller tiles: its products run down columns of
+     * {@code rows} queries, and the JIT's vectorised loops pay a start-up per column (scalar attn-1k backward, one
+     * JVM, paired with 64: 288 queries took 0.73×; the vector path took 1.00-1.08×).
+     */
+    static final int BACKWARD_QUERY_TILE = Vectorization.ENABLED ? 64 : 288;
 
     /**
      * Keys per backward tile, rounded up to a multiple of {@link MicroKernel#NR} (tuning knob): dq is read and
@@ -117,7 +121,7 @@ final class AttentionCpu implements AttentionKernels {
     // per-call slots of the calling thread
     private static final int SLOT_ROW_D = Workspace.TASK_SLOTS;
     private static final int SLOT_ROW_LSE = Workspace.TASK_SLOTS + 1;
-    private static final int SLOT_VALUES_T = Workspace.TASK_SLOTS + 2;
+    private static final int SLOT_TRANSPOSED = Workspace.TASK_SLOTS + 2;
 
     private static int roundUp(int n, int m) {
         return (n + m - 1) / m * m;
@@ -135,8 +139,12 @@ final class AttentionCpu implements AttentionKernels {
         Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
         int tileQ = roundUp(tp.get("QUERY_TILE"), NR);
         int tiles = (nq + tileQ - 1) / tileQ;
-        float[] vT = transposeValues(p, CpuTensor.data(v), CpuTensor.offset(v));
-        Forward f = new Forward(p, q, k, vT, o, lse, tileQ, tp.get("KEY_TILE"));
+        // the vector path broadcasts A from K in place and streams Vᵀ; the scalar path copies A's columns, which
+        // are contiguous in Kᵀ and in V
+        Tensor kept = Vectorization.ENABLED ? k : v;
+        float[] transposed = transposeHeads(p, CpuTensor.data(Vectorization.ENABLED ? v : k),
+                CpuTensor.offset(Vectorization.ENABLED ? v : k));
+        Forward f = new Forward(p, q, kept, transposed, o, lse, tileQ, tp.get("KEY_TILE"));
         int tasks = bh * tiles;
         int workers = Parallel.workers(tasks, Math.max(1, p.forwardFlops()), MIN_FLOPS_PER_THREAD);
         // causal tiles late in the sequence see the most keys: hand them out first
@@ -144,15 +152,18 @@ final class AttentionCpu implements AttentionKernels {
     }
 
     /**
-     * Vᵀ of every key/value head, {@code d × Nk} row-major per head, in the calling thread's workspace: the A of
-     * {@code Oᵀ += Vᵀ·Pᵀ} then streams contiguous rows (read from V itself, with a stride of {@code d} floats per
-     * key, a long key tile touches more lines than L1 holds). Transposed in 16 × 16 tiles over the pool.
+     * The transpose of K or V ({@code [B, Hkv, Nk, d]} at {@code x[xo...]}) per key/value head, {@code d × Nk}
+     * row-major, in the calling thread's workspace. On the vector path Vᵀ: the A of {@code Oᵀ += Vᵀ·Pᵀ} then
+     * streams contiguous rows (read from V itself, with a stride of {@code d} floats per key, a long key tile
+     * touches more lines than L1 holds). On the scalar path Kᵀ: its tile copies A's columns, which are then
+     * contiguous runs for both products (Kᵀ's rows for {@code Sᵀ = K·Qᵀ}, V's rows for {@code Oᵀ += Vᵀ·Pᵀ}) instead
+     * of gathers with a stride. Transposed in 16 × 16 tiles over the pool.
      */
-    private static float[] transposeValues(AttentionProblem p, float[] v, int vo) {
+    private static float[] transposeHeads(AttentionProblem p, float[] x, int xo) {
         int d = p.headDim();
         int nk = p.keys();
         int heads = p.batch() * p.kvHeads();
-        float[] vT = Workspace.floats(SLOT_VALUES_T, Math.max(1, heads * d * nk));
+        float[] t = Workspace.floats(SLOT_TRANSPOSED, Math.max(1, heads * d * nk));
         int blocks = (nk + 15) / 16;
         int tasks = heads * blocks;
         int workers = Parallel.workers(tasks, (double) heads * d * nk, 1 << 16);
@@ -160,45 +171,50 @@ final class AttentionCpu implements AttentionKernels {
             int head = task / blocks;
             int j0 = (task % blocks) * 16;
             int j1 = Math.min(nk, j0 + 16);
-            int src = vo + head * nk * d;
+            int src = xo + head * nk * d;
             int dst = head * d * nk;
             for (int c0 = 0; c0 < d; c0 += 16) {
                 int c1 = Math.min(d, c0 + 16);
                 for (int c = c0; c < c1; c++) {
                     for (int j = j0; j < j1; j++) {
-                        vT[dst + c * nk + j] = v[src + j * d + c];
+                        t[dst + c * nk + j] = x[src + j * d + c];
                     }
                 }
             }
         });
-        return vT;
+        return t;
     }
 
     /** One forward call: operands and the per-tile algorithm. */
     private static final class Forward {
         final AttentionProblem p;
         final float[] q;
-        final float[] k;
-        /** Vᵀ per key/value head ({@link #transposeValues}). */
-        final float[] vT;
+        /** K on the vector path, V on the scalar path, {@code [B, Hkv, Nk, d]}. */
+        final float[] kv;
+        /**
+         * Vᵀ per key/value head on the vector path, Kᵀ on the scalar path ({@link #transposeHeads}); the other of
+         * the two is read in place from {@link #kv}.
+         */
+        final float[] transposed;
         final float[] o;
         final float[] lse;
         final int qo;
-        final int ko;
+        final int kvo;
         final int oo;
         final int lo;
         final int tileQ;
         final int tileK;
 
-        Forward(AttentionProblem p, Tensor q, Tensor k, float[] vT, Tensor o, Tensor lse, int tileQ, int tileK) {
+        Forward(AttentionProblem p, Tensor q, Tensor kv, float[] transposed, Tensor o, Tensor lse, int tileQ,
+                int tileK) {
             this.p = p;
             this.q = CpuTensor.data(q);
-            this.k = CpuTensor.data(k);
-            this.vT = vT;
+            this.kv = CpuTensor.data(kv);
+            this.transposed = transposed;
             this.o = CpuTensor.data(o);
             this.lse = CpuTensor.data(lse);
             this.qo = CpuTensor.offset(q);
-            this.ko = CpuTensor.offset(k);
+            this.kvo = CpuTensor.offset(kv);
             this.oo = CpuTensor.offset(o);
             this.lo = CpuTensor.offset(lse);
             this.tileQ = tileQ;
@@ -215,8 +231,8 @@ final class AttentionCpu implements AttentionKernels {
             int rows = Math.min(tileQ, nq - i0);
             int w = roundUp(rows, NR);
             int qBase = qo + (bh * nq + i0) * d;
-            int kBase = ko + (b * p.kvHeads() + kvh) * nk * d;
-            int vTBase = (b * p.kvHeads() + kvh) * d * nk;
+            int kvBase = kvo + (b * p.kvHeads() + kvh) * nk * d;
+            int tBase = (b * p.kvHeads() + kvh) * d * nk;
             int tileK = this.tileK;
 
             int panels = w / NR;
@@ -250,7 +266,13 @@ final class AttentionCpu implements AttentionKernels {
             int seenByAny = p.visibleKeys(i0 + rows - 1);
             for (int j0 = 0; j0 < seenByAny; j0 += tileK) {
                 int kn = Math.min(tileK, seenByAny - j0);
-                MicroKernel.panels(k, kBase + j0 * d, d, 1, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn, false, panels);
+                if (Vectorization.ENABLED) {
+                    MicroKernel.panels(kv, kvBase + j0 * d, d, 1, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn, false,
+                            panels);
+                } else {
+                    MicroKernel.panels(transposed, tBase + j0, 1, nk, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn,
+                            false, panels);
+                }
                 if (j0 + kn > seenByAll) {
                     for (int i = 0; i < rows; i++) {
                         int at = (i / NR) * tileK * NR + i % NR;
@@ -266,7 +288,13 @@ final class AttentionCpu implements AttentionKernels {
                 if (rescale) {
                     scalePanels(oT, d, panels, alpha);
                 }
-                MicroKernel.panels(vT, vTBase + j0, nk, 1, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d, true, panels);
+                if (Vectorization.ENABLED) {
+                    MicroKernel.panels(transposed, tBase + j0, nk, 1, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d,
+                            true, panels);
+                } else {
+                    MicroKernel.panels(kv, kvBase + j0 * d, 1, d, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d, true,
+                            panels);
+                }
             }
 
             int oBase = oo + (bh * nq + i0) * d;

@@ -505,6 +505,11 @@ final class Conv2dCpu implements Conv2dKernels {
             float[] ap = aArray != null ? null : Workspace.floats(SLOT_A, Math.min(b.mc(), m) * kcMax);
             float[] tile = paddedC ? null : Workspace.floats(SLOT_TILE, Math.min(b.mc(), m) * NR);
             int nStep = inPlace ? NR : b.nc();
+            // the scalar tile computes from A's columns: when B goes panel by panel, A is copied once here for the
+            // whole run rather than once per panel (with NC blocks, once per block is cheap enough, and columns of all
+            // m rows would be long arrays read in short windows at one offset: slower, 4 KiB aliasing in L1)
+            float[][] aColumns = !Vectorization.ENABLED && inPlace
+                    ? MicroKernel.columnsOfA(aArray, aBase, ars, aks, depth, m) : null;
             for (int n0 = 0; n0 < n; n0 += nStep) {
                 int nc = Math.min(nStep, n - n0);
                 for (int k0 = 0; k0 < depth; k0 += b.kc()) {
@@ -514,25 +519,32 @@ final class Conv2dCpu implements Conv2dKernels {
                     for (int m0 = 0; m0 < m; m0 += b.mc()) {
                         int mc = Math.min(b.mc(), m - m0);
                         if (aArray != null) {
-                            block(aArray, aBase + m0 * ars + k0 * aks, ars, aks, bp, kc, m0, mc, n0, nc, add, tile);
+                            block(aArray, aBase + m0 * ars + k0 * aks, ars, aks, aColumns, k0, bp, kc, m0, mc, n0, nc,
+                                    add, tile);
                         } else {
                             packA(ap, m0, mc, k0, kc);
-                            block(ap, 0, kc, 1, bp, kc, m0, mc, n0, nc, add, tile);
+                            block(ap, 0, kc, 1, null, 0, bp, kc, m0, mc, n0, nc, add, tile);
                         }
                     }
                 }
             }
         }
 
-        /** {@code C[m0, m0 + mc) × [n0, n0 + nc) (+)= A block · packed B block}, panel by panel. */
-        private void block(float[] a, int aOff, int rs, int ks, float[] bp, int kc, int m0, int mc, int n0, int nc,
-                           boolean add, float[] tile) {
+        /**
+         * {@code C[m0, m0 + mc) × [n0, n0 + nc) (+)= A block · packed B block}, panel by panel; on the scalar path
+         * {@code aColumns}, when not null, holds all of A copied column by column (depth from {@code k0}).
+         */
+        private void block(float[] a, int aOff, int rs, int ks, float[][] aColumns, int k0, float[] bp, int kc,
+                           int m0, int mc, int n0, int nc, boolean add, float[] tile) {
             int first = 0;
             if (!Vectorization.ENABLED) {
                 // the scalar tile copies A's columns before its products: once for all the panels C takes whole
                 // (every panel where C is padded, the full ones where C is linear), not once per panel
                 int whole = paddedC ? (nc + NR - 1) / NR : linearC ? nc / NR : 0;
-                if (whole > 0) {
+                if (whole > 0 && aColumns != null) {
+                    MicroKernel.panelsOfColumns(aColumns, k0, m0, mc, bp, 0, kc * NR, kc, c, cBase + m0 * ldc + n0,
+                            NR, ldc, add, whole);
+                } else if (whole > 0) {
                     MicroKernel.panels(a, aOff, rs, ks, bp, 0, kc * NR, kc, c, cBase + m0 * ldc + n0, NR, ldc, mc, add,
                             whole);
                 }
@@ -620,6 +632,10 @@ final class Conv2dCpu implements Conv2dKernels {
         int depth = taps.length;
         int pq = p.p() * p.q();
         int total = p.n() * grid.count();
+        float[] a = Vectorization.ENABLED ? o.w : columnMajorFilter(o, depth);
+        int aAt = Vectorization.ENABLED ? o.wo : 0;
+        int ars = aRowStride(depth);
+        int aks = aDepthStride(kg);
         int per = positionsPerTask(total, p.groups(), pixels);
         if (grid.wp() == grid.cols()) {
             // no gap positions (1 × S filters with S = 1 after the stride split): an image's flat positions are its
@@ -633,7 +649,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 int g = task / blocks / p.n();
                 int count = Math.min(per, pq - f0);
                 FlatProduct product = new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid,
-                        n * pq + f0, count, o.w, o.wo + g * kg * depth, depth, 1, kg, o.y, pq);
+                        n * pq + f0, count, a, aAt + g * kg * depth, ars, aks, kg, o.y, pq);
                 product.cBase = o.yo + (n * p.k() + g * kg) * pq + f0;
                 product.paddedC = false;
                 product.run(b);
@@ -652,11 +668,35 @@ final class Conv2dCpu implements Conv2dKernels {
             int count = Math.min(per, total - g0);
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, kg * ldc);
-            new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0, count, o.w,
-                    o.wo + g * kg * depth, depth, 1, kg, c, ldc).run(b);
+            new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0, count, a,
+                    aAt + g * kg * depth, ars, aks, kg, c, ldc).run(b);
             scatter(c, ldc, kg, count, g0, grid, o.y, o.yo + g * kg * pq, pq, p.k() * pq, p.q(), 1, o.bias,
                     o.bo + g * kg);
         });
+    }
+
+    /**
+     * The filter as the scalar path's forward A ({@link #aRowStride}): per group, {@code Kg × depth} transposed to
+     * {@code depth × Kg} at the same offset, in the calling thread's workspace, in 16 × 16 tiles.
+     */
+    private static float[] columnMajorFilter(Operands o, int depth) {
+        int kg = o.p.kPerGroup();
+        float[] dst = Workspace.floats(SLOT_WEIGHTS, Math.max(1, o.p.k() * depth));
+        for (int g = 0; g < o.p.groups(); g++) {
+            int base = g * kg * depth;
+            for (int k0 = 0; k0 < kg; k0 += 16) {
+                int k1 = Math.min(kg, k0 + 16);
+                for (int d0 = 0; d0 < depth; d0 += 16) {
+                    int d1 = Math.min(depth, d0 + 16);
+                    for (int k = k0; k < k1; k++) {
+                        for (int kd = d0; kd < d1; kd++) {
+                            dst[base + kd * kg + k] = o.w[o.wo + base + k * depth + kd];
+                        }
+                    }
+                }
+            }
+        }
+        return dst;
     }
 
     /**
@@ -764,7 +804,8 @@ final class Conv2dCpu implements Conv2dKernels {
                 for (int ph = ph0; ph < ph0 + 2; ph++) {
                     int depth = taps[ph].length;
                     new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
-                            weightsAt[ph] + g * cg * depth, depth, 1, cg, ph == ph0 ? c0 : c1, ldc).run(b);
+                            weightsAt[ph] + g * cg * depth, aRowStride(depth), aDepthStride(cg), cg,
+                            ph == ph0 ? c0 : c1, ldc).run(b);
                 }
                 scatterPair(c0, c1, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w(), hw,
                         p.c() * hw, sh * p.w());
@@ -788,7 +829,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, cg * ldc);
             new FlatProduct(p, in, taps[ph], g * kg * in.channelStride, grid, g0, count, weights,
-                    weightsAt[ph] + g * cg * depth, depth, 1, cg, c, ldc).run(b);
+                    weightsAt[ph] + g * cg * depth, aRowStride(depth), aDepthStride(cg), cg, c, ldc).run(b);
             scatter(c, ldc, cg, count, g0, grid, o.x, o.xo + g * cg * hw + f.ph * p.w() + f.pw, hw, p.c() * hw,
                     sh * p.w(), sw, null, 0);
         });
@@ -853,10 +894,25 @@ final class Conv2dCpu implements Conv2dKernels {
     }
 
     /**
-     * Writes a phase's A matrices, one per group, at {@code dst[at + (g·Cg + c)·depth + kd]} with
-     * {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}: a transposition, done in tiles of 16 channels × 16 filters so
-     * that the lines read and written stay in L1 (rows of a power-of-two length would otherwise collide in its
-     * sets), and spread over the pool.
+     * The strides of an A matrix that a pass packs itself ({@code rows × depth}): row-major on the vector path, whose
+     * tile broadcasts one element of A at a time; column-major on the scalar path, whose tile copies A's columns
+     * first, then as contiguous runs instead of gathers ({@link MicroKernel#tile}).
+     */
+    private static int aRowStride(int depth) {
+        return Vectorization.ENABLED ? depth : 1;
+    }
+
+    /** See {@link #aRowStride}. */
+    private static int aDepthStride(int rows) {
+        return Vectorization.ENABLED ? 1 : rows;
+    }
+
+    /**
+     * Writes a phase's A matrices, one per group of {@code Cg × depth} floats from {@code dst[at + g·Cg·depth]},
+     * with {@code A[c][(k·taps + tap)] = w[g·Kg + k][c][tap]}, row-major on the vector path, column-major on the
+     * scalar path ({@link #aRowStride}): a transposition, done in tiles of 16 channels × 16 filters so that the
+     * lines read and written stay in L1 (rows of a power-of-two length would otherwise collide in its sets), and
+     * spread over the pool.
      */
     private static void packDataWeights(Operands o, Phase f, float[] dst, int at) {
         Conv2dProblem p = o.p;
@@ -866,6 +922,8 @@ final class Conv2dCpu implements Conv2dKernels {
         int taps = f.taps();
         int depth = kg * taps;
         int rs = p.r() * p.s();
+        int rowStride = aRowStride(depth);
+        int depthStride = aDepthStride(cg);
         int[] tap = new int[taps];
         for (int t = 0; t < taps; t++) {
             tap[t] = f.tapR[t / ns] * p.s() + f.tapS[t % ns];
@@ -883,9 +941,9 @@ final class Conv2dCpu implements Conv2dKernels {
                 for (int k0 = 0; k0 < kg; k0 += 16) {
                     int k1 = Math.min(kg, k0 + 16);
                     for (int ch = c0; ch < c1; ch++) {
-                        int row = at + (g * cg + ch) * depth;
+                        int row = at + g * cg * depth + ch * rowStride;
                         for (int k = k0, from = src + (k0 * cg + ch) * rs; k < k1; k++, from += cg * rs) {
-                            dst[row + k] = o.w[from];
+                            dst[row + k * depthStride] = o.w[from];
                         }
                     }
                 }
@@ -894,11 +952,11 @@ final class Conv2dCpu implements Conv2dKernels {
             for (int k0 = 0; k0 < kg; k0 += 16) {
                 int k1 = Math.min(kg, k0 + 16);
                 for (int ch = c0; ch < c1; ch++) {
-                    int row = at + (g * cg + ch) * depth;
+                    int row = at + g * cg * depth + ch * rowStride;
                     for (int k = k0; k < k1; k++) {
                         int from = o.wo + ((g * kg + k) * cg + ch) * rs;
                         for (int t = 0; t < taps; t++) {
-                            dst[row + k * taps + t] = o.w[from + tap[t]];
+                            dst[row + (k * taps + t) * depthStride] = o.w[from + tap[t]];
                         }
                     }
                 }

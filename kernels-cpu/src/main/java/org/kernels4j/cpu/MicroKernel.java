@@ -73,7 +73,30 @@ final class MicroKernel {
         }
         float[][] at = packColumns(a, aOff, ars, aks, kLen, rows);
         for (int p = 0; p < panels; p++) {
-            columnProduct(at, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, rows, accumulate);
+            columnProduct(at, 0, 0, rows, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, accumulate);
+        }
+    }
+
+    /**
+     * The scalar path's copy of a whole {@code A[rows × kLen]} (addressed as in {@link #tile}) column by column,
+     * {@code at[k][i] = A[i][k]}, in a per-thread scratch of its own, for {@link #panelsOfColumns}: a GEMM that
+     * runs many products against the blocks of one A copies it once, not once per product.
+     */
+    static float[][] columnsOfA(float[] a, int aOff, int ars, int aks, int kLen, int rows) {
+        ColumnScratch scratch = COLUMN_SCRATCH.get();
+        scratch.wholeA = columns(scratch.wholeA, kLen, rows);
+        fillColumns(scratch.wholeA, a, aOff, ars, aks, kLen, rows);
+        return scratch.wholeA;
+    }
+
+    /**
+     * The scalar {@link #panels} for the block {@code [r0, r0 + rows) × [k0, k0 + kLen)} of an A copied by
+     * {@link #columnsOfA}; scalar path only.
+     */
+    static void panelsOfColumns(float[][] at, int k0, int r0, int rows, float[] b, int bOff, int bStep, int kLen,
+                                float[] c, int cOff, int cStep, int ldc, boolean accumulate, int panels) {
+        for (int p = 0; p < panels; p++) {
+            columnProduct(at, k0, r0, rows, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, accumulate);
         }
     }
 
@@ -170,9 +193,13 @@ final class MicroKernel {
         }
     }
 
-    /** Per-thread scratch of {@link #scalarColumns}: A's columns and C's columns, one array each. */
+    /**
+     * Per-thread scratch of {@link #scalarColumns}: A's columns and C's columns, one array each, and the copy of a
+     * whole A of {@link #columnsOfA}.
+     */
     private static final class ColumnScratch {
         float[][] aCols = new float[0][];
+        float[][] wholeA = new float[0][];
         final float[][] cCols = new float[NR][0];
     }
 
@@ -191,62 +218,80 @@ final class MicroKernel {
      */
     private static void scalarColumns(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int kLen,
                                       float[] c, int cOff, int ldc, int rows, boolean accumulate) {
-        columnProduct(packColumns(a, aOff, ars, aks, kLen, rows), b, bOff, kLen, c, cOff, ldc, rows, accumulate);
+        columnProduct(packColumns(a, aOff, ars, aks, kLen, rows), 0, 0, rows, b, bOff, kLen, c, cOff, ldc,
+                accumulate);
     }
 
     /** A's columns, {@code at[k][i] = A[i][k]}, in this thread's scratch. */
     private static float[][] packColumns(float[] a, int aOff, int ars, int aks, int kLen, int rows) {
         ColumnScratch scratch = COLUMN_SCRATCH.get();
-        float[][] at = scratch.aCols;
+        scratch.aCols = columns(scratch.aCols, kLen, rows);
+        fillColumns(scratch.aCols, a, aOff, ars, aks, kLen, rows);
+        return scratch.aCols;
+    }
+
+    /** {@code at} when it has {@code kLen} columns of {@code rows}, else a larger one. */
+    private static float[][] columns(float[][] at, int kLen, int rows) {
         if (at.length < kLen || kLen > 0 && at[0].length < rows) {
-            at = new float[Math.max(kLen, at.length)][Math.max(rows, at.length == 0 ? 0 : at[0].length)];
-            scratch.aCols = at;
-        }
-        for (int k = 0; k < kLen; k++) {
-            float[] t = at[k];
-            for (int i = 0, from = aOff + k * aks; i < rows; i++, from += ars) {
-                t[i] = a[from];
-            }
+            return new float[Math.max(kLen, at.length)][Math.max(rows, at.length == 0 ? 0 : at[0].length)];
         }
         return at;
     }
 
-    /** The column updates of {@link #scalarColumns} over A's columns {@code at}. */
-    private static void columnProduct(float[][] at, float[] b, int bOff, int kLen, float[] c, int cOff, int ldc,
-                                      int rows, boolean accumulate) {
+    private static void fillColumns(float[][] at, float[] a, int aOff, int ars, int aks, int kLen, int rows) {
+        for (int k = 0; k < kLen; k++) {
+            float[] t = at[k];
+            if (ars == 1) {
+                System.arraycopy(a, aOff + k * aks, t, 0, rows);
+                continue;
+            }
+            for (int i = 0, from = aOff + k * aks; i < rows; i++, from += ars) {
+                t[i] = a[from];
+            }
+        }
+    }
+
+    /**
+     * The column updates of {@link #scalarColumns} over A's columns {@code at}: rows {@code [r0, r0 + rows)} of
+     * depth {@code [k0, k0 + kLen)}. C's columns are scratch indexed like A's columns (from {@code r0}), so every
+     * array of the inner loop is indexed by its bare counter.
+     */
+    private static void columnProduct(float[][] at, int k0, int r0, int rows, float[] b, int bOff, int kLen,
+                                      float[] c, int cOff, int ldc, boolean accumulate) {
         ColumnScratch scratch = COLUMN_SCRATCH.get();
         float[][] cols = scratch.cCols;
-        if (cols[0].length < rows) {
+        int r1 = r0 + rows;
+        if (cols[0].length < r1) {
             for (int j = 0; j < NR; j++) {
-                cols[j] = new float[rows];
+                cols[j] = new float[r1];
             }
         }
         for (int j = 0; j < NR; j++) {
-            Arrays.fill(cols[j], 0, rows, 0f);
+            Arrays.fill(cols[j], r0, r1, 0f);
         }
         int k = 0;
         for (; k + 4 <= kLen; k += 4) {
-            float[] t0 = at[k];
-            float[] t1 = at[k + 1];
-            float[] t2 = at[k + 2];
-            float[] t3 = at[k + 3];
+            float[] t0 = at[k0 + k];
+            float[] t1 = at[k0 + k + 1];
+            float[] t2 = at[k0 + k + 2];
+            float[] t3 = at[k0 + k + 3];
             for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
                 float b0 = b[bk];
                 float b1 = b[bk + NR];
                 float b2 = b[bk + 2 * NR];
                 float b3 = b[bk + 3 * NR];
                 float[] o = cols[j];
-                for (int i = 0; i < rows; i++) {
+                for (int i = r0; i < r1; i++) {
                     o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
                 }
             }
         }
         for (; k < kLen; k++) {
-            float[] t0 = at[k];
+            float[] t0 = at[k0 + k];
             for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
                 float b0 = b[bk];
                 float[] o = cols[j];
-                for (int i = 0; i < rows; i++) {
+                for (int i = r0; i < r1; i++) {
                     o[i] += b0 * t0[i];
                 }
             }
@@ -254,11 +299,11 @@ final class MicroKernel {
         for (int j = 0; j < NR; j++) {
             float[] o = cols[j];
             if (accumulate) {
-                for (int i = 0, ci = cOff + j; i < rows; i++, ci += ldc) {
+                for (int i = r0, ci = cOff + j; i < r1; i++, ci += ldc) {
                     c[ci] += o[i];
                 }
             } else {
-                for (int i = 0, ci = cOff + j; i < rows; i++, ci += ldc) {
+                for (int i = r0, ci = cOff + j; i < r1; i++, ci += ldc) {
                     c[ci] = o[i];
                 }
             }

@@ -115,7 +115,12 @@ class Conv2dCpuTest {
             // filters one column wide: products written straight into y, per image and group
             "NCHW, 3, 6, 5, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3, true",
             "NCHW, 2, 4, 9, 10, 5, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, true",
-            "NCHW, 2, 24, 14, 14, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false"})
+            "NCHW, 2, 24, 14, 14, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false",
+            // A read in place in several row and depth blocks (more than MC = 96 rows, more than KC = 256 deep; the
+            // scalar path copies A's columns once per product for all of them)
+            "NCHW, 1, 32, 9, 11, 100, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 100, 8, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 20, 5, 6, 130, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
