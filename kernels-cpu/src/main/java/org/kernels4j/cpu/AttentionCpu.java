@@ -28,8 +28,9 @@ import org.kernels4j.tuning.TuningSpace;
  * then for each key tile {@code Sᵀ = K·Qᵀ} (K read in place, broadcast), an online softmax down the columns of
  * {@code Sᵀ} (running max {@code m} and sum {@code l} per query, all vertical vector operations, no horizontal
  * reductions; the rescale of {@code Oᵀ} is skipped when no maximum moved), and {@code Oᵀ = α∘Oᵀ + Vᵀ·Pᵀ}
- * ({@code Vᵀ} transposed once per call, so that a long key tile streams contiguous rows). At the end
- * {@code O = Oᵀᵀ / l} and {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped;
+ * ({@code Vᵀ} transposed once per call, so that a long key tile streams contiguous rows; the scalar twin
+ * transposes K instead, see {@link #transposeHeads}). At the end {@code O = Oᵀᵀ / l} and
+ * {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped;
  * masking is only applied on tiles that cross the causal boundary.
  *
  * <p><b>Backward</b> (FlashAttention-2): a pre-pass computes {@code D = rowsum(dO∘O)} and clears dq. Then
@@ -141,10 +142,10 @@ final class AttentionCpu implements AttentionKernels {
         int tiles = (nq + tileQ - 1) / tileQ;
         // the vector path broadcasts A from K in place and streams Vᵀ; the scalar path copies A's columns, which
         // are contiguous in Kᵀ and in V
-        Tensor kept = Vectorization.ENABLED ? k : v;
-        float[] transposed = transposeHeads(p, CpuTensor.data(Vectorization.ENABLED ? v : k),
-                CpuTensor.offset(Vectorization.ENABLED ? v : k));
-        Forward f = new Forward(p, q, kept, transposed, o, lse, tileQ, tp.get("KEY_TILE"));
+        Tensor inPlace = Vectorization.ENABLED ? k : v;
+        Tensor toTranspose = Vectorization.ENABLED ? v : k;
+        float[] transposed = transposeHeads(p, CpuTensor.data(toTranspose), CpuTensor.offset(toTranspose));
+        Forward f = new Forward(p, q, inPlace, transposed, o, lse, tileQ, tp.get("KEY_TILE"));
         int tasks = bh * tiles;
         int workers = Parallel.workers(tasks, Math.max(1, p.forwardFlops()), MIN_FLOPS_PER_THREAD);
         // causal tiles late in the sequence see the most keys: hand them out first
