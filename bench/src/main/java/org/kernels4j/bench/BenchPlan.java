@@ -1,6 +1,7 @@
 package org.kernels4j.bench;
 
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -12,7 +13,9 @@ import org.kernels4j.DType;
 /**
  * The benchmarks one {@code bench} run makes, each one JMH benchmark method with its parameters: kernels4j's
  * ops on every chosen backend (the CPU set on cpu and opencl, the GPU set with its dtypes on cuda), the peers
- * on the CPU set, and the two ceilings (the FMA one where the Vector API is readable). Filters keep the items whose {@link Item#key()} they match.
+ * on the CPU set, and the two ceilings (the FMA one where the Vector API is readable). Filters keep the items whose
+ * {@link Item#key()} they match. Each CPU-set problem and direction is measured on every backend and by the peers
+ * one after the other, so that a ratio compares measurements taken under the same load.
  */
 final class BenchPlan {
 
@@ -25,6 +28,12 @@ final class BenchPlan {
         /** JMH's include pattern for exactly this method. */
         String include() {
             return "^" + Pattern.quote(BenchPlan.class.getPackageName() + "." + benchmarkClass + "." + method) + "$";
+        }
+
+        /** {@code problem/direction}, the last two parts of the key. */
+        String problemAndDirection() {
+            String[] parts = key.split("/");
+            return parts[parts.length - 2] + "/" + parts[parts.length - 1];
         }
     }
 
@@ -62,6 +71,19 @@ final class BenchPlan {
                 items.add(item("ort", "Ort", "cpu", p.name(), "forward", "float32", params("problem", p.name())));
             }
         }
+        // the CPU set problem by problem, each direction's benchmarks one after the other (ours on every backend,
+        // then the peers): on a shared machine the load drifts over a run, and a ratio of two measurements taken
+        // minutes apart measures the drift too (the GPU set, which has no peers here, keeps its place after them)
+        List<String> cpuOrder = new ArrayList<>();
+        for (BenchProblem p : ProblemSet.of(BenchProblem.Set.CPU)) {
+            for (Direction dir : Direction.values()) {
+                cpuOrder.add(p.name() + "/" + dir.label());
+            }
+        }
+        items.sort(Comparator.comparingInt(i -> {
+            int at = cpuOrder.indexOf(i.problemAndDirection());
+            return at < 0 ? cpuOrder.size() : at;
+        }));
         List<Item> kept = new ArrayList<>();
         for (Item i : items) {
             if (filters.isEmpty() || filters.stream().anyMatch(f -> f.matcher(i.key()).find())) {

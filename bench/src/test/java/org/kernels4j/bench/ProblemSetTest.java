@@ -166,6 +166,12 @@ class ProblemSetTest {
         assertTrue(keys.contains("torch/cpu/float32/conv-dw/backward"));
         assertTrue(keys.contains("ort/cpu/float32/ln-4k-4k/forward"));
         assertTrue(keys.contains("ceiling/cpu/float32/fma/-"));
+        // each problem and direction measured by ours and the peers back to back
+        List<String> order = new ArrayList<>(keys);
+        int oursAt = order.indexOf("ours/cpu/float32/conv-s2/forward");
+        assertEquals(List.of("ours/cpu/float32/conv-s2/forward", "torch/cpu/float32/conv-s2/forward",
+                "ort/cpu/float32/conv-s2/forward", "ours/cpu/float32/conv-s2/backward",
+                "torch/cpu/float32/conv-s2/backward"), order.subList(oursAt, oursAt + 5));
         List<BenchPlan.Item> filtered = BenchPlan.of(cpu, true, true, List.of(Pattern.compile("ln-8k-1k/forward")));
         List<String> fk = new ArrayList<>();
         filtered.forEach(i -> fk.add(i.key()));
