@@ -1853,6 +1853,8 @@ final class Conv2dCpu implements Conv2dKernels {
                 Arrays.fill(dyp, count, n, 0f);
                 if (Vectorization.ENABLED) {
                     Panama.dots(dyp, xp, offsets, n, acc, at);
+                } else if (taps == 9) {
+                    dots9(dyp, xp, offsets, n, acc, at);
                 } else {
                     for (int t = 0; t < taps; t++) {
                         acc[at + t] += dot(dyp, 0, xp, offsets[t], n);
@@ -1861,6 +1863,53 @@ final class Conv2dCpu implements Conv2dKernels {
                 for (int i = 0; i < n; i++) {
                     acc[at + taps] += dyp[i];
                 }
+            }
+
+            /**
+             * The nine dot products of a 3 × 3 filter, {@code acc[at + t] += Σ dy[i]·x[off[t] + i]}, in one pass over
+             * dy: each dy element loaded feeds nine products, where nine separate {@link #dot}s load two floats per
+             * product; nine sums in flight also hide the add latency (scalar path).
+             */
+            private static void dots9(float[] dy, float[] x, int[] off, int n, float[] acc, int at) {
+                int o0 = off[0];
+                int o1 = off[1];
+                int o2 = off[2];
+                int o3 = off[3];
+                int o4 = off[4];
+                int o5 = off[5];
+                int o6 = off[6];
+                int o7 = off[7];
+                int o8 = off[8];
+                float s0 = 0f;
+                float s1 = 0f;
+                float s2 = 0f;
+                float s3 = 0f;
+                float s4 = 0f;
+                float s5 = 0f;
+                float s6 = 0f;
+                float s7 = 0f;
+                float s8 = 0f;
+                for (int i = 0; i < n; i++) {
+                    float g = dy[i];
+                    s0 += g * x[o0 + i];
+                    s1 += g * x[o1 + i];
+                    s2 += g * x[o2 + i];
+                    s3 += g * x[o3 + i];
+                    s4 += g * x[o4 + i];
+                    s5 += g * x[o5 + i];
+                    s6 += g * x[o6 + i];
+                    s7 += g * x[o7 + i];
+                    s8 += g * x[o8 + i];
+                }
+                acc[at] += s0;
+                acc[at + 1] += s1;
+                acc[at + 2] += s2;
+                acc[at + 3] += s3;
+                acc[at + 4] += s4;
+                acc[at + 5] += s5;
+                acc[at + 6] += s6;
+                acc[at + 7] += s7;
+                acc[at + 8] += s8;
             }
 
             /**
