@@ -1,0 +1,97 @@
+import java.io.IOException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+import javax.tools.ToolProvider;
+
+/**
+ * Paired timing of two builds, or of the two CPU paths, in ONE JVM: on a shared machine whose load drifts, two
+ * separate runs measure the drift; here the two sides run alternately, call by call, and the figure is the median
+ * of the per-pair ratios (an A/A of one jar against itself spans about 0.95-1.07 on the 2-core development host).
+ *
+ * <pre>
+ * java --add-modules jdk.incubator.vector bench/tools/paired/Paired.java MODE ABSTRACTION_JAR JAR_A JAR_B PAIRS PROBLEM...
+ *   MODE ab                B/A of two kernels-cpu jars, both on the path this JVM picks (-Dkernels4j.cpu.vector=false: scalar)
+ *   MODE scalar-vs-vector  the scalar path (JAR_B) over the vector path (JAR_A); pass one jar twice
+ *   PROBLEM                e.g. "conv-s2 fwd", "conv-r28 bwd-filter", "attn-1k bwd", "ln-8k-1k fwd" (see Problems.java)
+ * </pre>
+ * Each side is a class loader of its own over {@code Problems} (compiled here from the file beside this one), the
+ * abstraction jar and its kernels-cpu jar; five warm-up calls each, then PAIRS pairs, the first call of a pair
+ * alternating between the sides.
+ */
+public final class Paired {
+    public static void main(String[] a) throws Exception {
+        if (a.length < 6 || !List.of("ab", "scalar-vs-vector").contains(a[0])) {
+            System.err.println("usage: Paired ab|scalar-vs-vector ABSTRACTION_JAR JAR_A JAR_B PAIRS PROBLEM...");
+            System.exit(2);
+        }
+        boolean paths = a[0].equals("scalar-vs-vector");
+        Path abstraction = Path.of(a[1]);
+        Path classes = compileProblems(abstraction);
+        ClassLoader la = loader(classes, abstraction, Path.of(a[2]));
+        ClassLoader lb = loader(classes, abstraction, Path.of(a[3]));
+        if (paths) {
+            // the CPU backend reads the switch once, when its Vectorization class initialises in each loader
+            System.setProperty("kernels4j.cpu.vector", "false");
+            Class.forName("org.kernels4j.cpu.Vectorization", true, lb);
+            System.setProperty("kernels4j.cpu.vector", "true");
+            Class.forName("org.kernels4j.cpu.Vectorization", true, la);
+        }
+        int pairs = Integer.parseInt(a[4]);
+        System.out.printf("%-22s %10s %10s %8s   (%s, %d pairs, median of pair ratios)%n", "problem",
+                paths ? "vector ms" : "A ms", paths ? "scalar ms" : "B ms", paths ? "s/v" : "B/A", a[0], pairs);
+        for (int i = 5; i < a.length; i++) {
+            Runnable ra = (Runnable) la.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
+            Runnable rb = (Runnable) lb.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
+            for (int w = 0; w < 5; w++) {
+                ra.run();
+                rb.run();
+            }
+            double[] ta = new double[pairs];
+            double[] tb = new double[pairs];
+            double[] ratio = new double[pairs];
+            for (int k = 0; k < pairs; k++) {
+                boolean aFirst = k % 2 == 0;
+                for (int j = 0; j < 2; j++) {
+                    boolean isA = (j == 0) == aFirst;
+                    long t0 = System.nanoTime();
+                    (isA ? ra : rb).run();
+                    double ms = (System.nanoTime() - t0) / 1e6;
+                    if (isA) {
+                        ta[k] = ms;
+                    } else {
+                        tb[k] = ms;
+                    }
+                }
+                ratio[k] = tb[k] / ta[k];
+            }
+            Arrays.sort(ta);
+            Arrays.sort(tb);
+            Arrays.sort(ratio);
+            System.out.printf("%-22s %10.3f %10.3f %8.3f   (quartiles of the ratios %.3f, %.3f)%n", a[i], ta[pairs / 2],
+                    tb[pairs / 2], ratio[pairs / 2], ratio[pairs / 4], ratio[3 * pairs / 4]);
+        }
+    }
+
+    private static ClassLoader loader(Path classes, Path abstraction, Path kernels) throws IOException {
+        return new URLClassLoader(new URL[] {classes.toUri().toURL(), abstraction.toUri().toURL(),
+                kernels.toUri().toURL()}, ClassLoader.getPlatformClassLoader());
+    }
+
+    /** Compiles Problems.java (beside this file) against the abstraction jar into a temporary folder. */
+    private static Path compileProblems(Path abstraction) throws IOException {
+        Path source = Path.of(System.getProperty("jdk.launcher.sourcefile", "bench/tools/paired/Paired.java"))
+                .toAbsolutePath().resolveSibling("Problems.java");
+        Path out = Files.createTempDirectory("kernels4j-paired");
+        int rc = ToolProvider.getSystemJavaCompiler().run(null, null, null, "-d", out.toString(), "-cp",
+                abstraction.toString(), source.toString());
+        if (rc != 0) {
+            throw new IllegalStateException("could not compile " + source);
+        }
+        return out;
+    }
+}
