@@ -379,9 +379,10 @@ final class AttentionCpu implements AttentionKernels {
 
     /**
      * {@code 2^x} for {@code x <= 0}, as the vector path's {@code Panama.exp2} computes it per lane (the same
-     * polynomial and exponent trick in a few float operations, multiplies and adds rather than {@code Math.fma},
-     * which is emulated where the JVM runs without FMA): cheaper than {@code Math.exp} in double, which the scalar
-     * path calls once per score.
+     * polynomial and exponent trick in a few float operations): cheaper than {@code Math.exp} in double, which the
+     * scalar path calls once per score. The polynomial goes through {@code Math.fma} where the JVM emits FMA
+     * instructions (one instruction per step instead of two: measured 1.97 against 2.85 ns a score in a softmax-shaped
+     * loop), through multiplies and adds where {@code Math.fma} would be emulated.
      */
     private static float exp2(float x) {
         if (x < -126f) {
@@ -389,7 +390,9 @@ final class AttentionCpu implements AttentionKernels {
         }
         float shifted = x + ROUND;
         float r = x - (shifted - ROUND);
-        float poly = ((((C5 * r + C4) * r + C3) * r + C2) * r + C1) * r + 1f;
+        float poly = Vectorization.FAST_FMA
+                ? Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(C5, r, C4), r, C3), r, C2), r, C1), r, 1f)
+                : ((((C5 * r + C4) * r + C3) * r + C2) * r + C1) * r + 1f;
         return poly * Float.intBitsToFloat((Float.floatToRawIntBits(shifted) - (ROUND_BITS - 127)) << 23);
     }
 

@@ -28,6 +28,12 @@ final class Vectorization {
      */
     static final int FLOAT_LANES;
 
+    /**
+     * Whether HotSpot emits FMA instructions for {@code Math.fma} (where it does not, the call is emulated and
+     * slow): the scalar kernels use it only then.
+     */
+    static final boolean FAST_FMA;
+
     /** The one line describing the choice, as logged. */
     static final String DESCRIPTION;
 
@@ -37,11 +43,12 @@ final class Vectorization {
         int bits = 0;
         String why;
         boolean forcedOff = "false".equalsIgnoreCase(System.getProperty("kernels4j.cpu.vector", "true"));
+        FAST_FMA = fastFma();
         if (forcedOff) {
             why = "scalar Java kernels (the system property kernels4j.cpu.vector=false disables the Vector API)";
         } else if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             why = "scalar Java kernels; for the Panama Vector API kernels (several times faster) " + ENABLE_HINT;
-        } else if (!fastFma()) {
+        } else if (!FAST_FMA) {
             why = "scalar Java kernels (the JVM runs with -XX:-UseFMA, so vector FMA would be emulated)";
         } else {
             int b = PanamaProbe.preferredBits();
