@@ -71,10 +71,8 @@ final class MicroKernel {
             }
             return;
         }
-        float[][] at = packColumns(a, aOff, ars, aks, kLen, rows);
-        for (int p = 0; p < panels; p++) {
-            columnProduct(at, 0, 0, rows, b, bOff + p * bStep, kLen, c, cOff + p * cStep, ldc, accumulate);
-        }
+        panelsOfColumns(packColumns(a, aOff, ars, aks, kLen, rows), 0, 0, rows, b, bOff, bStep, kLen, c, cOff, cStep,
+                ldc, accumulate, panels);
     }
 
     /**
