@@ -18,12 +18,17 @@ import javax.tools.ToolProvider;
  *   MODE ab                B/A of two kernels-cpu jars, both on the path this JVM picks (-Dkernels4j.cpu.vector=false: scalar)
  *   MODE scalar-vs-vector  the scalar path (JAR_B) over the vector path (JAR_A); pass one jar twice
  *   PROBLEM                e.g. "conv-s2 fwd", "conv-r28 bwd-filter", "attn-1k bwd", "ln-8k-1k fwd" (see Problems.java)
+ *   -Dpaired.overrideB=KERNEL:K=V,...   side B runs with these tuning parameters (pass one jar twice: a knob's A/B)
  * </pre>
  * Each side is a class loader of its own over {@code Problems} (compiled here from the file beside this one), the
- * abstraction jar and its kernels-cpu jar; five warm-up calls each, then PAIRS pairs, the first call of a pair
+ * abstraction jar and its kernels-cpu jar; both sides warm up together for four seconds, then PAIRS pairs of
+ * timed blocks (as many calls as take about 40 ms; the per-call mean is one sample), the first block of a pair
  * alternating between the sides.
  */
 public final class Paired {
+    private static final long WARM_UP_NANOS = 4_000_000_000L;
+    private static final long BLOCK_NANOS = 40_000_000L;
+
     public static void main(String[] a) throws Exception {
         if (a.length < 6 || !List.of("ab", "scalar-vs-vector").contains(a[0])) {
             System.err.println("usage: Paired ab|scalar-vs-vector ABSTRACTION_JAR JAR_A JAR_B PAIRS PROBLEM...");
@@ -34,6 +39,15 @@ public final class Paired {
         Path classes = compileProblems(abstraction);
         ClassLoader la = loader(classes, abstraction, Path.of(a[2]));
         ClassLoader lb = loader(classes, abstraction, Path.of(a[3]));
+        String override = System.getProperty("paired.overrideB");
+        if (override != null) {
+            // side B's tuning parameters for one kernel, e.g. cpu.conv2d.forward:KC=192,MC=48 (an A/B of a knob)
+            int colon = override.indexOf(':');
+            Class<?> parameters = lb.loadClass("org.kernels4j.tuning.Parameters");
+            Object values = parameters.getMethod("parse", String.class).invoke(null, override.substring(colon + 1));
+            lb.loadClass("org.kernels4j.tuning.Tuning").getMethod("override", String.class, parameters)
+                    .invoke(null, override.substring(0, colon), values);
+        }
         if (paths) {
             // the CPU backend reads the switch once, when its Vectorization class initialises in each loader
             System.setProperty("kernels4j.cpu.vector", "false");
@@ -47,10 +61,19 @@ public final class Paired {
         for (int i = 5; i < a.length; i++) {
             Runnable ra = (Runnable) la.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
             Runnable rb = (Runnable) lb.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
-            for (int w = 0; w < 5; w++) {
+            // warm up until both sides have run WARM_UP_NANOS (five calls were not enough for C2 to finish compiling
+            // a few-millisecond kernel: the first pairs then timed the interpreter), then time blocks of calls of
+            // about BLOCK_NANOS each, so that one call's hiccup on a shared host weighs less
+            long warmed = 0;
+            int warmCalls = 0;
+            for (long start = System.nanoTime(); System.nanoTime() - start < WARM_UP_NANOS || warmCalls < 5;
+                 warmCalls++) {
+                long t0 = System.nanoTime();
                 ra.run();
                 rb.run();
+                warmed += System.nanoTime() - t0;
             }
+            int calls = (int) Math.max(1, Math.min(100, BLOCK_NANOS * 2 * warmCalls / Math.max(1, warmed)));
             double[] ta = new double[pairs];
             double[] tb = new double[pairs];
             double[] ratio = new double[pairs];
@@ -58,9 +81,12 @@ public final class Paired {
                 boolean aFirst = k % 2 == 0;
                 for (int j = 0; j < 2; j++) {
                     boolean isA = (j == 0) == aFirst;
+                    Runnable r = isA ? ra : rb;
                     long t0 = System.nanoTime();
-                    (isA ? ra : rb).run();
-                    double ms = (System.nanoTime() - t0) / 1e6;
+                    for (int c = 0; c < calls; c++) {
+                        r.run();
+                    }
+                    double ms = (System.nanoTime() - t0) / 1e6 / calls;
                     if (isA) {
                         ta[k] = ms;
                     } else {

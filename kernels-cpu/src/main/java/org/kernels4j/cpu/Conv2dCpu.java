@@ -23,8 +23,9 @@ import org.kernels4j.tuning.TuningSpace;
  * <table>
  * <caption>The GEMM of each pass</caption>
  * <tr><th>pass</th><th>layout</th><th>C (M × N)</th><th>A</th><th>B</th><th>depth</th></tr>
- * <tr><td>forward</td><td>NCHW</td><td>y: Kg × positions of all images ({@link FlatProduct})</td>
- *     <td>w, in place</td><td>x {@link Planes}, a run per tap</td><td>Cg·R·S</td></tr>
+ * <tr><td>forward</td><td>NCHW</td><td>y: Kg × positions of all images ({@link FlatProduct}); with a stride,
+ *     of one band of output rows, written into y</td><td>w, in place</td><td>x {@link Planes} (a band's
+ *     {@link Planes#columnTaps} with a stride), a run per tap</td><td>Cg·R·S</td></tr>
  * <tr><td>forward</td><td>NHWC</td><td>y: pixels × channels</td><td>im2col(x) rows, packed (channel runs)</td>
  *     <td>wᵀ, packed</td><td>R·S·Cg</td></tr>
  * <tr><td>data</td><td>NCHW</td><td>dx: Cg × positions, one GEMM per stride phase ({@link Phase})</td>
@@ -149,6 +150,8 @@ final class Conv2dCpu implements Conv2dKernels {
     private static final int SLOT_TAPS = 3;
     private static final int SLOT_C = 4;
     private static final int SLOT_C_ODD = 5;
+    private static final int SLOT_BAND = 6;
+    private static final int SLOT_ROW_PHASES = 7;
     private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
     private static final int SLOT_WEIGHTS = Workspace.TASK_SLOTS + 1;
     private static final int SLOT_PADDED = Workspace.TASK_SLOTS + 2;
@@ -633,6 +636,10 @@ final class Conv2dCpu implements Conv2dKernels {
         if (p.n() == 0 || p.p() == 0 || p.q() == 0) {
             return;
         }
+        if (p.strideH() > 1 || p.strideW() > 1) {
+            forwardNchwBands(o, b, pixels);
+            return;
+        }
         Planes in = Planes.input(o);
         int[] taps = in.taps(p);
         Grid grid = new Grid(p.p(), p.q(), in.wp);
@@ -681,6 +688,83 @@ final class Conv2dCpu implements Conv2dKernels {
             scatter(c, ldc, kg, count, g0, grid, o.y, o.yo + g * kg * pq, pq, p.k() * pq, p.q(), 1, o.bias,
                     o.bo + g * kg);
         });
+    }
+
+    /**
+     * Forward, NCHW, with a stride: one task per band of output rows of one image and group, which builds the
+     * band's {@link Planes#columnTaps} in its own workspace and multiplies them straight into y (A the filter, as in
+     * {@link #forwardNchw}). The band's planes are written and read while they sit in the core's L2; the stride
+     * phases of the whole batch, split first, were written out to memory and read back panel by panel (the pack
+     * of B 12% and the split 13% of conv-s2's forward samples), and their gap positions needed C copied into y.
+     */
+    private static void forwardNchwBands(Operands o, Blocking b, int pixels) {
+        Conv2dProblem p = o.p;
+        int kg = p.kPerGroup();
+        int pq = p.p() * p.q();
+        int rowsPerBand = bandRows(p.p(), p.q(), positionsPerTask((long) p.n() * pq, p.groups(), pixels));
+        int bands = (p.p() + rowsPerBand - 1) / rowsPerBand;
+        int reach = (p.r() - 1) * p.dilationH() / p.strideH();
+        int planeRows = Math.min(rowsPerBand, p.p()) + reach;
+        int taps2d = p.r() * p.s();
+        int depth = p.cPerGroup() * taps2d;
+        // channel blocks of about KC deep, as even as can be: the band's planes, A's slice and the band of y then
+        // share the core's L2 (conv-s2 in one block: 300 KB of planes, 295 KB of A, 86 KB of y, 200 KB of x
+        // passing through a 1 MB L2; the planes cost 22% of the call)
+        int channelBlocks = Math.max(1, Math.min(p.cPerGroup(), (depth + b.kc() - 1) / b.kc()));
+        int[] taps = Planes.columnTapOffsets(p, (p.cPerGroup() + channelBlocks - 1) / channelBlocks, planeRows);
+        float[] a = Vectorization.ENABLED ? o.w : columnMajorFilter(o, depth);
+        int aAt = Vectorization.ENABLED ? o.wo : 0;
+        int ars = aRowStride(depth);
+        int aks = aDepthStride(kg);
+        int tasks = p.groups() * p.n() * bands;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int band = task % bands;
+            int n = (task / bands) % p.n();
+            int g = task / bands / p.n();
+            int p0 = band * rowsPerBand;
+            int rows = Math.min(rowsPerBand, p.p() - p0);
+            int count = rows * p.q();
+            for (int cb = 0; cb < channelBlocks; cb++) {
+                int c0 = (int) ((long) p.cPerGroup() * cb / channelBlocks);
+                int c1 = (int) ((long) p.cPerGroup() * (cb + 1) / channelBlocks);
+                Planes in = Planes.columnTaps(o, n, g, c0, c1 - c0, p0, rows + reach, planeRows);
+                FlatProduct product = new FlatProduct(p, in, taps, 0, new Grid(rows, p.q(), p.q()), 0, count, a,
+                        aAt + g * kg * depth + c0 * taps2d * aks, ars, aks, kg, o.y, pq);
+                product.depth = (c1 - c0) * taps2d;
+                product.cBase = o.yo + (n * p.k() + g * kg) * pq + p0 * p.q();
+                product.paddedC = false;
+                product.accumulate = cb > 0;
+                product.run(b);
+            }
+            if (o.bias != null) {
+                o.addBias(n, g, p0 * p.q(), count);
+            }
+        });
+    }
+
+    /**
+     * Output rows per band of {@link #forwardNchwBands}: near {@code target} positions, and of the counts from
+     * half to 1.5 times that, the one whose bands waste the fewest columns of their last, partial panel (28-pixel
+     * rows, conv-s2's: bands of 7 rows are 196 positions, 8 panels and a 4-column remainder computed 8 wide at
+     * the narrow tile's lower rate; bands of 6 are 168, 7 whole panels).
+     */
+    static int bandRows(int rows, int cols, int target) {
+        int best = 0;
+        long bestCost = Long.MAX_VALUE;
+        int near = Math.max(1, Math.round((float) target / cols));
+        for (int r = Math.max(1, near / 2); r <= Math.max(1, near + near / 2); r++) {
+            long cost = 0;
+            for (int p0 = 0; p0 < rows; p0 += r) {
+                cost += roundUp(Math.min(r, rows - p0) * cols, NR);
+            }
+            // of equal waste, the count nearest the target
+            if (cost < bestCost || cost == bestCost && Math.abs(r - near) < Math.abs(best - near)) {
+                best = r;
+                bestCost = cost;
+            }
+        }
+        return Math.min(best, Math.max(1, rows));
     }
 
     /**
@@ -1138,6 +1222,103 @@ final class Conv2dCpu implements Conv2dKernels {
             int hp = p.p() + (p.r() - 1) * p.dilationH() / sh;
             int wp = p.q() + (p.s() - 1) * p.dilationW() / sw;
             return of(o.x, o.xo, p.n(), p.c(), p.h(), p.w(), sh, sw, p.padTop(), p.padLeft(), hp, wp);
+        }
+
+        /**
+         * The planes of one band of a strided forward: output rows {@code [p0, p0 + rows)} of image {@code n},
+         * channels {@code [c0, c0 + cn)} of group {@code g}, in the calling thread's workspace. Plane
+         * {@code (c, a, s)} (for each row phase {@code a < strideH} that a filter row reaches and each filter column
+         * {@code s}) holds {@code x[c0 + c][(p0 + i)·sh + a - top][q·sw + s·dilationW - left]} for
+         * {@code i < filled}, {@code q < Q}: the row phases as in {@link #input}, but each column tap's columns laid
+         * out on their own, so that the band's output positions {@code i·Q + q} have no gaps and its product can be
+         * written straight into y. Here {@code sw} counts the planes of a row phase (the filter's width) and
+         * {@code wp} is Q; the planes are {@code planeRows} rows apart, of which the first {@code filled} are
+         * written.
+         */
+        static Planes columnTaps(Operands o, int n, int g, int c0, int cn, int p0, int filled, int planeRows) {
+            Conv2dProblem p = o.p;
+            int sh = p.strideH();
+            int sw = p.strideW();
+            int cols = p.s();
+            int q = p.q();
+            int inW = p.w();
+            int left = p.padLeft();
+            int size = planeRows * q;
+            float[] dst = Workspace.floats(SLOT_BAND, Math.max(1, cn * sh * cols * size));
+            // one input row split into its sw column phases, each with zero margins wide enough for every tap's
+            // run of Q: phase b's element j (column j·sw + b) at split[b·pitch + margin + j]
+            int margin = Math.max(0, -Math.floorDiv(-left, sw));
+            int reachEnd = Math.floorDiv((cols - 1) * p.dilationW() - left, sw) + q;
+            int pitch = margin + Math.max(reachEnd, (inW + sw - 1) / sw);
+            float[] split = Workspace.floats(SLOT_ROW_PHASES, sw * pitch);
+            Arrays.fill(split, 0, sw * pitch, 0f);
+            // once per band, not per row (divisions): where each column tap's run starts in split, which row phases a tap reads
+            int[] tapStart = new int[cols];
+            for (int s = 0; s < cols; s++) {
+                int col0 = s * p.dilationW() - left;
+                tapStart[s] = Math.floorMod(col0, sw) * pitch + margin + Math.floorDiv(col0, sw);
+            }
+            boolean[] reached = new boolean[sh];
+            for (int r = 0; r < p.r(); r++) {
+                reached[r * p.dilationH() % sh] = true;
+            }
+            for (int c = 0; c < cn; c++) {
+                int channel = o.xo + (n * p.c() + g * p.cPerGroup() + c0 + c) * p.h() * inW;
+                // input rows in order (row i·sh + a of the band is row i of phase a): one sequential read of x
+                int row = p0 * sh - p.padTop();
+                for (int i = 0; i < filled; i++) {
+                    for (int a = 0; a < sh; a++, row++) {
+                        if (!reached[a]) {
+                            continue;
+                        }
+                        int at = (c * sh + a) * cols * size + i * q;
+                        if (row < 0 || row >= p.h()) {
+                            for (int s = 0; s < cols; s++) {
+                                Arrays.fill(dst, at + s * size, at + s * size + q, 0f);
+                            }
+                            continue;
+                        }
+                        splitColumns(o.x, channel + row * inW, inW, sw, split, margin, pitch);
+                        for (int s = 0; s < cols; s++) {
+                            MicroKernel.copyRow(split, tapStart[s], dst, at + s * size, q);
+                        }
+                    }
+                }
+            }
+            return new Planes(dst, 0, cn, sh, cols, planeRows, q);
+        }
+
+        /** {@code split[b·pitch + margin + j] = src[row + j·sw + b]} for every column {@code j·sw + b < inW}. */
+        private static void splitColumns(float[] src, int row, int inW, int sw, float[] split, int margin,
+                                         int pitch) {
+            if (sw == 1) {
+                MicroKernel.copyRow(src, row, split, margin, inW);
+            } else if (sw == 2) {
+                MicroKernel.deinterleave(src, row, split, margin, pitch + margin, inW / 2);
+                if (inW % 2 != 0) {
+                    split[margin + inW / 2] = src[row + inW - 1];
+                }
+            } else {
+                for (int col = 0; col < inW; col++) {
+                    split[(col % sw) * pitch + margin + col / sw] = src[row + col];
+                }
+            }
+        }
+
+        /** The offsets of the filter taps of {@code channels} channels in the planes of {@link #columnTaps}, in filter order. */
+        static int[] columnTapOffsets(Conv2dProblem p, int channels, int planeRows) {
+            int sh = p.strideH();
+            int size = planeRows * p.q();
+            int[] t = new int[channels * p.r() * p.s()];
+            for (int c = 0; c < channels; c++) {
+                for (int r = 0; r < p.r(); r++) {
+                    int rh = r * p.dilationH();
+                    for (int s = 0; s < p.s(); s++) {
+                        t[(c * p.r() + r) * p.s() + s] = ((c * sh + rh % sh) * p.s() + s) * size + (rh / sh) * p.q();
+                    }
+                }
+            }
+            return t;
         }
 
         /** Offsets of one group's filter taps {@code (c, r, s)}, in filter order, from the group's first plane. */

@@ -120,7 +120,12 @@ class Conv2dCpuTest {
             // scalar path copies A's columns once per product for all of them)
             "NCHW, 1, 32, 9, 11, 100, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 1, 100, 8, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
-            "NCHW, 1, 20, 5, 6, 130, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true"})
+            "NCHW, 1, 20, 5, 6, 130, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true",
+            // strided forward in bands of output rows: dilated filter rows two band rows deep, a stride of 3 (every
+            // row phase its own filter row), bands of several rows with a shorter last one
+            "NCHW, 2, 6, 23, 20, 7, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, true",
+            "NCHW, 1, 5, 31, 29, 9, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
