@@ -1262,6 +1262,19 @@ final class Conv2dCpu implements Conv2dKernels {
             for (int r = 0; r < p.r(); r++) {
                 reached[r * p.dilationH() % sh] = true;
             }
+            // stride 2 across a row of exactly Q column pairs, each column phase with a tap that starts at its first
+            // element ("home"): the row is split straight into the home taps' planes and the other taps are shifted
+            // copies of those (conv-s2: the even columns are tap 1, the odd ones tap 2, tap 0 is tap 2 one to the
+            // right), instead of split, then copied once per tap
+            int[] home = {-1, -1};
+            boolean direct = sw == 2 && inW == 2 * q;
+            for (int s = 0; direct && s < cols; s++) {
+                int col0 = s * p.dilationW() - left;
+                if (Math.floorDiv(col0, 2) == 0 && home[Math.floorMod(col0, 2)] < 0) {
+                    home[Math.floorMod(col0, 2)] = s;
+                }
+            }
+            direct &= home[0] >= 0 && home[1] >= 0;
             for (int c = 0; c < cn; c++) {
                 int channel = o.xo + (n * p.c() + g * p.cPerGroup() + c0 + c) * p.h() * inW;
                 // input rows in order (row i·sh + a of the band is row i of phase a): one sequential read of x
@@ -1278,6 +1291,18 @@ final class Conv2dCpu implements Conv2dKernels {
                             }
                             continue;
                         }
+                        if (direct) {
+                            MicroKernel.deinterleave(o.x, channel + row * inW, dst, at + home[0] * size,
+                                    at + home[1] * size, q);
+                            for (int s = 0; s < cols; s++) {
+                                int col0 = s * p.dilationW() - left;
+                                int b = Math.floorMod(col0, 2);
+                                if (s != home[b]) {
+                                    shiftedRow(dst, at + home[b] * size, Math.floorDiv(col0, 2), at + s * size, q);
+                                }
+                            }
+                            continue;
+                        }
                         splitColumns(o.x, channel + row * inW, inW, sw, split, margin, pitch);
                         for (int s = 0; s < cols; s++) {
                             MicroKernel.copyRow(split, tapStart[s], dst, at + s * size, q);
@@ -1286,6 +1311,15 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
             return new Planes(dst, 0, cn, sh, cols, planeRows, q);
+        }
+
+        /** {@code a[to + j] = a[from + j + shift]} for {@code j < len}, zero where {@code j + shift} is outside {@code [0, len)}. */
+        private static void shiftedRow(float[] a, int from, int shift, int to, int len) {
+            int lo = Math.min(len, Math.max(0, -shift));
+            int hi = Math.max(lo, Math.min(len, len - shift));
+            Arrays.fill(a, to, to + lo, 0f);
+            MicroKernel.copyRow(a, from + lo + shift, a, to + lo, hi - lo);
+            Arrays.fill(a, to + hi, to + len, 0f);
         }
 
         /** {@code split[b·pitch + margin + j] = src[row + j·sw + b]} for every column {@code j·sw + b < inW}. */

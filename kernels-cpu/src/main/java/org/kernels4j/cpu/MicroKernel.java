@@ -466,16 +466,28 @@ final class MicroKernel {
         private static final VectorShuffle<Float> EVEN = VectorShuffle.fromOp(S, i -> 2 * i);
         private static final VectorShuffle<Float> ODD = VectorShuffle.fromOp(S, i -> 2 * i + 1);
 
-        /** Whole vectors of the split (two loads, lanes picked across both); returns how many it did. */
+        /**
+         * Whole vectors of the split (two loads, lanes picked across both), then one vector ending at the last pair
+         * (overlapping the previous one: the short rows of a convolution would otherwise end in several scalar
+         * pairs); returns how many it did.
+         */
         static int deinterleave(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
             int e = 0;
             for (int c = from; e + L <= len; e += L, c += 2 * L) {
-                FloatVector lo = FloatVector.fromArray(S, src, c);
-                FloatVector hi = FloatVector.fromArray(S, src, c + L);
-                lo.rearrange(EVEN, hi).intoArray(dst, toEven + e);
-                lo.rearrange(ODD, hi).intoArray(dst, toOdd + e);
+                split(src, c, dst, toEven + e, toOdd + e);
+            }
+            if (e < len && len >= L) {
+                split(src, from + 2 * (len - L), dst, toEven + len - L, toOdd + len - L);
+                e = len;
             }
             return e;
+        }
+
+        private static void split(float[] src, int c, float[] dst, int toEven, int toOdd) {
+            FloatVector lo = FloatVector.fromArray(S, src, c);
+            FloatVector hi = FloatVector.fromArray(S, src, c + L);
+            lo.rearrange(EVEN, hi).intoArray(dst, toEven);
+            lo.rearrange(ODD, hi).intoArray(dst, toOdd);
         }
 
         private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * L);
