@@ -1252,7 +1252,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int pitch = margin + Math.max(reachEnd, (inW + sw - 1) / sw);
             float[] split = Workspace.floats(SLOT_ROW_PHASES, sw * pitch);
             Arrays.fill(split, 0, sw * pitch, 0f);
-            // once per band, not per row (divisions): where each column tap's run starts in split, which row phases a tap reads
+            // once per band, not per row (divisions): where each column tap's run starts in split, which row
+            // phases a filter row reads
             int[] tapStart = new int[cols];
             for (int s = 0; s < cols; s++) {
                 int col0 = s * p.dilationW() - left;
@@ -1313,7 +1314,10 @@ final class Conv2dCpu implements Conv2dKernels {
             return new Planes(dst, 0, cn, sh, cols, planeRows, q);
         }
 
-        /** {@code a[to + j] = a[from + j + shift]} for {@code j < len}, zero where {@code j + shift} is outside {@code [0, len)}. */
+        /**
+         * {@code a[to + j] = a[from + j + shift]} for {@code j < len}, zero where {@code j + shift} is outside
+         * {@code [0, len)}.
+         */
         private static void shiftedRow(float[] a, int from, int shift, int to, int len) {
             int lo = Math.min(len, Math.max(0, -shift));
             int hi = Math.max(lo, Math.min(len, len - shift));
@@ -1339,7 +1343,10 @@ final class Conv2dCpu implements Conv2dKernels {
             }
         }
 
-        /** The offsets of the filter taps of {@code channels} channels in the planes of {@link #columnTaps}, in filter order. */
+        /**
+         * The offsets of the filter taps of {@code channels} channels in the planes of {@link #columnTaps}, in filter
+         * order.
+         */
         static int[] columnTapOffsets(Conv2dProblem p, int channels, int planeRows) {
             int sh = p.strideH();
             int size = planeRows * p.q();
