@@ -653,8 +653,9 @@ final class Conv2dCpu implements Conv2dKernels {
         int aks = aDepthStride(kg);
         int per = positionsPerTask(total, p.groups(), pixels);
         if (grid.wp() == grid.cols()) {
-            // no gap positions (1 × S filters with S = 1 after the stride split): an image's flat positions are its
-            // output plane in order, so the product is written straight into y, tasks kept within one image
+            // no gap positions (filters one column wide; strided convolutions go by bands): an image's flat
+            // positions are its output plane in order, so the product is written straight into y, tasks kept within
+            // one image
             int blocks = (pq + per - 1) / per;
             int tasks = p.groups() * p.n() * blocks;
             int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
