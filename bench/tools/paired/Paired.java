@@ -43,6 +43,10 @@ public final class Paired {
         if (override != null) {
             // side B's tuning parameters for one kernel, e.g. cpu.conv2d.forward:KC=192,MC=48 (an A/B of a knob)
             int colon = override.indexOf(':');
+            if (colon <= 0) {
+                System.err.println("paired.overrideB: expected KERNEL:K=V,..., got '" + override + "'");
+                System.exit(2);
+            }
             Class<?> parameters = lb.loadClass("org.kernels4j.tuning.Parameters");
             Object values = parameters.getMethod("parse", String.class).invoke(null, override.substring(colon + 1));
             lb.loadClass("org.kernels4j.tuning.Tuning").getMethod("override", String.class, parameters)
@@ -61,9 +65,9 @@ public final class Paired {
         for (int i = 5; i < a.length; i++) {
             Runnable ra = (Runnable) la.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
             Runnable rb = (Runnable) lb.loadClass("Problems").getMethod("make", String.class).invoke(null, a[i]);
-            // warm up until both sides have run WARM_UP_NANOS (five calls were not enough for C2 to finish compiling
-            // a few-millisecond kernel: the first pairs then timed the interpreter), then time blocks of calls of
-            // about BLOCK_NANOS each, so that one call's hiccup on a shared host weighs less
+            // warm up until both sides have run WARM_UP_NANOS (after five calls the JIT was still at work: two runs
+            // of the same two jars read 0.62 and 0.94, quartiles ±0.2), then time blocks of calls of about BLOCK_NANOS
+            // each, so that one call's hiccup on a shared host weighs less
             long warmed = 0;
             int warmCalls = 0;
             for (long start = System.nanoTime(); System.nanoTime() - start < WARM_UP_NANOS || warmCalls < 5;
