@@ -1253,12 +1253,14 @@ final class Conv2dCpu implements Conv2dKernels {
             int pitch = margin + Math.max(reachEnd, (inW + sw - 1) / sw);
             float[] split = Workspace.floats(SLOT_ROW_PHASES, sw * pitch);
             Arrays.fill(split, 0, sw * pitch, 0f);
-            // once per band, not per row (divisions): where each column tap's run starts in split, which row
-            // phases a filter row reads
-            int[] tapStart = new int[cols];
+            // once per band, not per row (divisions): each column tap's column phase and first element in it, which
+            // row phases a filter row reads
+            int[] tapPhase = new int[cols];
+            int[] tapShift = new int[cols];
             for (int s = 0; s < cols; s++) {
                 int col0 = s * p.dilationW() - left;
-                tapStart[s] = Math.floorMod(col0, sw) * pitch + margin + Math.floorDiv(col0, sw);
+                tapPhase[s] = Math.floorMod(col0, sw);
+                tapShift[s] = Math.floorDiv(col0, sw);
             }
             boolean[] reached = new boolean[sh];
             for (int r = 0; r < p.r(); r++) {
@@ -1271,9 +1273,8 @@ final class Conv2dCpu implements Conv2dKernels {
             int[] home = {-1, -1};
             boolean direct = sw == 2 && inW == 2 * q;
             for (int s = 0; direct && s < cols; s++) {
-                int col0 = s * p.dilationW() - left;
-                if (Math.floorDiv(col0, 2) == 0 && home[Math.floorMod(col0, 2)] < 0) {
-                    home[Math.floorMod(col0, 2)] = s;
+                if (tapShift[s] == 0 && home[tapPhase[s]] < 0) {
+                    home[tapPhase[s]] = s;
                 }
             }
             direct &= home[0] >= 0 && home[1] >= 0;
@@ -1297,17 +1298,17 @@ final class Conv2dCpu implements Conv2dKernels {
                             MicroKernel.deinterleave(o.x, channel + row * inW, dst, at + home[0] * size,
                                     at + home[1] * size, q);
                             for (int s = 0; s < cols; s++) {
-                                int col0 = s * p.dilationW() - left;
-                                int b = Math.floorMod(col0, 2);
+                                int b = tapPhase[s];
                                 if (s != home[b]) {
-                                    shiftedRow(dst, at + home[b] * size, Math.floorDiv(col0, 2), at + s * size, q);
+                                    shiftedRow(dst, at + home[b] * size, tapShift[s], at + s * size, q);
                                 }
                             }
                             continue;
                         }
                         splitColumns(o.x, channel + row * inW, inW, sw, split, margin, pitch);
                         for (int s = 0; s < cols; s++) {
-                            MicroKernel.copyRow(split, tapStart[s], dst, at + s * size, q);
+                            MicroKernel.copyRow(split, tapPhase[s] * pitch + margin + tapShift[s], dst, at + s * size,
+                                    q);
                         }
                     }
                 }
