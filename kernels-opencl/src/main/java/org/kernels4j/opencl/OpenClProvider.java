@@ -15,7 +15,8 @@ import org.kernels4j.spi.Debug;
  *
  * <p>{@link #start()} loads JOCL, which opens {@code libOpenCL.so.1} (the ICD loader), and opens every device of
  * every platform, GPUs first. A machine without the loader, without a platform or without a device gets an
- * exception whose message says which, and discovery reports the backend as unavailable.
+ * exception whose message says which, and discovery reports the backend as unavailable. A driver that replaces
+ * the JVM's signal handlers meanwhile (PoCL, through LLVM) gets them put back ({@link JvmSignalHandlers}).
  *
  * <p>Dtypes: float32 on every device; float16 on devices with {@code cl_khr_fp16}, or on every device when the
  * system property {@value #HALF_STORAGE_PROPERTY} is {@code true} (the kernels only store float16, through
@@ -50,6 +51,16 @@ public final class OpenClProvider implements BackendProvider {
 
     @Override
     public Backend start() throws Exception {
+        // PoCL starts LLVM, which replaces the JVM's signal handlers, when it opens its devices (JvmSignalHandlers)
+        JvmSignalHandlers jvm = JvmSignalHandlers.save();
+        try {
+            return openDevices();
+        } finally {
+            jvm.restore();
+        }
+    }
+
+    private static Backend openDevices() {
         cl_platform_id[] platforms = platforms();
         OpenClBackend backend = new OpenClBackend();
         List<String> skipped = new ArrayList<>();

@@ -98,7 +98,14 @@ final class ProgramCache {
         cl_program p = CL.clCreateProgramWithSource(device.context, 1, new String[] {source}, null, err);
         OpenClCalls.check(err[0], "clCreateProgramWithSource");
         long t0 = System.nanoTime();
-        int status = CL.clBuildProgram(p, 1, new cl_device_id[] {device.id}, options.toString(), null, null);
+        // the compiler may be LLVM in this process, which can replace the JVM's signal handlers (JvmSignalHandlers)
+        JvmSignalHandlers jvm = JvmSignalHandlers.save();
+        int status;
+        try {
+            status = CL.clBuildProgram(p, 1, new cl_device_id[] {device.id}, options.toString(), null, null);
+        } finally {
+            jvm.restore();
+        }
         String log = buildLog(p);
         if (status != CL.CL_SUCCESS) {
             CL.clReleaseProgram(p);
