@@ -48,8 +48,9 @@ import org.kernels4j.tuning.TuningSpace;
  * chunks, each worker accumulating into its own dwᵀ (and db) partial, summed and transposed at the end; with 1 × 1
  * filters, whose A is read in place, tasks split the output columns instead.
  *
- * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 forward and backward-data run {@link Conv2dWinograd}'s F(2×2, 3×3)
- * instead (2.25× fewer multiplies; knob {@code WINOGRAD} turns it off).
+ * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
+ * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
+ * {@code WINOGRAD} turns it off.
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
  * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for
@@ -95,10 +96,18 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Floats of filter-gradient partials (one per slice of the tasks) that backward-filter may use for more slices
-     * than workers (tuning knob): a core that finishes its slice early takes another, so a busy core on a shared
-     * machine holds up less, for one more partial to clear and add up per slice.
+     * than workers: a core that finishes its slice early takes another, so a busy core on a shared machine holds up
+     * less, for one more partial to clear and add up per slice.
      */
     static final long SLICE_PARTIALS_FLOATS = 4L << 20;
+
+    /**
+     * Most slices (partials) per worker of backward-filter (tuning knob), within {@link #SLICE_PARTIALS_FLOATS}: more
+     * slices balance a shared machine's cores better, and cost a partial each to clear, fill and add up (2 against
+     * 4, paired, 21 and 31 pairs: conv-r28 0.89 and 0.97, conv-r56 0.96 and 0.96, conv-s2 0.97 and 0.97; 1 against
+     * 4: conv-s2 1.13, its cores out of balance).
+     */
+    static final int SLICES_PER_WORKER = 2;
 
     /** Consecutive planes per task of the stride-1 NCHW depthwise passes (tuning knob). */
     static final int PLANES_PER_TASK = 16;
@@ -108,31 +117,32 @@ final class Conv2dCpu implements Conv2dKernels {
      * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
      * default); any values are correct, they only move work between caches and threads.
      */
-    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", true,
-            Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
-    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", true,
-            Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK, 64, 96, 128, 192, 384, 768);
-    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter", false, MC,
-            FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096);
+    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward",
+            Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
+            64, 96, 128, 192, 384, 768).build();
+    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data",
+            Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
+            64, 96, 128, 192, 384, 768).build();
+    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter",
+            Conv2dWinograd.FILTER_TILES_PER_TASK, MC, FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096)
+            .parameter("SLICES", SLICES_PER_WORKER, 1, 2, 4)
+            .build();
 
-    private static TuningSpace<Conv2dProblem> gemmSpace(String kernelId, boolean winograd, int mcDefault,
-                                                        int pixelsDefault, int... pixels) {
-        TuningSpace.Builder<Conv2dProblem> b = TuningSpace.builder(kernelId, Conv2dProblem.class)
-                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, MicroKernel.class);
-        if (winograd) {
-            // Winograd F(2x2, 3x3) for the 3x3 stride-1 NCHW problems (1 = on), and its tiles per task
-            b.parameter("WINOGRAD", 1, 0)
-                    .parameter("TILES", Conv2dWinograd.TILES_PER_TASK, 24, 48, 72, 96, 144);
-        }
-        return b.parameter("KC", KC, 64, 128, 192, 256, 384, 512)
+    private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int tilesDefault, int mcDefault,
+                                                                int pixelsDefault, int... pixels) {
+        return TuningSpace.builder(kernelId, Conv2dProblem.class)
+                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, MicroKernel.class)
+                // Winograd for the 3x3 stride-1 NCHW problems (1 = on), and its tiles per task
+                .parameter("WINOGRAD", 1, 0)
+                .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
+                .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", mcDefault, 24, 48, 96, 144, 192)
                 .parameter("NC", NC, 96, 192, 384, 768)
                 .parameter("IN_PLACE_A", IN_PLACE_A_FLOATS, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10)
                 .parameter("PIXELS", pixelsDefault, pixels)
                 .bucket(p -> p.format() + "-n" + ShapeBuckets.pow2(p.n(), 1, 32) + "-k" + ShapeBuckets.pow2(p.kPerGroup())
                         + "-crs" + ShapeBuckets.pow2((long) p.cPerGroup() * p.r() * p.s())
-                        + "-pq" + ShapeBuckets.pow2((long) p.p() * p.q()))
-                .build();
+                        + "-pq" + ShapeBuckets.pow2((long) p.p() * p.q()));
     }
 
     /** The cache blocking of one GEMM pass: depth, rows of A and columns of B per block. */
@@ -249,8 +259,12 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = FILTER_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p) && p.n() > 0 && p.p() > 0 && p.q() > 0) {
+            Conv2dWinograd.backwardFilter(o, tp.get("TILES"), tp.get("SLICES"));
+            return;
+        }
         if (o.nchw) {
-            backwardFilterNchw(o, blocking, tp.get("PIXELS"));
+            backwardFilterNchw(o, blocking, tp.get("PIXELS"), tp.get("SLICES"));
             return;
         }
         int pixels = p.p() * p.q();
@@ -261,7 +275,7 @@ final class Conv2dCpu implements Conv2dKernels {
         int stride = wSize + p.k();
         // one partial per slice of the tasks, summed in slice order: the same bits on every run, which per-worker
         // partials would not give
-        int slices = filterSlices(tasks, workers, stride);
+        int slices = filterSlices(tasks, workers, stride, tp.get("SLICES"));
         float[] partials = Workspace.floats(SLOT_PARTIALS, slices * stride);
         Arrays.fill(partials, 0, slices * stride, 0f);
         Parallel.runSliced(tasks, slices, workers, (slice, task) -> {
@@ -294,10 +308,11 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Slices of backward-filter's {@code tasks} on {@code workers} threads, each adding into its own partial of
-     * {@code partialFloats}: up to four per worker within {@link #SLICE_PARTIALS_FLOATS}, at least one per worker.
+     * {@code partialFloats}: up to {@code most} per worker within {@link #SLICE_PARTIALS_FLOATS}, at least one per
+     * worker.
      */
-    static int filterSlices(int tasks, int workers, long partialFloats) {
-        long perWorker = Math.max(1, Math.min(4, SLICE_PARTIALS_FLOATS / Math.max(1, (long) workers * partialFloats)));
+    static int filterSlices(int tasks, int workers, long partialFloats, int most) {
+        long perWorker = Math.max(1, Math.min(most, SLICE_PARTIALS_FLOATS / Math.max(1, (long) workers * partialFloats)));
         return (int) Math.max(1, Math.min(tasks, workers * perWorker));
     }
 
@@ -1083,7 +1098,7 @@ final class Conv2dCpu implements Conv2dKernels {
      * ({@link #filterSlices}) adding into its own dwᵀ (and db) partial; the partials are summed in slice order and
      * transposed into dw at the end.
      */
-    private static void backwardFilterNchw(Operands o, Blocking b, int pixels) {
+    private static void backwardFilterNchw(Operands o, Blocking b, int pixels, int slicesPerWorker) {
         Conv2dProblem p = o.p;
         int kg = p.kPerGroup();
         int kgPad = roundUp(kg, NR);
@@ -1122,7 +1137,7 @@ final class Conv2dCpu implements Conv2dKernels {
                     (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
             int tasks = p.n() * p.groups() * chunks;
             int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-            parts = filterSlices(tasks, workers, stride);
+            parts = filterSlices(tasks, workers, stride, slicesPerWorker);
             partials = Workspace.floats(SLOT_PARTIALS, parts * stride);
             Arrays.fill(partials, 0, parts * stride, 0f);
             float[] part = partials;
