@@ -1415,7 +1415,7 @@ final class Conv2dCpu implements Conv2dKernels {
             int planes = images * channels;
             float[] dst = Workspace.floats(SLOT_PADDED, Math.toIntExact((long) planes * phases * size + slack));
             int workers = Parallel.workers(planes, (double) planes * phases * size, 1 << 16);
-            Parallel.run(planes, workers, (worker, plane) -> {
+            Parallel.runSmall(planes, workers, (worker, plane) -> {
                 int from = srcBase + plane * inH * inW;
                 if (sh == 1 && sw == 1) {
                     padPlane(src, from, inH, inW, top, left, dst, plane * size, hp, wp);
@@ -1964,7 +1964,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 int planes = p.n() * p.c();
                 int tasks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> {
+                Parallel.runSmall(tasks, workers, (worker, task) -> {
                     for (int plane = task * PLANES_PER_TASK; plane < Math.min(planes, (task + 1) * PLANES_PER_TASK);
                          plane++) {
                         f.correlate(o.x, o.xo + plane * p.h() * p.w(), p.h(), p.w(), p.padTop(), p.padLeft(), o.w,
@@ -1975,12 +1975,12 @@ final class Conv2dCpu implements Conv2dKernels {
             } else if (o.nchw) {
                 int tasks = p.n() * p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> forwardPlane(o, task / p.c(), task % p.c()));
+                Parallel.runSmall(tasks, workers, (worker, task) -> forwardPlane(o, task / p.c(), task % p.c()));
             } else {
                 float[] wt = tapMajorWeights(o);
                 int tasks = p.n() * p.p();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> forwardRowNhwc(o, wt, task / p.p(), task % p.p()));
+                Parallel.runSmall(tasks, workers, (worker, task) -> forwardRowNhwc(o, wt, task / p.p(), task % p.p()));
             }
         }
 
@@ -2580,7 +2580,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 int planes = p.n() * p.c();
                 int tasks = (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK;
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> {
+                Parallel.runSmall(tasks, workers, (worker, task) -> {
                     for (int plane = task * PLANES_PER_TASK; plane < Math.min(planes, (task + 1) * PLANES_PER_TASK);
                          plane++) {
                         f.correlate(o.y, o.yo + plane * p.p() * p.q(), p.p(), p.q(),
@@ -2591,12 +2591,12 @@ final class Conv2dCpu implements Conv2dKernels {
             } else if (o.nchw) {
                 int tasks = p.n() * p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> dataPlane(o, task / p.c(), task % p.c()));
+                Parallel.runSmall(tasks, workers, (worker, task) -> dataPlane(o, task / p.c(), task % p.c()));
             } else {
                 float[] wt = tapMajorWeights(o);
                 int tasks = p.n() * p.h();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, task) -> dataRowNhwc(o, wt, task / p.h(), task % p.h()));
+                Parallel.runSmall(tasks, workers, (worker, task) -> dataRowNhwc(o, wt, task / p.h(), task % p.h()));
             }
         }
 
@@ -2677,7 +2677,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 int images = Math.max(1, p.n());
                 float[] partials = Workspace.floats(SLOT_PARTIALS, images * stride);
                 Arrays.fill(partials, 0, images * stride, 0f);
-                Parallel.run(blocks, workers, (worker, blk) -> {
+                Parallel.runSmall(blocks, workers, (worker, blk) -> {
                     for (int plane = blk * PLANES_PER_TASK; plane < Math.min(planes, (blk + 1) * PLANES_PER_TASK);
                          plane++) {
                         f.filterPlane(o, plane, partials, plane * (rs + 1));
@@ -2702,7 +2702,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 // one task per channel owns that channel's filter and bias gradient: no partial sums
                 int tasks = p.c();
                 int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-                Parallel.run(tasks, workers, (worker, ch) -> filterChannel(o, ch));
+                Parallel.runSmall(tasks, workers, (worker, ch) -> filterChannel(o, ch));
                 return;
             }
             // output rows, in slices (two per worker, so a busy core does not hold up the rest) that each add into

@@ -347,7 +347,7 @@ final class Conv2dWinograd {
         float[] u = Workspace.floats(SLOT_FILTERS, groups * 16 * m * d);
         int filters = groups * m * d;
         int workers = Parallel.workers(filters, 64.0 * filters, 1 << 16);
-        Parallel.run(filters, workers, (worker, filter) -> {
+        Parallel.runSmall(filters, workers, (worker, filter) -> {
             int g = filter / (m * d);
             int mm = (filter / d) % m;
             int dd = filter % d;

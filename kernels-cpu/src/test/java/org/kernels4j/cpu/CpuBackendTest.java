@@ -152,4 +152,24 @@ class CpuBackendTest {
             assertEquals(1, h);
         }
     }
+
+    /** Runs of small tasks: each task exactly once for any count, and a failure still ends the loop. */
+    @Test
+    void smallTasksClaimedInRunsRunOnceEachAndFailuresEndTheLoop() {
+        for (int tasks : new int[] {1, 2, 31, 33, 1000, 100_003}) {
+            int workers = Parallel.workers(tasks, 1e9, 1);
+            java.util.concurrent.atomic.AtomicIntegerArray hits = new java.util.concurrent.atomic.AtomicIntegerArray(tasks);
+            Parallel.runSmall(tasks, workers, (w, t) -> hits.incrementAndGet(t));
+            for (int t = 0; t < tasks; t++) {
+                assertEquals(1, hits.get(t), "task " + t + " of " + tasks);
+            }
+        }
+        int workers = Parallel.workers(100_003, 1e9, 1);
+        var e = assertThrows(IllegalStateException.class, () -> Parallel.runSmall(100_003, workers, (w, t) -> {
+            if (t == 50_001) {
+                throw new IllegalStateException("task 50001");
+            }
+        }));
+        assertEquals("task 50001", e.getMessage());
+    }
 }
