@@ -15,10 +15,9 @@ import java.util.concurrent.locks.LockSupport;
  * worker that has not started, it simply claims the tasks itself. A loop of many small tasks ({@link #runSmall}: a
  * filter transform has one per filter) claims them a run at a time, about {@link #CLAIMS_PER_THREAD} runs per
  * thread, so that the threads do not take turns on the counter's cache line once per task. A loop started from
- * inside a loop body runs
- * serially on that thread: parallel loops never nest, so the machine is never oversubscribed by kernels4j. The
- * system property {@code kernels4j.cpu.threads} sets the number of threads (like an intra-op thread count); it
- * defaults to the available processors.
+ * inside a loop body runs serially on that thread: parallel loops never nest, so the machine is never
+ * oversubscribed by kernels4j. The system property {@code kernels4j.cpu.threads} sets the number of threads (like
+ * an intra-op thread count); it defaults to the available processors.
  *
  * <p>A worker that runs out of work spins for {@link #SPIN_NANOS} before it parks, and so does a caller waiting
  * for the last task: one op makes several loops (packing, the product, a reduction) and a benchmark or training
