@@ -334,8 +334,9 @@ final class Conv2dWinograd {
 
     /**
      * {@code U = G·g·Gᵀ} for every filter, as the A operands of the 16 products: {@code u[((g·16 + ξ)·M + m)·D + d]}
-     * for output channel {@code m} and input channel {@code d} of group {@code g}. Forward: {@code g = w[m][d]};
-     * backward-data ({@code swap}): {@code g = w[d][m]} rotated by 180°.
+     * for output channel {@code m} and input channel {@code d} of group {@code g}, or on the scalar path column by
+     * column, {@code u[(g·16 + ξ)·M·D + d·M + m]} (its tile copies A's columns, which are then contiguous runs).
+     * Forward: {@code g = w[m][d]}; backward-data ({@code swap}): {@code g = w[d][m]} rotated by 180°.
      */
     private static float[] transformFilters(Conv2dCpu.Operands o, boolean swap) {
         Conv2dProblem p = o.p;
@@ -354,7 +355,7 @@ final class Conv2dWinograd {
             int k = swap ? dd : mm;
             int c = swap ? mm : dd;
             int src = o.wo + ((g * kg + k) * cg + c) * 9;
-            int at = (g * 16 * m + mm) * d + dd;
+            int at = Vectorization.ENABLED ? (g * 16 * m + mm) * d + dd : g * 16 * m * d + dd * m + mm;
             // row i of G·g (G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]), then that row times Gᵀ; in double, rounded once
             for (int i = 0; i < 4; i++) {
                 double r0 = gRow(i, o.w[src + tap(0, 0, swap)], o.w[src + tap(1, 0, swap)], o.w[src + tap(2, 0, swap)]);
@@ -424,7 +425,7 @@ final class Conv2dWinograd {
             // reads 16 places per tile, which must not all fall into the same L1 set
             int mxi = spread(panels * mg * NR);
             float[] mm = Workspace.floats(SLOT_M, 16 * mxi);
-            float[] bp = Workspace.floats(SLOT_V, dg * NR);
+            float[] bp = Workspace.floats(SLOT_V, (Vectorization.ENABLED ? 1 : panels) * dg * NR);
             // M_ξ = U_ξ · V_ξ, each panel of V_ξ = (Bᵀ·d·B)_ξ computed just before the product reads it (in L1)
             int chan0 = planes.image(n) + g * dg * planes.channelStride + f0;
             int uGroup = g * 16 * mg * dg;
@@ -435,16 +436,21 @@ final class Conv2dWinograd {
                 int dAB = off[4 * ROW_A[i] + ROW_B[j]];
                 int dBA = off[4 * ROW_B[i] + ROW_A[j]];
                 int dBB = off[4 * ROW_B[i] + ROW_B[j]];
-                for (int panel = 0; panel < panels; panel++) {
-                    if (Vectorization.ENABLED) {
+                if (Vectorization.ENABLED) {
+                    for (int panel = 0; panel < panels; panel++) {
                         Panama.inputPanel(planes.data, chan0 + panel * NR, planes.channelStride, dg, dAA, dAB, dBA,
                                 dBB, SIGN[j], SIGN[i], bp);
-                    } else {
-                        inputPanel(planes.data, chan0 + panel * NR, planes.channelStride, dg, dAA, dAB, dBA, dBB,
-                                SIGN[j], SIGN[i], bp);
+                        MicroKernel.tile(u, uGroup + x * mg * dg, dg, 1, bp, 0, dg, mm, x * mxi + panel * mg * NR, NR,
+                                mg, false);
                     }
-                    MicroKernel.tile(u, uGroup + x * mg * dg, dg, 1, bp, 0, dg, mm, x * mxi + panel * mg * NR, NR,
-                            mg, false);
+                } else {
+                    // all the block's panels first, so that the scalar tile copies U_ξ's columns once for all of them
+                    for (int panel = 0; panel < panels; panel++) {
+                        inputPanel(planes.data, chan0 + panel * NR, planes.channelStride, dg, dAA, dAB, dBA, dBB,
+                                SIGN[j], SIGN[i], bp, panel * dg * NR);
+                    }
+                    MicroKernel.panels(u, uGroup + x * mg * dg, 1, mg, bp, 0, dg * NR, dg, mm, x * mxi, mg * NR, NR,
+                            mg, false, panels);
                 }
             }
             // Y = Aᵀ·M·A per tile and output channel, into the output plane
@@ -534,17 +540,17 @@ final class Conv2dWinograd {
     private static final float[] DY_BOTTOM = {0f, 1f, -1f, -1f};
 
     /**
-     * One panel of {@code V_ξ}: {@code bp[d·NR + e] = (dAA + sc·dAB) + sr·(dBA + sc·dBB)} for input channel
+     * One panel of {@code V_ξ}: {@code bp[to + d·NR + e] = (dAA + sc·dAB) + sr·(dBA + sc·dBB)} for input channel
      * {@code d} and tile {@code e} of the panel, each {@code dXY} an offset of the patch element from the tile's
      * flat position in the channel's planes ({@code x[at + d·channelStride + e + dXY]}).
      */
     private static void inputPanel(float[] x, int at, int channelStride, int dg, int dAA, int dAB, int dBA, int dBB,
-                                   float sc, float sr, float[] bp) {
+                                   float sc, float sr, float[] bp, int to) {
         for (int d = 0; d < dg; d++) {
             int src = at + d * channelStride;
             for (int e = 0; e < NR; e++) {
                 int a = src + e;
-                bp[d * NR + e] = (x[a + dAA] + sc * x[a + dAB]) + sr * (x[a + dBA] + sc * x[a + dBB]);
+                bp[to + d * NR + e] = (x[a + dAA] + sc * x[a + dAB]) + sr * (x[a + dBA] + sc * x[a + dBB]);
             }
         }
     }
