@@ -259,7 +259,7 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = FILTER_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
-        if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p) && p.n() > 0 && p.p() > 0 && p.q() > 0) {
+        if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.appliesToFilter(p, tp.get("TILES"))) {
             Conv2dWinograd.backwardFilter(o, tp.get("TILES"), tp.get("SLICES"));
             return;
         }

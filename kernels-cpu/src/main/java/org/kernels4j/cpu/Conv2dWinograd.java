@@ -45,6 +45,9 @@ final class Conv2dWinograd {
     /** Tiles per task of backward-filter, in whole tile rows: the depth of its products (tuning knob). */
     static final int FILTER_TILES_PER_TASK = 96;
 
+    /** Most floats of one backward-filter partial, and of one task's scratch (64 MiB; see {@link #appliesToFilter}). */
+    static final long FILTER_SCRATCH_FLOATS = 16L << 20;
+
     private static final int NR = MicroKernel.NR;
     private static final int LANES = Vectorization.FLOAT_LANES;
 
@@ -62,6 +65,22 @@ final class Conv2dWinograd {
     static boolean applies(Conv2dProblem p) {
         return p.format() == org.kernels4j.Conv2d.Format.NCHW && p.r() == 3 && p.s() == 3 && p.strideH() == 1
                 && p.strideW() == 1 && p.dilationH() == 1 && p.dilationW() == 1 && !p.depthwise();
+    }
+
+    /**
+     * Whether backward-filter runs here: {@link #applies}, something to compute, and a partial ({@code 16·Cg·Kg}
+     * floats per slice) and per-task scratch (about {@code 8·(Cg + Kg)} floats per tile of a task) within
+     * {@link #FILTER_SCRATCH_FLOATS} each; wider problems (Cg = Kg = 1024, or image rows of thousands of pixels)
+     * take the direct path, whose partials are 9/16 of these and whose tasks are chunks of pixels.
+     */
+    static boolean appliesToFilter(Conv2dProblem p, int tilesPerTask) {
+        if (!applies(p) || p.n() == 0 || p.p() == 0 || p.q() == 0) {
+            return false;
+        }
+        long channels = (long) p.cPerGroup() + p.kPerGroup() + NR;
+        long depth = Math.max(tilesPerTask, (p.q() + 1) / 2);
+        return 16L * p.cPerGroup() * (p.kPerGroup() + NR) * p.groups() <= FILTER_SCRATCH_FLOATS
+                && 8 * channels * depth <= FILTER_SCRATCH_FLOATS;
     }
 
     /** {@code y = conv(x, w) + bias}. */

@@ -163,4 +163,22 @@ class Conv2dCpuTest {
         allPassesMatchFloat64(Format.NCHW, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
         allPassesMatchFloat64(Format.NHWC, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
     }
+
+    /** Winograd backward-filter takes the 3 × 3 stride-1 problems whose partials and task scratch stay bounded. */
+    @org.junit.jupiter.api.Test
+    void winogradBackwardFilterOnlyWhereItsScratchIsBounded() {
+        Conv2d c = Conv2d.builder().padding(1, 1, 1, 1).build();
+        org.kernels4j.DType f32 = org.kernels4j.DType.FLOAT32;
+        org.junit.jupiter.api.Assertions.assertTrue(Conv2dWinograd.appliesToFilter(
+                c.problem(new int[] {8, 128, 28, 28}, new int[] {128, 128, 3, 3}, f32), 96), "conv-r28");
+        org.junit.jupiter.api.Assertions.assertTrue(Conv2dWinograd.appliesToFilter(
+                c.problem(new int[] {1, 512, 7, 7}, new int[] {512, 512, 3, 3}, f32), 96), "512 channels");
+        org.junit.jupiter.api.Assertions.assertFalse(Conv2dWinograd.appliesToFilter(
+                c.problem(new int[] {1, 1024, 7, 7}, new int[] {1024, 1024, 3, 3}, f32), 96), "1024 channels");
+        org.junit.jupiter.api.Assertions.assertFalse(Conv2dWinograd.appliesToFilter(
+                c.problem(new int[] {1, 256, 8, 20000}, new int[] {256, 256, 3, 3}, f32), 96), "rows of 20000");
+        org.junit.jupiter.api.Assertions.assertFalse(Conv2dWinograd.appliesToFilter(
+                Conv2d.builder().stride(2, 2).padding(1, 1, 1, 1).build()
+                        .problem(new int[] {8, 64, 56, 56}, new int[] {128, 64, 3, 3}, f32), 96), "stride 2");
+    }
 }
