@@ -374,6 +374,23 @@ final class Conv2dCpu implements Conv2dKernels {
         }
 
         /**
+         * {@code db[ch] = Σ_part partials[part·stride + at + ch]}, the parts added in order (backward-filter's slices;
+         * nothing without a bias).
+         */
+        void biasFromPartials(float[] partials, int parts, int stride, int at) {
+            if (bias == null) {
+                return;
+            }
+            for (int ch = 0; ch < p.k(); ch++) {
+                float sum = 0f;
+                for (int part = 0; part < parts; part++) {
+                    sum += partials[part * stride + at + ch];
+                }
+                bias[bo + ch] = sum;
+            }
+        }
+
+        /**
          * Adds dy of channels {@code [k0, k0 + kn)} of group {@code g} over pixels {@code [t0, t0 + count)} of image
          * {@code n} into {@code db[dbo + channel]}.
          */
@@ -1173,15 +1190,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 }
             }
         });
-        if (o.bias != null) {
-            for (int ch = 0; ch < p.k(); ch++) {
-                float sum = 0f;
-                for (int part = 0; part < parts; part++) {
-                    sum += partials[part * stride + biasAt + ch];
-                }
-                o.bias[o.bo + ch] = sum;
-            }
-        }
+        o.biasFromPartials(partials, parts, stride, biasAt);
     }
 
     /**

@@ -210,15 +210,7 @@ final class Conv2dWinograd {
                 filterGradients(partials, from, stride, slices, xiStride, kg, kgPad, m, o.w, to, cg * 9);
             }
         });
-        if (o.bias != null) {
-            for (int ch = 0; ch < p.k(); ch++) {
-                float sum = 0f;
-                for (int s = 0; s < slices; s++) {
-                    sum += partials[s * stride + biasAt + ch];
-                }
-                o.bias[o.bo + ch] = sum;
-            }
-        }
+        o.biasFromPartials(partials, slices, stride, biasAt);
     }
 
     /**
