@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
+import java.util.List;
+import java.util.Map;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,15 +36,8 @@ class BackendDiscoveryTest {
     /** Runs discovery in a fresh JVM whose ICD loader finds no driver. */
     @Test
     void noPlatformIsAnUnavailableReasonNotACrash(@TempDir Path emptyVendors) throws Exception {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        ProcessBuilder pb = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"),
-                Statuses.class.getName());
-        pb.environment().put("OCL_ICD_VENDORS", emptyVendors.toString());
-        pb.redirectErrorStream(true);
-        Process proc = pb.start();
-        assertTrue(proc.waitFor(60, TimeUnit.SECONDS), "discovery must not hang");
-        String out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, proc.exitValue(), out);
+        String out = TestSupport.runInFreshJvm(Statuses.class, List.of(),
+                Map.of("OCL_ICD_VENDORS", emptyVendors.toString()), 60, "discovery must not hang");
         assertTrue(out.contains("opencl: unavailable: no OpenCL platform"), out);
     }
 

@@ -1,14 +1,11 @@
 package org.kernels4j.opencl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 
 import org.junit.jupiter.api.Test;
 import org.kernels4j.DType;
@@ -33,14 +30,8 @@ class JvmSignalHandlersTest {
     @Test
     void afterDiscoveryAndAKernelTheHandlersAreTheJvms() throws Exception {
         assumeTrue(JvmSignalHandlers.supported(), "needs JDK 22+ (java.lang.foreign) and libc's sigaction");
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        ProcessBuilder pb = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), HandlersAfterOpenCl.class.getName());
-        pb.redirectErrorStream(true);
-        Process proc = pb.start();
-        assertTrue(proc.waitFor(120, TimeUnit.SECONDS), "the child JVM must finish");
-        String out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, proc.exitValue(), out);
+        String out = TestSupport.runInFreshJvm(HandlersAfterOpenCl.class, List.of("--enable-native-access=ALL-UNNAMED"),
+                Map.of(), 120, "the child JVM must finish");
         assertTrue(out.contains("opencl device: opencl:0"), out);
         for (int sig : SIGNALS) {
             String line = out.lines().filter(l -> l.startsWith("signal " + sig + ":")).findFirst().orElse("(none)");

@@ -3,7 +3,14 @@ package org.kernels4j.opencl;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 
 import org.kernels4j.Backends;
 import org.kernels4j.DType;
@@ -23,6 +30,27 @@ final class TestSupport {
     /** The first OpenCL device (PoCL's CPU device on the development machine and in CI). */
     static Device device() {
         return Backends.require("opencl").defaultDevice();
+    }
+
+    /**
+     * Runs {@code main} in a fresh JVM on this test's class path, with {@code jvmOptions} and {@code environment}
+     * added; asserts that it ends within {@code seconds} ({@code what} says why it must) with exit code 0, and returns
+     * its output (stdout and stderr).
+     */
+    static String runInFreshJvm(Class<?> main, List<String> jvmOptions, Map<String, String> environment, int seconds,
+                                String what) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), main.getName()));
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.environment().putAll(environment);
+        pb.redirectErrorStream(true);
+        Process proc = pb.start();
+        assertTrue(proc.waitFor(seconds, TimeUnit.SECONDS), what);
+        String out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, proc.exitValue(), out);
+        return out;
     }
 
     static float[] random(Random r, int n) {
