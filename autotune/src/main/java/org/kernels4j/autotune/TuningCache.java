@@ -72,8 +72,9 @@ final class TuningCache {
      * @param status     {@link #OK} (verified and timed), {@link #REJECTED} (wrong output or touched the
      *                   canaries) or {@link #ABANDONED} (stopped early: clearly slower than the best)
      * @param millis     median time in milliseconds (for abandoned, the median of the runs made); NaN when
-     *                   rejected
-     * @param samples    timed runs
+     *                   rejected; for the default, when the search's fastest was another candidate, that
+     *                   candidate's time over the median ratio of their paired runs (the tuner's {@code duel})
+     * @param samples    timed runs (for such a default, the pairs)
      * @param defaultParameters whether these are the kernel's default parameters
      * @param note       why it was rejected, or null
      * @param measured   when, ISO-8601
