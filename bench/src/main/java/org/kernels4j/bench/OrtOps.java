@@ -27,9 +27,20 @@ final class OrtOps implements AutoCloseable {
     private final Map<String, OnnxTensor> outputs = new LinkedHashMap<>();
 
     OrtOps(BenchProblem p, int threads) throws OrtException {
+        this(p, threads, true);
+    }
+
+    /**
+     * @param spinning whether ORT's intra-op threads spin between calls (its default, as in the JMH peer); off
+     *                 where another library's threads run in the same process between the calls ({@link PairedPeers})
+     */
+    OrtOps(BenchProblem p, int threads, boolean spinning) throws OrtException {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         byte[] model = model(p);
         try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
+            if (!spinning) {
+                o.addConfigEntry("session.intra_op.allow_spinning", "0");
+            }
             o.setIntraOpNumThreads(threads);
             o.setInterOpNumThreads(1);
             o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);

@@ -1,0 +1,173 @@
+package org.kernels4j.bench;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+
+import org.kernels4j.Backends;
+import org.kernels4j.DType;
+
+/**
+ * kernels4j's forward pass against a peer's in ONE JVM, in alternating blocks of calls, the way
+ * {@code bench/tools/paired/Paired.java} compares two kernels4j builds. The {@code bench} command measures each side
+ * in a JMH fork of its own, seconds to minutes apart; on a shared machine whose load drifts, their ratio measures
+ * the drift too. Here both sides warm up together for four seconds, then each pair times a block of calls of one
+ * side and then of the other (about 40 ms each, the first side alternating), and the figure is the median of the
+ * pairs' ratios, peer over ours (above 1: kernels4j faster), with its quartiles.
+ *
+ * <p>The peers' worker threads must not spin between calls, or they take the cores from kernels4j's calls
+ * (beside ONNX Runtime's default spinning, kernels4j's conv-s2, conv-1x1 and conv-r28 forward ran 1.6-1.7x
+ * slower): ONNX Runtime's sessions are made with
+ * {@code session.intra_op.allow_spinning=0}; PyTorch's OpenMP threads need {@code OMP_WAIT_POLICY=PASSIVE} in the
+ * environment (this tool refuses to run torch without it). Both peers at the CPU backend's thread count.
+ *
+ * <pre>
+ * ./mvnw -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/cp.txt
+ * OMP_WAIT_POLICY=PASSIVE java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+ *     -cp "$(cat bench/target/cp.txt):bench/target/classes" org.kernels4j.bench.PairedPeers ort|torch PAIRS PROBLEM...
+ * </pre>
+ */
+public final class PairedPeers {
+    private static final long WARM_UP_NANOS = 4_000_000_000L;
+    private static final long BLOCK_NANOS = 40_000_000L;
+
+    private PairedPeers() {
+    }
+
+    /** Command line: {@code ort|torch PAIRS PROBLEM...}, problems from the CPU set (forward passes). */
+    public static void main(String[] args) throws Exception {
+        if (args.length < 3 || !(args[0].equals("ort") || args[0].equals("torch"))) {
+            System.err.println("usage: PairedPeers ort|torch PAIRS PROBLEM...");
+            System.exit(2);
+        }
+        boolean torch = args[0].equals("torch");
+        if (torch && !"PASSIVE".equalsIgnoreCase(System.getenv("OMP_WAIT_POLICY"))) {
+            System.err.println("PairedPeers torch: set OMP_WAIT_POLICY=PASSIVE, or PyTorch's spinning OpenMP threads"
+                    + " slow kernels4j's calls down");
+            System.exit(2);
+        }
+        int pairs = Integer.parseInt(args[1]);
+        int threads = Threads.intraOp();
+        System.out.printf(Locale.ROOT, "%-16s %10s %10s %10s   (%d pairs, %d threads, median of pair ratios)%n",
+                "problem", "ours ms", args[0] + " ms", args[0] + "/ours", pairs, threads);
+        for (int i = 2; i < args.length; i++) {
+            BenchProblem p = ProblemSet.byName(args[i]);
+            try (OpCase ours = new OpCase(p, Backends.require("cpu").defaultDevice(), DType.FLOAT32);
+                 Peer peer = torch ? new TorchPeer(p, threads) : new OrtPeer(p, threads)) {
+                compare(p.name(), ours::forward, peer, pairs);
+            }
+        }
+    }
+
+    private static void compare(String name, Runnable ours, Peer peer, int pairs) throws Exception {
+        long warmed = 0;
+        int warmCalls = 0;
+        for (long start = System.nanoTime(); System.nanoTime() - start < WARM_UP_NANOS || warmCalls < 5;
+             warmCalls++) {
+            long t0 = System.nanoTime();
+            ours.run();
+            peer.forward();
+            warmed += System.nanoTime() - t0;
+        }
+        int calls = (int) Math.max(1, Math.min(100, BLOCK_NANOS * 2 * warmCalls / Math.max(1, warmed)));
+        double[] oursMs = new double[pairs];
+        double[] peerMs = new double[pairs];
+        double[] ratio = new double[pairs];
+        for (int k = 0; k < pairs; k++) {
+            for (int side = 0; side < 2; side++) {
+                boolean oursNow = (side == 0) == (k % 2 == 0);
+                long t0 = System.nanoTime();
+                for (int c = 0; c < calls; c++) {
+                    if (oursNow) {
+                        ours.run();
+                    } else {
+                        peer.forward();
+                    }
+                }
+                double ms = (System.nanoTime() - t0) / 1e6 / calls;
+                if (oursNow) {
+                    oursMs[k] = ms;
+                } else {
+                    peerMs[k] = ms;
+                }
+            }
+            ratio[k] = peerMs[k] / oursMs[k];
+        }
+        Arrays.sort(oursMs);
+        Arrays.sort(peerMs);
+        Arrays.sort(ratio);
+        System.out.printf(Locale.ROOT, "%-16s %10.3f %10.3f %10.3f   (quartiles of the ratios %.3f, %.3f)%n", name,
+                oursMs[pairs / 2], peerMs[pairs / 2], ratio[pairs / 2], ratio[pairs / 4], ratio[3 * pairs / 4]);
+    }
+
+    /** One peer's forward pass on one problem. */
+    private interface Peer extends AutoCloseable {
+        void forward() throws Exception;
+
+        @Override
+        void close();
+    }
+
+    /** As the {@code Ort} benchmark, without spinning threads. */
+    private static final class OrtPeer implements Peer {
+        private final OrtOps ops;
+
+        OrtPeer(BenchProblem p, int threads) throws OrtException {
+            ops = new OrtOps(p, threads, false);
+        }
+
+        @Override
+        public void forward() throws OrtException {
+            try (OrtSession.Result r = ops.run()) {
+                if (r.size() == 0) {
+                    throw new IllegalStateException("no output");
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            ops.close();
+        }
+    }
+
+    /** As the {@code Torch} benchmark's forward. */
+    private static final class TorchPeer implements Peer {
+        private final BenchProblem p;
+        private final NDManager manager;
+        private final NDList inputs;
+        private final PtSymbolBlock attention;
+
+        TorchPeer(BenchProblem p, int threads) {
+            TorchOps.start(threads);
+            this.p = p;
+            manager = NDManager.newBaseManager();
+            inputs = TorchOps.inputs(manager, p);
+            attention = TorchOps.module(manager, p);
+        }
+
+        @Override
+        public void forward() {
+            try (NDManager call = manager.newSubManager()) {
+                for (NDArray a : inputs) {
+                    a.tempAttach(call);
+                }
+                TorchOps.forward(p, inputs, attention, false);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (attention != null) {
+                attention.close();
+            }
+            manager.close();
+        }
+    }
+}
