@@ -21,16 +21,20 @@ import org.kernels4j.DType;
  * side and then of the other (about 40 ms each, the first side alternating), and the figure is the median of the
  * pairs' ratios, peer over ours (above 1: kernels4j faster), with its quartiles.
  *
- * <p>The peers' worker threads must not spin between calls, or they take the cores from kernels4j's calls
- * (beside ONNX Runtime's default spinning, kernels4j's conv-s2, conv-1x1 and conv-r28 forward ran 1.6-1.7x
- * slower): ONNX Runtime's sessions are made with
- * {@code session.intra_op.allow_spinning=0}; PyTorch's OpenMP threads need {@code OMP_WAIT_POLICY=PASSIVE} in the
- * environment (this tool refuses to run torch without it). Both peers at the CPU backend's thread count.
+ * <p>The peers' worker threads must not spin between calls, or they take the cores from kernels4j's calls (beside
+ * ONNX Runtime's default spinning, kernels4j's conv-s2, conv-1x1 and conv-r28 forward ran 1.6-1.7x slower): ONNX
+ * Runtime's sessions are made with {@code session.intra_op.allow_spinning=0}; PyTorch's OpenMP threads need
+ * {@code OMP_WAIT_POLICY=PASSIVE} in the environment (this tool refuses to run torch without it). Both peers at the
+ * CPU backend's thread count, PyTorch offline as in the JMH forks. Not spinning can cost a peer too: compare its
+ * time here with its JMH fork's before trusting a ratio (PyTorch's conv-1x1 forward took 16.2 ms here against
+ * 8.4-10.0 in its forks, so its ratio here means nothing; its attn-1k and conv-s2 forward, and ONNX Runtime's
+ * conv and attention forward, took what they take in their forks).
  *
  * <pre>
  * ./mvnw -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/cp.txt
  * OMP_WAIT_POLICY=PASSIVE java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
- *     -cp "$(cat bench/target/cp.txt):bench/target/classes" org.kernels4j.bench.PairedPeers ort|torch PAIRS PROBLEM...
+ *     -Dai.djl.offline=true -cp "$(cat bench/target/cp.txt):bench/target/classes" \
+ *     org.kernels4j.bench.PairedPeers ort|torch PAIRS PROBLEM...
  * </pre>
  */
 public final class PairedPeers {
@@ -52,7 +56,19 @@ public final class PairedPeers {
                     + " slow kernels4j's calls down");
             System.exit(2);
         }
-        int pairs = Integer.parseInt(args[1]);
+        int pairs;
+        try {
+            pairs = Integer.parseInt(args[1]);
+        } catch (NumberFormatException e) {
+            pairs = 0;
+        }
+        if (pairs < 1) {
+            System.err.println("PairedPeers: PAIRS must be a whole number of at least 1, got '" + args[1] + "'");
+            System.exit(2);
+        }
+        for (int i = 2; i < args.length; i++) {
+            ProblemSet.byName(args[i]);
+        }
         int threads = Threads.intraOp();
         System.out.printf(Locale.ROOT, "%-16s %10s %10s %10s   (%d pairs, %d threads, median of pair ratios)%n",
                 "problem", "ours ms", args[0] + " ms", args[0] + "/ours", pairs, threads);
