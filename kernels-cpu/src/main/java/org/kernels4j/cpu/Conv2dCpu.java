@@ -1645,19 +1645,21 @@ final class Conv2dCpu implements Conv2dKernels {
 
         @Override
         void packA(float[] dst, int m0, int mc, int k0, int kc) {
+            // row by row, each row's runs (one per output row) in turn: the row is written in order and read from
+            // one region of its plane; runs of all rows in turn wrote 28 floats into each of 96 rows 784 bytes
+            // apart and left a row's lines to be fetched again for its next run (conv-s2: 26% of backward-filter)
             int q0 = p.q();
-            int done = 0;
-            int t = t0 + k0;
-            while (done < kc) {
-                int pp = t / q0;
-                int q = t - pp * q0;
-                int run = Math.min(q0 - q, kc - done);
-                int src = planes + pp * in.wp + q;
-                for (int i = 0; i < mc; i++) {
-                    System.arraycopy(in.data, src + taps[m0 + i], dst, i * kc + done, run);
+            int first = t0 + k0;
+            for (int i = 0; i < mc; i++) {
+                int row = planes + taps[m0 + i];
+                int to = i * kc;
+                int pp = first / q0;
+                int q = first - pp * q0;
+                for (int done = 0; done < kc; pp++, q = 0) {
+                    int run = Math.min(q0 - q, kc - done);
+                    MicroKernel.copyRow(in.data, row + pp * in.wp + q, dst, to + done, run);
+                    done += run;
                 }
-                done += run;
-                t += run;
             }
         }
 
