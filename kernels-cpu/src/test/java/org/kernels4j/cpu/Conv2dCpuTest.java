@@ -1,6 +1,10 @@
 package org.kernels4j.cpu;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import java.util.Random;
+import java.util.stream.IntStream;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -107,6 +111,10 @@ class Conv2dCpuTest {
             "NCHW, 1, 2, 7, 40, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, false",
             // stride-2 backward-data with both column phases of a row phase in one task (even width, groups)
             "NCHW, 2, 4, 10, 36, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
+            // ... in several blocks of positions per row phase, taken block by block (even height: as many blocks in
+            // each row phase) or phase by phase (odd height: 31 and 30 rows)
+            "NCHW, 2, 8, 60, 36, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 2, 8, 61, 36, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false",
             // depthwise 3x3 "same" read in place: rows with an inner vector, and a row just over one vector
             "NCHW, 2, 3, 5, 28, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true",
             "NCHW, 2, 2, 4, 9, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, false",
@@ -162,6 +170,25 @@ class Conv2dCpuTest {
         allPassesMatchFloat64(Format.NHWC, 2, 64, 23, 29, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true);
         allPassesMatchFloat64(Format.NCHW, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
         allPassesMatchFloat64(Format.NHWC, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
+    }
+
+    /** Backward-data's task order visits every task once, block by block when the phases have as many tasks. */
+    @Test
+    void phaseMajorOrderIsAPermutation() {
+        int[][] firsts = {{0, 3, 6}, {0, 3, 5}, {0, 0, 4}, {0, 2, 4, 6, 8}, {0, 5}};
+        for (int[] first : firsts) {
+            int phases = first.length - 1;
+            boolean[] seen = new boolean[first[phases]];
+            for (int order = 0; order < first[phases]; order++) {
+                int task = Conv2dCpu.phaseMajor(order, first, phases);
+                assertFalse(seen[task], () -> "task visited twice: " + task);
+                seen[task] = true;
+            }
+        }
+        assertArrayEquals(new int[] {0, 3, 1, 4, 2, 5},
+                IntStream.range(0, 6).map(o -> Conv2dCpu.phaseMajor(o, firsts[0], 2)).toArray());
+        assertArrayEquals(new int[] {0, 1, 2, 3, 4},
+                IntStream.range(0, 5).map(o -> Conv2dCpu.phaseMajor(o, firsts[1], 2)).toArray());
     }
 
     /** Winograd backward-filter takes the 3 × 3 stride-1 problems whose partials and task scratch stay bounded. */
