@@ -22,7 +22,8 @@ import org.kernels4j.tuning.TuningSpace;
  * No {@code Nq × Nk} matrix is ever formed: work proceeds in query × key tiles that stay in L1/L2, and every
  * product of two tiles is a {@link MicroKernel} GEMM.
  *
- * <p><b>Forward</b> (one task per batch, query head and query tile, heaviest causal tiles first). The tile
+ * <p><b>Forward</b> (one task per batch, query head and query tile, head by head so that the head's K and
+ * {@code Vᵀ} stay in the caches for all its query tiles; a head's heaviest causal tiles first). The tile
  * works transposed, with queries along the vector lanes, in panels of {@link MicroKernel#NR} queries:
  * {@code Qᵀ} is packed once per tile (pre-multiplied by {@code scale·log₂e}, so the softmax runs in base 2),
  * then for each key tile {@code Sᵀ = K·Qᵀ} (K read in place, broadcast), an online softmax down the columns of
@@ -148,8 +149,12 @@ final class AttentionCpu implements AttentionKernels {
         Forward f = new Forward(p, q, inPlace, transposed, o, lse, tileQ, tp.get("KEY_TILE"));
         int tasks = bh * tiles;
         int workers = Parallel.workers(tasks, Math.max(1, p.forwardFlops()), MIN_FLOPS_PER_THREAD);
-        // causal tiles late in the sequence see the most keys: hand them out first
-        Parallel.run(tasks, workers, (worker, task) -> f.tile(task % bh, tiles - 1 - task / bh));
+        // head by head: the two threads take consecutive query tiles of one head, whose K and Vᵀ (256 KB each in
+        // attn-1k) are still in the caches from the tiles before; with the heads taken in turn, 31 other heads'
+        // K and Vᵀ passed between two tiles of a head (paired, one JVM: attn-1k 0.96x the time, causal 0.92x,
+        // 4k-causal 0.91x, gqa 0.94x). Within a head, causal tiles late in the sequence see the most keys: hand them
+        // out first
+        Parallel.run(tasks, workers, (worker, task) -> f.tile(task / tiles, tiles - 1 - task % tiles));
     }
 
     /**
