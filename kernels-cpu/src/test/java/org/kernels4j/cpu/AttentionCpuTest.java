@@ -1,6 +1,7 @@
 package org.kernels4j.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import java.util.Random;
 
@@ -210,5 +211,33 @@ class AttentionCpuTest {
             sum += o[i] * dO[i];
         }
         return sum;
+    }
+
+    /**
+     * The backward's task order visits every (head, key tile) once and each head's key tiles in order (dq's turns
+     * rely on it), for head counts that do and do not divide into the thread groups.
+     */
+    @Test
+    void backwardTaskOrderIsAPermutationInKeyTileOrderPerHead() {
+        int[][] cases = {{32, 8, 2}, {5, 3, 2}, {1, 4, 2}, {3, 1, 2}, {7, 2, 3}, {4, 5, 1}, {2, 3, 16}};
+        for (int[] c : cases) {
+            int heads = c[0];
+            int keyTiles = c[1];
+            int threads = c[2];
+            boolean[] seen = new boolean[heads * keyTiles];
+            int[] nextTile = new int[heads];
+            for (int order = 0; order < heads * keyTiles; order++) {
+                int task = AttentionCpu.backwardTask(order, heads, keyTiles, threads);
+                assertFalse(seen[task], "task " + task + " twice, case " + java.util.Arrays.toString(c));
+                seen[task] = true;
+                assertEquals(nextTile[task / keyTiles]++, task % keyTiles, "key tile order, case "
+                        + java.util.Arrays.toString(c));
+            }
+        }
+        // two threads: heads 0 and 1 take turns key tile by key tile, then heads 2 and 3
+        int[] expect = {0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11};
+        for (int order = 0; order < expect.length; order++) {
+            assertEquals(expect[order], AttentionCpu.backwardTask(order, 4, 3, 2));
+        }
     }
 }
