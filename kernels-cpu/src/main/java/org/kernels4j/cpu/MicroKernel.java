@@ -279,8 +279,17 @@ final class MicroKernel {
                 float b2 = b[bk + 2 * NR];
                 float b3 = b[bk + 3 * NR];
                 float[] o = cols[j];
-                for (int i = r0; i < r1; i++) {
-                    o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
+                if (Vectorization.FAST_FMA) {
+                    // four fused multiply-adds (the JIT vectorises Math.fma): half the arithmetic instructions of
+                    // separate products and sums (paired, one JVM: scalar attn-1k forward 0.81x the time,
+                    // attn-4k-causal 0.84x, conv-r56 0.86x)
+                    for (int i = r0; i < r1; i++) {
+                        o[i] = Math.fma(b3, t3[i], Math.fma(b2, t2[i], Math.fma(b1, t1[i], Math.fma(b0, t0[i], o[i]))));
+                    }
+                } else {
+                    for (int i = r0; i < r1; i++) {
+                        o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
+                    }
                 }
             }
         }
@@ -289,8 +298,14 @@ final class MicroKernel {
             for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
                 float b0 = b[bk];
                 float[] o = cols[j];
-                for (int i = r0; i < r1; i++) {
-                    o[i] += b0 * t0[i];
+                if (Vectorization.FAST_FMA) {
+                    for (int i = r0; i < r1; i++) {
+                        o[i] = Math.fma(b0, t0[i], o[i]);
+                    }
+                } else {
+                    for (int i = r0; i < r1; i++) {
+                        o[i] += b0 * t0[i];
+                    }
                 }
             }
         }
