@@ -110,7 +110,7 @@ public class Ceilings {
     }
 
     static float fmaLoop(float seed, int trips) {
-        // each accumulator is the addend, c = a·b + c, as in the kernels' register tiles: on the Zen 4 development
+        // each accumulator is the addend, c = a·b + c, as in the kernels' register tiles: on the 2-core development
         // host a chain through the multiplicand (c = c·a + b) ran at 85.6 GFLOP/s a core against 102.7 through the
         // addend, so that form understated the peak by a sixth. Every trip adds a·b (seed·1e-3) to each accumulator:
         // after FMA_TRIPS trips they hold a few hundred, far from overflow, and no denormals arise

@@ -1665,8 +1665,8 @@ final class Conv2dCpu implements Conv2dKernels {
         @Override
         void packA(float[] dst, int m0, int mc, int k0, int kc) {
             // row by row, each row's runs (one per output row) in turn: the row is written in order and read from
-            // one region of its plane; runs of all rows in turn wrote 28 floats into each of 96 rows 784 bytes
-            // apart and left a row's lines to be fetched again for its next run (conv-s2: 26% of backward-filter)
+            // one region of its plane; runs of all rows in turn wrote 28 floats into each of 96 rows 1 KB apart
+            // (conv-s2) and left a row's lines to be fetched again for its next run (26% of its backward-filter)
             int q0 = p.q();
             int first = t0 + k0;
             for (int i = 0; i < mc; i++) {
