@@ -30,9 +30,11 @@ import org.kernels4j.tuning.TuningSpace;
  * {@code Sᵀ} (running max {@code m} and sum {@code l} per query, all vertical vector operations, no horizontal
  * reductions; the rescale of {@code Oᵀ} is skipped when no maximum moved), and {@code Oᵀ = α∘Oᵀ + Vᵀ·Pᵀ}
  * ({@code Vᵀ} transposed once per call, so that a long key tile streams contiguous rows; the scalar twin
- * transposes K instead, see {@link #transposeHeads}). At the end {@code O = Oᵀᵀ / l} and
- * {@code lse = ln 2·m + ln l}. Key tiles that no query of the tile can see are skipped;
- * masking is only applied on tiles that cross the causal boundary.
+ * transposes K instead, see {@link #transposeHeads}). The vector path runs these three steps panel by panel, so
+ * that a panel's scores stay in L1 from one to the next; the scalar path runs each step over all panels, so that
+ * its tile copies A's columns once per key tile. At the end {@code O = Oᵀᵀ / l} and
+ * {@code lse = ln 2·m + ln l}. A panel's keys end at the last key its last query sees (a key tile that no query
+ * of a panel sees is skipped for it); masking is only applied on panels that cross the causal boundary.
  *
  * <p><b>Backward</b> (FlashAttention-2): a pre-pass computes {@code D = rowsum(dO∘O)} and clears dq. Then
  * one task per batch, key/value head and key tile packs {@code Kᵀ}, {@code Vᵀ} (panels of NR keys) and K
@@ -242,9 +244,10 @@ final class AttentionCpu implements AttentionKernels {
             int tileK = this.tileK;
 
             int panels = w / NR;
-            // Qᵀ, Sᵀ and Oᵀ in NR-query panels: panel s holds queries [s·NR, s·NR + NR) of every row
+            // Qᵀ, Sᵀ and Oᵀ in NR-query panels: panel s holds queries [s·NR, s·NR + NR) of every row (Sᵀ one panel
+            // at a time on the vector path)
             float[] qT = Workspace.floats(SLOT_A, d * w);
-            float[] sT = Workspace.floats(SLOT_B, tileK * w);
+            float[] sT = Workspace.floats(SLOT_B, tileK * (Vectorization.ENABLED ? NR : w));
             float[] oT = Workspace.floats(SLOT_C, d * w);
             float[] m = Workspace.floats(SLOT_D, w);
             float[] l = Workspace.floats(SLOT_E, w);
@@ -272,34 +275,56 @@ final class AttentionCpu implements AttentionKernels {
             int seenByAny = p.visibleKeys(i0 + rows - 1);
             for (int j0 = 0; j0 < seenByAny; j0 += tileK) {
                 int kn = Math.min(tileK, seenByAny - j0);
+                // each panel's keys end where its last query stops seeing: causal, a tile's first panels skip the
+                // keys only its later panels see (paired, one JVM: attn-1k-causal forward 0.89-0.91x the time)
                 if (Vectorization.ENABLED) {
-                    MicroKernel.panels(kv, kvBase + j0 * d, d, 1, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn, false,
-                            panels);
-                } else {
-                    MicroKernel.panels(transposed, tBase + j0, 1, nk, qT, 0, d * NR, d, sT, 0, tileK * NR, NR, kn,
-                            false, panels);
-                }
-                if (j0 + kn > seenByAll) {
-                    for (int i = 0; i < rows; i++) {
-                        int at = (i / NR) * tileK * NR + i % NR;
-                        int from = Math.max(0, p.visibleKeys(i0 + i) - j0);
-                        for (int j = from; j < kn; j++) {
-                            sT[at + j * NR] = Float.NEGATIVE_INFINITY;
+                    // panel by panel: a panel's scores stay in L1 from their product through the softmax to the
+                    // product with Vᵀ (the whole tile's, 144 KB at 144 × 256, went through L2 four times)
+                    for (int s = 0; s < panels; s++) {
+                        int first = i0 + s * NR;
+                        int last = Math.min(i0 + rows, first + NR) - 1;
+                        int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                        if (keys <= 0) {
+                            continue;
                         }
+                        MicroKernel.tile(kv, kvBase + j0 * d, d, 1, qT, s * d * NR, d, sT, 0, NR, keys, false);
+                        if (j0 + keys > p.visibleKeys(first)) {
+                            maskPanel(sT, 0, first, last, j0, keys);
+                        }
+                        if (softmaxPanel(sT, 0, keys, m, l, alpha, s * NR)) {
+                            scalePanel(oT, s * d * NR, d, alpha, s * NR);
+                        }
+                        MicroKernel.tile(transposed, tBase + j0, nk, 1, sT, 0, keys, oT, s * d * NR, NR, d, true);
+                    }
+                    continue;
+                }
+                // the scalar path keeps each product whole over the panels, so that A's columns (Kᵀ's rows, then
+                // V's) are copied once per key tile, not once per panel
+                float[][] kCols = MicroKernel.columnsOfA(transposed, tBase + j0, 1, nk, d, kn);
+                for (int s = 0; s < panels; s++) {
+                    int first = i0 + s * NR;
+                    int last = Math.min(i0 + rows, first + NR) - 1;
+                    int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                    if (keys <= 0) {
+                        continue;
+                    }
+                    int at = s * tileK * NR;
+                    MicroKernel.panelsOfColumns(kCols, 0, 0, keys, qT, s * d * NR, 0, d, sT, at, 0, NR, false, 1);
+                    if (j0 + keys > p.visibleKeys(first)) {
+                        maskPanel(sT, at, first, last, j0, keys);
+                    }
+                    if (softmaxPanel(sT, at, keys, m, l, alpha, s * NR)) {
+                        scalePanel(oT, s * d * NR, d, alpha, s * NR);
                     }
                 }
-                boolean rescale = Vectorization.ENABLED
-                        ? Panama.softmaxColumns(sT, tileK, panels, kn, m, l, alpha)
-                        : softmaxColumns(sT, tileK, panels, kn, m, l, alpha);
-                if (rescale) {
-                    scalePanels(oT, d, panels, alpha);
-                }
-                if (Vectorization.ENABLED) {
-                    MicroKernel.panels(transposed, tBase + j0, nk, 1, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d,
-                            true, panels);
-                } else {
-                    MicroKernel.panels(kv, kvBase + j0 * d, 1, d, sT, 0, tileK * NR, kn, oT, 0, d * NR, NR, d, true,
-                            panels);
+                float[][] vCols = MicroKernel.columnsOfA(kv, kvBase + j0 * d, 1, d, kn, d);
+                for (int s = 0; s < panels; s++) {
+                    int last = Math.min(i0 + rows, i0 + s * NR + NR) - 1;
+                    int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                    if (keys > 0) {
+                        MicroKernel.panelsOfColumns(vCols, 0, 0, d, sT, s * tileK * NR, 0, keys, oT, s * d * NR, 0,
+                                NR, true, 1);
+                    }
                 }
             }
 
@@ -320,64 +345,71 @@ final class AttentionCpu implements AttentionKernels {
                 }
             }
         }
+        /**
+         * Sets to -∞ the scores in one panel (its {@code keys} keys from {@code j0} × NR queries from {@code first},
+         * at {@code sT[at...]}) that queries {@code first..last} cannot see.
+         */
+        private void maskPanel(float[] sT, int at, int first, int last, int j0, int keys) {
+            for (int i = first; i <= last; i++) {
+                int from = Math.max(0, p.visibleKeys(i) - j0);
+                for (int j = from, x = at + (i - first) + from * NR; j < keys; j++, x += NR) {
+                    sT[x] = Float.NEGATIVE_INFINITY;
+                }
+            }
+        }
     }
 
     /**
-     * Online softmax down the columns of {@code sT} ({@code rows} keys × {@code panels} panels of {@code NR} queries,
-     * panel {@code s} at {@code s·pitch·NR}; base-2 logits): updates the running max {@code m} and sum {@code l}
-     * per query, overwrites {@code sT} with {@code 2^(s - m)} and leaves the factor that rescales the earlier
-     * accumulation in {@code alpha}. Returns whether any factor differs from 1 (once the maxima settle, most key
-     * tiles leave the accumulation as it is).
+     * Online softmax down the columns of one panel of {@code sT} ({@code rows} keys × NR queries at
+     * {@code sT[at...]}, base-2 logits, the queries from {@code q0}): updates the running max {@code m} and sum
+     * {@code l} per query, overwrites the scores with {@code 2^(s - m)} and leaves the factor that rescales the
+     * earlier accumulation in {@code alpha}. Returns whether any factor differs from 1 (once the maxima settle, most
+     * key tiles leave the accumulation as it is).
      */
-    private static boolean softmaxColumns(float[] sT, int pitch, int panels, int rows, float[] m, float[] l,
-                                          float[] alpha) {
-        // the maxima row by row across each panel's NR queries, NR independent chains (a column at a time is one
+    private static boolean softmaxPanel(float[] sT, int at, int rows, float[] m, float[] l, float[] alpha, int q0) {
+        if (Vectorization.ENABLED) {
+            return Panama.softmaxPanel(sT, at, rows, m, l, alpha, q0);
+        }
+        // the maxima row by row across the panel's NR queries, NR independent chains (a column at a time is one
         // chain of dependent maxima: scalar attn-1k forward 0.88x with this); alpha holds them until the factors
-        boolean rescale = false;
-        for (int s = 0; s < panels; s++) {
-            int base = s * pitch * NR;
-            int q0 = s * NR;
-            Arrays.fill(alpha, q0, q0 + NR, Float.NEGATIVE_INFINITY);
-            for (int j = 0, row = base; j < rows; j++, row += NR) {
-                for (int e = 0; e < NR; e++) {
-                    float x = sT[row + e];
-                    // not Math.max: its NaN and signed-zero rules cost several instructions; a NaN score still
-                    // reaches the output through 2^(NaN - m) below
-                    alpha[q0 + e] = x > alpha[q0 + e] ? x : alpha[q0 + e];
-                }
-            }
+        Arrays.fill(alpha, q0, q0 + NR, Float.NEGATIVE_INFINITY);
+        for (int j = 0, row = at; j < rows; j++, row += NR) {
             for (int e = 0; e < NR; e++) {
-                int i = q0 + e;
-                float mNew = Math.max(m[i], alpha[i]);
-                float mUse = mNew == Float.NEGATIVE_INFINITY ? 0f : mNew;
-                float sum = 0f;
-                for (int j = 0, at = base + e; j < rows; j++, at += NR) {
-                    float v = exp2(sT[at] - mUse);
-                    sT[at] = v;
-                    sum += v;
-                }
-                float a = exp2(m[i] - mUse);
-                rescale |= a != 1f;
-                alpha[i] = a;
-                l[i] = l[i] * a + sum;
-                m[i] = mNew;
+                float x = sT[row + e];
+                // not Math.max: its NaN and signed-zero rules cost several instructions; a NaN score still
+                // reaches the output through 2^(NaN - m) below
+                alpha[q0 + e] = x > alpha[q0 + e] ? x : alpha[q0 + e];
             }
+        }
+        boolean rescale = false;
+        for (int e = 0; e < NR; e++) {
+            int i = q0 + e;
+            float mNew = Math.max(m[i], alpha[i]);
+            float mUse = mNew == Float.NEGATIVE_INFINITY ? 0f : mNew;
+            float sum = 0f;
+            for (int j = 0, x = at + e; j < rows; j++, x += NR) {
+                float v = exp2(sT[x] - mUse);
+                sT[x] = v;
+                sum += v;
+            }
+            float a = exp2(m[i] - mUse);
+            rescale |= a != 1f;
+            alpha[i] = a;
+            l[i] = l[i] * a + sum;
+            m[i] = mNew;
         }
         return rescale;
     }
 
-    /** Multiplies column {@code i} of {@code t} ({@code rows} × panels of NR, panel pitch {@code rows·NR}) by {@code alpha[i]}. */
-    private static void scalePanels(float[] t, int rows, int panels, float[] alpha) {
+    /** Multiplies column {@code e} of the panel at {@code t[at...]} ({@code rows} × NR) by {@code alpha[q0 + e]}. */
+    private static void scalePanel(float[] t, int at, int rows, float[] alpha, int q0) {
         if (Vectorization.ENABLED) {
-            Panama.scalePanels(t, rows, panels, alpha);
+            Panama.scalePanel(t, at, rows, alpha, q0);
             return;
         }
-        for (int s = 0; s < panels; s++) {
-            int base = s * rows * NR;
-            for (int r = 0; r < rows; r++) {
-                for (int e = 0; e < NR; e++) {
-                    t[base + r * NR + e] *= alpha[s * NR + e];
-                }
+        for (int r = 0, x = at; r < rows; r++, x += NR) {
+            for (int e = 0; e < NR; e++) {
+                t[x + e] *= alpha[q0 + e];
             }
         }
     }
@@ -735,19 +767,6 @@ final class AttentionCpu implements AttentionKernels {
          * softmax ran 2x slower as one method with a max helper).
          */
 
-        static boolean softmaxColumns(float[] sT, int pitch, int panels, int rows, float[] m, float[] l,
-                                      float[] alpha) {
-            boolean rescale = false;
-            for (int s = 0; s < panels; s++) {
-                int base = s * pitch * NR;
-                columnMax(sT, base, rows, alpha, s * NR);
-                for (int e = 0; e < NR; e += L) {
-                    rescale |= exponentials(sT, base + e, rows, m, l, alpha, s * NR + e);
-                }
-            }
-            return rescale;
-        }
-
         /**
          * {@code out[o + e] = max_j sT[at + j·NR + e]} for the {@code NR} columns of one panel: three independent
          * chains, each a compare and blend (the Vector API's {@code max} keeps Java's NaN and signed-zero rules,
@@ -794,18 +813,23 @@ final class AttentionCpu implements AttentionKernels {
             return a.compare(VectorOperators.NE, 1f).anyTrue();
         }
 
-        static void scalePanels(float[] t, int rows, int panels, float[] alpha) {
-            for (int s = 0; s < panels; s++) {
-                int base = s * rows * NR;
-                FloatVector a0 = FloatVector.fromArray(S, alpha, s * NR);
-                FloatVector a1 = FloatVector.fromArray(S, alpha, s * NR + L);
-                FloatVector a2 = FloatVector.fromArray(S, alpha, s * NR + 2 * L);
-                for (int r = 0; r < rows; r++) {
-                    int at = base + r * NR;
-                    FloatVector.fromArray(S, t, at).mul(a0).intoArray(t, at);
-                    FloatVector.fromArray(S, t, at + L).mul(a1).intoArray(t, at + L);
-                    FloatVector.fromArray(S, t, at + 2 * L).mul(a2).intoArray(t, at + 2 * L);
-                }
+        static boolean softmaxPanel(float[] sT, int at, int rows, float[] m, float[] l, float[] alpha, int q0) {
+            columnMax(sT, at, rows, alpha, q0);
+            boolean rescale = false;
+            for (int e = 0; e < NR; e += L) {
+                rescale |= exponentials(sT, at + e, rows, m, l, alpha, q0 + e);
+            }
+            return rescale;
+        }
+
+        static void scalePanel(float[] t, int at, int rows, float[] alpha, int q0) {
+            FloatVector a0 = FloatVector.fromArray(S, alpha, q0);
+            FloatVector a1 = FloatVector.fromArray(S, alpha, q0 + L);
+            FloatVector a2 = FloatVector.fromArray(S, alpha, q0 + 2 * L);
+            for (int r = 0; r < rows; r++, at += NR) {
+                FloatVector.fromArray(S, t, at).mul(a0).intoArray(t, at);
+                FloatVector.fromArray(S, t, at + L).mul(a1).intoArray(t, at + L);
+                FloatVector.fromArray(S, t, at + 2 * L).mul(a2).intoArray(t, at + 2 * L);
             }
         }
 

@@ -104,7 +104,12 @@ class AttentionCpuTest {
             "1, 2, 1, 5, 0, 8, TOP_LEFT",
             "0, 2, 1, 5, 5, 8, NONE",
             "1, 8, 2, 200, 200, 128, TOP_LEFT",
-            "2, 4, 4, 129, 129, 64, BOTTOM_RIGHT"})
+            "2, 4, 4, 129, 129, 64, BOTTOM_RIGHT",
+            // several key tiles of the forward (256 keys) and query tiles (144 queries): causal panels that stop at
+            // their own last key, some in the middle of a key tile, some seeing none of it
+            "1, 2, 1, 300, 600, 64, BOTTOM_RIGHT",
+            "1, 2, 2, 600, 300, 24, TOP_LEFT",
+            "1, 2, 2, 400, 530, 40, NONE"})
     void forwardAndBackwardMatchFloat64(int b, int hq, int hkv, int nq, int nk, int d, CausalMask mask) {
         check(b, hq, hkv, nq, nk, d, mask, Float.NaN);
     }
