@@ -120,7 +120,8 @@ class Conv2dCpuTest {
             "NCHW, 2, 2, 4, 9, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, false",
             // depthwise planes handed out in blocks: a last block that is not full
             "NCHW, 3, 7, 6, 10, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7, true",
-            // filters one column wide: products written straight into y, per image and group
+            // filters one column wide: products written straight into y, tasks and panels across images (panels
+            // where one image ends and the next begins, through a scratch tile), per group
             "NCHW, 3, 6, 5, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3, true",
             "NCHW, 2, 4, 9, 10, 5, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, true",
             "NCHW, 2, 24, 14, 14, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false",
