@@ -719,19 +719,14 @@ final class Conv2dCpu implements Conv2dKernels {
             // positions are its output plane in order, so the product is written straight into y. Tasks run over the
             // flat positions of all images: a panel where one image ends and the next begins goes through a scratch
             // tile, and only the batch's last panel is partial (conv-1x1's 196 positions an image, 8 panels and 4,
-            // had a one-vector tile half empty per image: 7% of its samples). The panels are shared out as evenly as
-            // whole panels go: blocks of `per` positions left a short last one (conv-1x1 on 2 workers: one got 7
-            // blocks of 5 panels, the other 6 and a scrap; paired, one JVM: 1.009x the time of per-image tasks, and
-            // 0.963x / 0.973x shared out evenly)
-            int panelCount = (total + NR - 1) / NR;
+            // had a one-vector tile half empty per image: 7% of its samples)
             int blocks = (total + per - 1) / per;
             int tasks = p.groups() * blocks;
             int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
             Parallel.run(tasks, workers, (worker, task) -> {
                 int g = task / blocks;
-                int blk = task % blocks;
-                int g0 = (int) ((long) panelCount * blk / blocks) * NR;
-                int count = Math.min(total, (int) ((long) panelCount * (blk + 1) / blocks) * NR) - g0;
+                int g0 = blockStart(total, blocks, task % blocks);
+                int count = blockStart(total, blocks, task % blocks + 1) - g0;
                 FlatProduct product = new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0,
                         count, a, aAt + g * kg * depth, ars, aks, kg, o.y, pq);
                 product.cBase = o.yo + g * kg * pq;
@@ -753,8 +748,8 @@ final class Conv2dCpu implements Conv2dKernels {
         int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
             int g = task / blocks;
-            int g0 = (task % blocks) * per;
-            int count = Math.min(per, total - g0);
+            int g0 = blockStart(total, blocks, task % blocks);
+            int count = blockStart(total, blocks, task % blocks + 1) - g0;
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, kg * ldc);
             new FlatProduct(p, in, taps, g * p.cPerGroup() * in.channelStride, grid, g0, count, a,
@@ -963,8 +958,8 @@ final class Conv2dCpu implements Conv2dKernels {
                 Grid grid = new Grid(f.rows, f.cols, wp);
                 int inPhase = task - firstPair[a];
                 int g = inPhase / blocks[ph0];
-                int g0 = (inPhase % blocks[ph0]) * per[ph0];
-                int count = Math.min(per[ph0], p.n() * grid.count() - g0);
+                int g0 = blockStart(p.n() * grid.count(), blocks[ph0], inPhase % blocks[ph0]);
+                int count = blockStart(p.n() * grid.count(), blocks[ph0], inPhase % blocks[ph0] + 1) - g0;
                 int ldc = roundUp(count, NR);
                 float[] c0 = Workspace.floats(SLOT_C, cg * ldc);
                 float[] c1 = Workspace.floats(SLOT_C_ODD, cg * ldc);
@@ -991,8 +986,8 @@ final class Conv2dCpu implements Conv2dKernels {
             Grid grid = new Grid(f.rows, f.cols, wp);
             int inPhase = task - firstTask[ph];
             int g = inPhase / blocks[ph];
-            int g0 = (inPhase % blocks[ph]) * per[ph];
-            int count = Math.min(per[ph], p.n() * grid.count() - g0);
+            int g0 = blockStart(p.n() * grid.count(), blocks[ph], inPhase % blocks[ph]);
+            int count = blockStart(p.n() * grid.count(), blocks[ph], inPhase % blocks[ph] + 1) - g0;
             int depth = taps[ph].length;
             int ldc = roundUp(count, NR);
             float[] c = Workspace.floats(SLOT_C, cg * ldc);
@@ -1257,6 +1252,16 @@ final class Conv2dCpu implements Conv2dKernels {
      * Positions per task: the tuned PIXELS, fewer when that would leave under 8 tasks per thread (so a busy core
      * does not hold up the rest), rounded up to whole panels.
      */
+    /**
+     * The first of {@code total} flat positions in block {@code blk} of {@code blocks}: whole panels shared out as
+     * evenly as they go, the last block ending at {@code total}. Blocks of a fixed size left a short last one, and a
+     * worker with one block more than the other: conv-1x1 (1568 positions in blocks of 120, 5 panels) gave one of two
+     * workers 7 blocks and the other 6 and a scrap (forward, paired, one JVM: 0.96x the time shared out evenly).
+     */
+    static int blockStart(int total, int blocks, int blk) {
+        return blk >= blocks ? total : (int) ((long) ((total + NR - 1) / NR) * blk / blocks) * NR;
+    }
+
     private static int positionsPerTask(long total, int groups, int pixels) {
         long fair = total * groups / (8L * Parallel.THREADS);
         return roundUp((int) Math.max(1, Math.min(pixels, fair)), NR);

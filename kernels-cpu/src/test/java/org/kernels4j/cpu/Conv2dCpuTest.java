@@ -1,7 +1,9 @@
 package org.kernels4j.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import java.util.stream.IntStream;
@@ -190,6 +192,35 @@ class Conv2dCpuTest {
                 IntStream.range(0, 6).map(o -> Conv2dCpu.phaseMajor(o, firsts[0], 2)).toArray());
         assertArrayEquals(new int[] {0, 1, 2, 3, 4},
                 IntStream.range(0, 5).map(o -> Conv2dCpu.phaseMajor(o, firsts[1], 2)).toArray());
+    }
+
+    /**
+     * Blocks of flat positions cover them all, in order, each starting on a panel and at least one panel long, and
+     * no block more than one panel longer than another (except the last, which ends where the positions end).
+     */
+    @Test
+    void blocksShareThePanelsOutEvenly() {
+        int nr = MicroKernel.NR;
+        for (int total : new int[] {1, nr - 1, nr, nr + 1, 1568, 8 * 196 + 5, 100_003}) {
+            for (int per = nr; per <= 8 * nr; per += nr) {
+                int blocks = (total + per - 1) / per;
+                assertEquals(0, Conv2dCpu.blockStart(total, blocks, 0));
+                assertEquals(total, Conv2dCpu.blockStart(total, blocks, blocks));
+                int shortest = Integer.MAX_VALUE;
+                int longest = 0;
+                for (int blk = 0; blk < blocks; blk++) {
+                    int from = Conv2dCpu.blockStart(total, blocks, blk);
+                    int to = Conv2dCpu.blockStart(total, blocks, blk + 1);
+                    assertEquals(0, from % nr, "block start on a panel");
+                    assertTrue(to > from, () -> "empty block of " + total + " in " + blocks);
+                    if (blk < blocks - 1) {
+                        shortest = Math.min(shortest, to - from);
+                        longest = Math.max(longest, to - from);
+                    }
+                }
+                assertTrue(blocks < 2 || longest - shortest <= nr, "blocks of " + shortest + " to " + longest);
+            }
+        }
     }
 
     /** Winograd backward-filter takes the 3 × 3 stride-1 problems whose partials and task scratch stay bounded. */
