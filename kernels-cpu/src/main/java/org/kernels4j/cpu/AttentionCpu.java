@@ -346,6 +346,7 @@ final class AttentionCpu implements AttentionKernels {
                 }
             }
         }
+
         /**
          * Sets to -∞ the scores in one panel (its {@code keys} keys from {@code j0} × NR queries from {@code first},
          * at {@code sT[at...]}) that queries {@code first..last} cannot see.
@@ -723,12 +724,6 @@ final class AttentionCpu implements AttentionKernels {
     }
 
     /**
-     * One query row {@code i} of a backward tile, its keys in panels of NR ({@code pitch} floats apart): {@code s}
-     * holds the raw scores {@code q·k} and {@code ds} holds {@code dP = dO·v}; afterwards {@code s} holds
-     * {@code P = 2^(c1·s - lse2)} (zero past {@code visible}), {@code ds} holds {@code dS = P∘(dP - D)}, and
-     * {@code dsRows} row {@code i} (pitch {@code kw}) holds dS again, row-major.
-     */
-    /**
      * For each panel {@code x < panels} of B, rows {@code [from[x], rows)} of {@code C_x = A·B_x} (A's rows at
      * {@code aOff + i·ars}, depth stride {@code aks}; {@code B_x} at {@code bOff + x·bStep}, {@code C_x} at
      * {@code cOff + x·cStep} with row pitch {@code ldc}); C's rows before {@code from[x]} are left as they are. The
@@ -776,6 +771,12 @@ final class AttentionCpu implements AttentionKernels {
         }
     }
 
+    /**
+     * One query row {@code i} of a backward tile, its keys in panels of NR ({@code pitch} floats apart): {@code s}
+     * holds the raw scores {@code q·k} and {@code ds} holds {@code dP = dO·v}; afterwards {@code s} holds
+     * {@code P = 2^(c1·s - lse2)} (zero past {@code visible}), {@code ds} holds {@code dS = P∘(dP - D)}, and
+     * {@code dsRows} row {@code i} (pitch {@code kw}) holds dS again, row-major.
+     */
     private static void gradientRow(float[] s, float[] ds, float[] dsRows, int i, int pitch, int panels, int kw,
                                     int visible, float c1, float lse2, float rowD) {
         for (int x = 0; x < panels; x++) {
