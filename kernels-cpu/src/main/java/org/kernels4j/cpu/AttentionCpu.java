@@ -284,7 +284,7 @@ final class AttentionCpu implements AttentionKernels {
                     for (int s = 0; s < panels; s++) {
                         int first = i0 + s * NR;
                         int last = Math.min(i0 + rows, first + NR) - 1;
-                        int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                        int keys = panelKeys(last, j0, kn);
                         if (keys <= 0) {
                             continue;
                         }
@@ -305,7 +305,7 @@ final class AttentionCpu implements AttentionKernels {
                 for (int s = 0; s < panels; s++) {
                     int first = i0 + s * NR;
                     int last = Math.min(i0 + rows, first + NR) - 1;
-                    int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                    int keys = panelKeys(last, j0, kn);
                     if (keys <= 0) {
                         continue;
                     }
@@ -320,8 +320,7 @@ final class AttentionCpu implements AttentionKernels {
                 }
                 float[][] vCols = MicroKernel.columnsOfA(kv, kvBase + j0 * d, 1, d, kn, d);
                 for (int s = 0; s < panels; s++) {
-                    int last = Math.min(i0 + rows, i0 + s * NR + NR) - 1;
-                    int keys = Math.min(kn, p.visibleKeys(last) - j0);
+                    int keys = panelKeys(Math.min(i0 + rows, i0 + s * NR + NR) - 1, j0, kn);
                     if (keys > 0) {
                         MicroKernel.panelsOfColumns(vCols, 0, 0, d, sT, s * tileK * NR, 0, keys, oT, s * d * NR, 0,
                                 NR, true, 1);
@@ -345,6 +344,11 @@ final class AttentionCpu implements AttentionKernels {
                     lse[lBase + i] = m[i] * LN2 + (float) Math.log(l[i]);
                 }
             }
+        }
+
+        /** Keys of the key tile {@code [j0, j0 + kn)} seen by a panel whose last query is {@code last} (may be ≤ 0). */
+        private int panelKeys(int last, int j0, int kn) {
+            return Math.min(kn, p.visibleKeys(last) - j0);
         }
 
         /**
@@ -661,8 +665,8 @@ final class AttentionCpu implements AttentionKernels {
                         from[x] = i;
                     }
 
-                    panelsFromRow(q, qBase, d, 1, kT, 0, d * NR, d, s, 0, pitch, NR, rows, from, panels);
-                    panelsFromRow(dO, dOBase, d, 1, vT, 0, d * NR, d, ds, 0, pitch, NR, rows, from, panels);
+                    panelsFrom(q, qBase, d, 1, kT, 0, d * NR, d, s, 0, pitch, NR, rows, from, panels, false, false);
+                    panelsFrom(dO, dOBase, d, 1, vT, 0, d * NR, d, ds, 0, pitch, NR, rows, from, panels, false, false);
                     for (int i = 0; i < rows; i++) {
                         int visible = Math.min(kn, Math.max(0, p.visibleKeys(i0 + i) - j0));
                         int rowPanels = (visible + NR - 1) / NR;
@@ -675,8 +679,8 @@ final class AttentionCpu implements AttentionKernels {
                         }
                         Arrays.fill(dsRows, i * kw + rowPanels * NR, i * kw + panels * NR, 0f);
                     }
-                    panelsFromDepth(dO, dOBase, 1, d, s, 0, pitch, rows, dVT, 0, d * NR, NR, d, from, panels);
-                    panelsFromDepth(q, qBase, 1, d, ds, 0, pitch, rows, dKT, 0, d * NR, NR, d, from, panels);
+                    panelsFrom(dO, dOBase, 1, d, s, 0, pitch, rows, dVT, 0, d * NR, NR, d, from, panels, true, true);
+                    panelsFrom(q, qBase, 1, d, ds, 0, pitch, rows, dKT, 0, d * NR, NR, d, from, panels, true, true);
                     MicroKernel.panels(dsRows, 0, kw, 1, kP, 0, kn * NR, seen, dQt, 0, NR, dw, rows, false, dPanels);
                     int dqBase = dqo + (bh * nq + i0) * d;
                     int turn = bh * queryTiles + qt;
@@ -724,49 +728,30 @@ final class AttentionCpu implements AttentionKernels {
     }
 
     /**
-     * For each panel {@code x < panels} of B, rows {@code [from[x], rows)} of {@code C_x = A·B_x} (A's rows at
-     * {@code aOff + i·ars}, depth stride {@code aks}; {@code B_x} at {@code bOff + x·bStep}, {@code C_x} at
-     * {@code cOff + x·cStep} with row pitch {@code ldc}); C's rows before {@code from[x]} are left as they are. The
+     * For each panel {@code x < panels} of B, {@code C_x (+)= A·B_x} from {@code from[x]} on: from that row of A and
+     * C ({@code fromDepth} false: the scores, C's rows before it left as they are), or from that depth step
+     * ({@code fromDepth} true: the gradients accumulated over the query rows that see the panel). A's rows are at
+     * {@code aOff + i·ars}, depth stride {@code aks}; {@code B_x} at {@code bOff + x·bStep}, its depth steps
+     * {@link MicroKernel#NR} floats apart; {@code C_x} at {@code cOff + x·cStep} with row pitch {@code ldc}. The
      * scalar path copies A's columns once for all panels.
      */
-    private static void panelsFromRow(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int bStep,
-                                      int kLen, float[] c, int cOff, int cStep, int ldc, int rows, int[] from,
-                                      int panels) {
+    private static void panelsFrom(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int bStep, int kLen,
+                                   float[] c, int cOff, int cStep, int ldc, int rows, int[] from, int panels,
+                                   boolean fromDepth, boolean accumulate) {
         float[][] at = Vectorization.ENABLED ? null : MicroKernel.columnsOfA(a, aOff, ars, aks, kLen, rows);
         for (int x = 0; x < panels; x++) {
-            int r = from[x];
-            if (r >= rows) {
-                continue;
-            }
-            int cAt = cOff + x * cStep + r * ldc;
-            if (at == null) {
-                MicroKernel.tile(a, aOff + r * ars, ars, aks, b, bOff + x * bStep, kLen, c, cAt, ldc, rows - r, false);
-            } else {
-                MicroKernel.panelsOfColumns(at, 0, r, rows - r, b, bOff + x * bStep, 0, kLen, c, cAt, 0, ldc, false,
-                        1);
-            }
-        }
-    }
-
-    /**
-     * For each panel {@code x < panels} of B, {@code C_x += A·B_x} over the depth steps {@code [from[x], kLen)}
-     * (addressed as in {@link #panelsFromRow}, B's depth steps {@link MicroKernel#NR} floats apart).
-     */
-    private static void panelsFromDepth(float[] a, int aOff, int ars, int aks, float[] b, int bOff, int bStep,
-                                        int kLen, float[] c, int cOff, int cStep, int ldc, int rows, int[] from,
-                                        int panels) {
-        float[][] at = Vectorization.ENABLED ? null : MicroKernel.columnsOfA(a, aOff, ars, aks, kLen, rows);
-        for (int x = 0; x < panels; x++) {
-            int k = from[x];
-            if (k >= kLen) {
+            int r = fromDepth ? 0 : from[x];
+            int k = fromDepth ? from[x] : 0;
+            if (r >= rows || k >= kLen) {
                 continue;
             }
             int bAt = bOff + x * bStep + k * NR;
+            int cAt = cOff + x * cStep + r * ldc;
             if (at == null) {
-                MicroKernel.tile(a, aOff + k * aks, ars, aks, b, bAt, kLen - k, c, cOff + x * cStep, ldc, rows, true);
+                MicroKernel.tile(a, aOff + r * ars + k * aks, ars, aks, b, bAt, kLen - k, c, cAt, ldc, rows - r,
+                        accumulate);
             } else {
-                MicroKernel.panelsOfColumns(at, k, 0, rows, b, bAt, 0, kLen - k, c, cOff + x * cStep, 0, ldc, true,
-                        1);
+                MicroKernel.panelsOfColumns(at, k, r, rows - r, b, bAt, 0, kLen - k, c, cAt, 0, ldc, accumulate, 1);
             }
         }
     }
