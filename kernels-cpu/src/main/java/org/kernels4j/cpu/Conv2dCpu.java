@@ -49,8 +49,9 @@ import org.kernels4j.tuning.TuningSpace;
  * filters, whose A is read in place, tasks split the output columns instead.
  *
  * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
- * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
- * {@code WINOGRAD} turns it off.
+ * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies. The NCHW 3 × 3
+ * stride-2 forward runs {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases: 1.44× fewer.
+ * Knob {@code WINOGRAD} turns both off.
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
  * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for
@@ -131,8 +132,8 @@ final class Conv2dCpu implements Conv2dKernels {
     private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int tilesDefault, int mcDefault,
                                                                 int pixelsDefault, int... pixels) {
         return TuningSpace.builder(kernelId, Conv2dProblem.class)
-                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, MicroKernel.class)
-                // Winograd for the 3x3 stride-1 NCHW problems (1 = on), and its tiles per task
+                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinogradStride2.class, MicroKernel.class)
+                // Winograd for the 3x3 NCHW problems (stride 1; stride 2 forward) (1 = on), and its tiles per task
                 .parameter("WINOGRAD", 1, 0)
                 .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
                 .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
@@ -179,6 +180,10 @@ final class Conv2dCpu implements Conv2dKernels {
         Blocking blocking = Blocking.of(tp);
         if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p)) {
             Conv2dWinograd.forward(o, tp.get("TILES"));
+            return;
+        }
+        if (tp.get("WINOGRAD") != 0 && Conv2dWinogradStride2.applies(p)) {
+            Conv2dWinogradStride2.forward(o, tp.get("TILES"));
             return;
         }
         if (o.nchw) {

@@ -136,7 +136,15 @@ class Conv2dCpuTest {
             // row phase its own filter row), bands of several rows with a shorter last one
             "NCHW, 2, 6, 23, 20, 7, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, true",
             "NCHW, 1, 5, 31, 29, 9, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true",
-            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false"})
+            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false",
+            // 3x3 stride-2 forward by F(4x4, 2x2) (Conv2dWinogradStride2): outputs not a multiple of 4 (16 x 19),
+            // tile rows shorter than a vector (5) and longer (9), asymmetric padding, groups, channels past a panel,
+            // panels that span images, several tasks
+            "NCHW, 2, 5, 31, 37, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 3, 40, 71, 30, 3, 3, 2, 2, 0, 1, 2, 1, 1, 1, 1, false",
+            "NCHW, 3, 8, 24, 24, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
+            "NCHW, 1, 20, 17, 17, 50, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true",
+            "NCHW, 3, 4, 57, 57, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
@@ -173,6 +181,23 @@ class Conv2dCpuTest {
         allPassesMatchFloat64(Format.NHWC, 2, 64, 23, 29, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true);
         allPassesMatchFloat64(Format.NCHW, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
         allPassesMatchFloat64(Format.NHWC, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
+    }
+
+    /** The stride-2 Winograd forward takes NCHW 3 × 3 stride 2 where its tiles waste little and U stays bounded. */
+    @Test
+    void strideTwoWinogradWhereItSavesMultiplies() {
+        Conv2d s2 = Conv2d.builder().stride(2, 2).padding(1, 1, 1, 1).build();
+        org.kernels4j.DType f32 = org.kernels4j.DType.FLOAT32;
+        assertTrue(Conv2dWinogradStride2.applies(s2.problem(new int[] {8, 64, 56, 56}, new int[] {128, 64, 3, 3}, f32)),
+                "conv-s2");
+        assertFalse(Conv2dWinogradStride2.applies(s2.problem(new int[] {1, 4, 9, 9}, new int[] {4, 4, 3, 3}, f32)),
+                "5 x 5 outputs: 64 computed");
+        assertFalse(Conv2dWinogradStride2.applies(s2.problem(new int[] {1, 512, 28, 28}, new int[] {512, 512, 3, 3},
+                f32)), "512 x 512 channels: U of 26M floats");
+        assertFalse(Conv2dWinogradStride2.applies(Conv2d.builder().stride(2, 2).padding(1, 1, 1, 1)
+                .format(Format.NHWC).build().problem(new int[] {8, 56, 56, 64}, new int[] {128, 3, 3, 64}, f32)), "NHWC");
+        assertFalse(Conv2dWinogradStride2.applies(Conv2d.builder().stride(2, 1).padding(1, 1, 1, 1).build()
+                .problem(new int[] {8, 64, 56, 56}, new int[] {128, 64, 3, 3}, f32)), "stride 2 x 1");
     }
 
     /** Backward-data's task order visits every task once, block by block when the phases have as many tasks. */

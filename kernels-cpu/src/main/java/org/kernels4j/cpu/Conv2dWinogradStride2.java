@@ -1,0 +1,710 @@
+package org.kernels4j.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import org.kernels4j.spi.Conv2dProblem;
+
+/**
+ * Winograd's F(4×4, 2×2) for the NCHW 3 × 3 forward convolutions with stride 2 (no dilation, not depthwise). Part
+ * of {@link Conv2dCpu}'s story (its forward dispatches here); the tuning knob {@code WINOGRAD} of the forward space
+ * turns it off, and {@code TILES} sets the tiles per task.
+ *
+ * <p><b>Why it works.</b> Split the padded input into its 2 × 2 stride phases {@code q = (pr, pc)}
+ * ("space to depth"): {@code P_{c,q}[i][j] = x_pad[2i + pr][2j + pc]}. A stride-2 3 × 3 filter is then a stride-1
+ * 2 × 2 filter over the {@code 4·C} phase planes, {@code w'_{c,q}[ρ][σ] = w[c][2ρ + pr][2σ + pc]} (zero where
+ * {@code 2ρ + pr} or {@code 2σ + pc} is past 2: 9 of its 16 taps are the filter's). Stride-1 2 × 2 correlations take
+ * Winograd's F(4×4, 2×2): each 4 × 4 block of outputs ("tile") needs a 5 × 5 patch {@code d} of each phase plane;
+ * with {@code U = G·w'·Gᵀ} and {@code V = Bᵀ·d·B} (5 × 5 each), {@code Y = Aᵀ·(Σ_{c,q} U ⊙ V)·A}. The sum is, for
+ * each of the 25 positions ξ of the transform, a product {@code M_ξ[out × tiles] = U_ξ[out × 4C] · V_ξ[4C × tiles]}:
+ * 25·4 = 100 multiplies per tile and channel pair where the direct method takes 16·9 = 144 (1.44× fewer), for
+ * transforms of a few adds each. The points are 0, 1, -1, 2 and ∞:
+ * <pre>
+ *   Bᵀ = [2 -1 -2  1 0;  0  2  1 -1 0;  0 -2  3 -1 0;  0 -1  0  1 0;  0  2 -1 -2 1]
+ *   G  = [½ 0;  ½ ½;  ⅙ -⅙;  ⅙ ⅓;  0 1]
+ *   Aᵀ = [1 1 1 1 0;  0 1 -1 2 0;  0 1 1 4 0;  0 1 -1 8 1]
+ * </pre>
+ * (Bᵀ's rows scaled to small integers, G's rows by the inverse). Against a float64 reference the error stays near
+ * 1e-6 of the result's norm, a few times the direct method's.
+ *
+ * <p><b>Layout.</b> The padded input is split into 8 × 8 phase planes ({@link Conv2dCpu.Planes}): tile
+ * {@code (ty, tx)} is flat position {@code f = ty·wp + tx} of each of them, and every element of every phase's
+ * patch is at a fixed offset from {@code f}, so a vector of consecutive tiles of a tile row is a vector load. The
+ * tiles of a group are numbered across images; a task takes a run of whole {@code NR}-tile panels of them. For each
+ * row {@code i} of the transforms it computes the five {@code V_ξ} panels of {@code ξ = (i, 0..4)} (the row's
+ * combination of patch rows is shared), each panel filled run by run of the tiles it holds (a run: tiles of one tile
+ * row), then runs their products with the {@link MicroKernel}; last, it transforms each output channel's 25 products
+ * per tile straight into the output planes.
+ *
+ * <p>Where it applies: see {@link #applies}; the filter transforms ({@code 100·C·K} floats) are bounded, and small
+ * outputs, whose tiles would mostly compute outputs past the edge, stay direct.
+ */
+final class Conv2dWinogradStride2 {
+
+    /** Most floats of the filter transforms ({@code 100·Cg·K}; 64 MiB). */
+    static final long FILTER_FLOATS = 16L << 20;
+
+    private static final int NR = MicroKernel.NR;
+    private static final int LANES = Vectorization.FLOAT_LANES;
+
+    /** Positions ξ of the 5 × 5 transforms. */
+    private static final int XI = 25;
+
+    private static final int SLOT_V = 5;
+    private static final int SLOT_M = 6;
+    private static final int SLOT_OUT = 7;
+    private static final int SLOT_FILTERS = Workspace.TASK_SLOTS + 3;
+    private static final int SLOT_BANDS = 8;
+    private static final int SLOT_ROW = 9;
+
+    /** Most floats of a task's {@code V_ξ} panels (16 MiB): bounds the panels per task of deep problems. */
+    private static final long V_FLOATS = 4L << 20;
+
+    private Conv2dWinogradStride2() {
+    }
+
+    /**
+     * Whether the forward of {@code p} runs here: NCHW, 3 × 3, stride 2, no dilation, not depthwise, filter
+     * transforms within {@link #FILTER_FLOATS}, and outputs large enough that the tiles' multiplies, counting those of
+     * the outputs past the edge, stay under the direct method's.
+     */
+    static boolean applies(Conv2dProblem p) {
+        if (p.format() != org.kernels4j.Conv2d.Format.NCHW || p.r() != 3 || p.s() != 3 || p.strideH() != 2
+                || p.strideW() != 2 || p.dilationH() != 1 || p.dilationW() != 1 || p.depthwise()) {
+            return false;
+        }
+        if (100L * p.cPerGroup() * p.k() > FILTER_FLOATS || p.p() == 0 || p.q() == 0) {
+            return false;
+        }
+        long computed = 16L * ((p.p() + 3) / 4) * ((p.q() + 3) / 4);
+        return computed * 100 <= 144L * p.p() * p.q();
+    }
+
+    /** {@code y = conv(x, w) + bias}, tasks of about {@code tilesPerTask} tiles (whole panels). */
+    static void forward(Conv2dCpu.Operands o, int tilesPerTask) {
+        Conv2dProblem p = o.p;
+        int images = p.n();
+        if (images == 0) {
+            return;
+        }
+        int groups = p.groups();
+        int dg = p.cPerGroup();
+        int mg = p.kPerGroup();
+        int depth = 4 * dg;
+        int outH = p.p();
+        int outW = p.q();
+        int tilesY = (outH + 3) / 4;
+        int tilesX = (outW + 3) / 4;
+        int wp = tilesX + 1;
+        int hp = tilesY + 1;
+        int rowStride = 8 * wp;
+        int bandStride = 10 * rowStride;
+        int perImage = tilesY * tilesX;
+        int tiles = images * perImage;
+        int panelCount = (tiles + NR - 1) / NR;
+        int maxPanels = (int) Math.max(1, V_FLOATS / ((long) XI * depth * NR));
+        int blocks = Math.max((panelCount + maxPanels - 1) / maxPanels,
+                Math.min(panelCount, (tiles + tilesPerTask / 2) / Math.max(1, tilesPerTask)));
+        blocks = Math.max(1, blocks);
+        int uXi = spread(mg * depth);
+        float[] u = transformFilters(o, uXi);
+        RowSplit split = new RowSplit(p, wp);
+        int[] patch = patchOffsets(rowStride, wp);
+        int tasks = groups * blocks;
+        int nBlocks = blocks;
+        double flops = 200.0 * mg * dg * tiles * groups;
+        int workers = Parallel.workers(tasks, flops, Conv2dCpu.MIN_FLOPS_PER_THREAD);
+        Parallel.run(tasks, workers, (worker, task) -> {
+            int blk = task % nBlocks;
+            int g = task / nBlocks;
+            int panel0 = (int) ((long) panelCount * blk / nBlocks);
+            int panels = (int) ((long) panelCount * (blk + 1) / nBlocks) - panel0;
+            int t0 = panel0 * NR;
+            int count = Math.min(panels * NR, tiles - t0);
+            int cols = panels * NR;
+            // the block's tile rows (across images), each one band of ten padded input rows per channel; its runs
+            // of tiles (tiles of one tile row, within one panel): column in the panel, source (in the bands), length;
+            // then where each tile writes its outputs
+            int row0 = t0 / tilesX;
+            int bands = (t0 + count - 1) / tilesX - row0 + 1;
+            int runStarts = 3 * (count + panels);
+            int mapAt = runStarts + panels + 1;
+            int[] runs = Workspace.ints(mapAt + 2 * cols);
+            int runCount = tileRuns(t0, count, tilesX, row0, bandStride, runs, runStarts);
+            float[] band = Workspace.floats(SLOT_BANDS, bands * bandStride + LANES);
+            float[] paddedRow = Workspace.floats(SLOT_ROW, split.rowFloats());
+            java.util.Arrays.fill(paddedRow, 0, split.rowFloats(), 0f);
+            // V_ξ for every ξ: panel after panel, each with a vector of slack after it (see inputPanel)
+            int panelStride = depth * NR + LANES;
+            int vXi = panels * panelStride;
+            float[] v = Workspace.floats(SLOT_V, XI * vXi);
+            float[] scratch = Workspace.floats(SLOT_OUT, 36 * LANES);
+            for (int c = 0; c < dg; c++) {
+                int channel = g * dg + c;
+                for (int r = 0; r < bands; r++) {
+                    int n = (row0 + r) / tilesY;
+                    int ty = (row0 + r) % tilesY;
+                    // a band's first two rows are the last two of the band above it in the same image
+                    int first = r > 0 && ty > 0 ? 2 : 0;
+                    if (first > 0) {
+                        System.arraycopy(band, r * bandStride - 2 * rowStride, band, r * bandStride, 2 * rowStride);
+                    }
+                    split.band(o.x, o.xo + (n * p.c() + channel) * p.h() * p.w(), ty, first, band, r * bandStride,
+                            paddedRow);
+                }
+                for (int panel = 0; panel < panels; panel++) {
+                    int r0 = runs[runStarts + panel];
+                    int r1 = panel + 1 < panels ? runs[runStarts + panel + 1] : runCount;
+                    if (Vectorization.ENABLED) {
+                        Panama.inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + 4 * c * NR, vXi,
+                                scratch);
+                    } else {
+                        inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + 4 * c * NR, vXi, scratch);
+                    }
+                }
+            }
+            // M_ξ = U_ξ · V_ξ, U_ξ shared by the block's panels
+            int mxi = spread(panels * mg * NR);
+            float[] mm = Workspace.floats(SLOT_M, XI * mxi);
+            int uGroup = g * XI * uXi;
+            for (int x = 0; x < XI; x++) {
+                MicroKernel.panels(u, uGroup + x * uXi, Vectorization.ENABLED ? depth : 1,
+                        Vectorization.ENABLED ? 1 : mg, v, x * vXi, panelStride, depth, mm, x * mxi, mg * NR, NR, mg,
+                        false, panels);
+            }
+            // Y = Aᵀ·M·A + bias per tile and output channel, into the output planes
+            tileMap(t0, count, cols, perImage, tilesX, outH, outW, p.k() * outH * outW, runs, mapAt);
+            for (int m = 0; m < mg; m++) {
+                int plane = o.yo + (g * mg + m) * outH * outW;
+                float b = o.bias == null ? 0f : o.bias[o.bo + g * mg + m];
+                for (int t = 0; t < count; t += LANES) {
+                    int at = ((t / NR) * mg + m) * NR + t % NR;
+                    if (Vectorization.ENABLED) {
+                        Panama.output(mm, at, mxi, b, scratch);
+                    } else {
+                        outputScalar(mm, at, mxi, b, scratch);
+                    }
+                    scatter(scratch, runs, mapAt, t, Math.min(LANES, count - t), o.y, plane, outW);
+                }
+            }
+        });
+    }
+
+    /**
+     * Splits padded input rows into their 8 column phases: phase {@code b} of a row at {@code b·wp}, its element
+     * {@code j} holding {@code x_pad[row][8j + b]} (zero outside x). A band is the ten padded rows {@code 8ty} to
+     * {@code 8ty + 9} of one channel, {@code 8wp} floats apart: the patches of tile row {@code ty}, at fixed offsets
+     * from each tile's first element ({@link #patchOffsets}), so that a vector of consecutive tiles is a vector load.
+     * Split per channel just before the transforms read them (in L1), not all at once into a copy of the input (which
+     * streamed 9 MB through L3 for conv-s2).
+     */
+    private static final class RowSplit {
+        private final int inH;
+        private final int inW;
+        private final int top;
+        private final int left;
+        private final int wp;
+
+        RowSplit(Conv2dProblem p, int wp) {
+            this.inH = p.h();
+            this.inW = p.w();
+            this.top = p.padTop();
+            this.left = p.padLeft();
+            this.wp = wp;
+        }
+
+        /**
+         * Rows {@code first} to 9 of band {@code ty} of the plane at {@code x[plane...]} into {@code dst[at...]},
+         * each row through {@code row} (zero outside the row's part of x: see {@link #rowFloats})
+         * ({@link #rowFloats} floats): the padded row laid out in full, then split; on the vector path up to a vector
+         * past the band's end is written too (the next band, or a vector of slack, takes it).
+         */
+        void band(float[] x, int plane, int ty, int first, float[] dst, int at, float[] row) {
+            int rowStride = 8 * wp;
+            int inside = Math.max(0, Math.min(inW, rowStride - left));
+            for (int u = first; u < 10; u++) {
+                int to = at + u * rowStride;
+                int r = 8 * ty + u - top;
+                if (r < 0 || r >= inH) {
+                    java.util.Arrays.fill(dst, to, to + rowStride, 0f);
+                    continue;
+                }
+                System.arraycopy(x, plane + r * inW, row, Math.min(left, rowStride), inside);
+                if (Vectorization.ENABLED && LANES == 8) {
+                    Panama.split(row, dst, to, wp);
+                } else {
+                    split(row, dst, to, wp);
+                }
+            }
+        }
+
+        /**
+         * Floats of the padded-row scratch: 8·wp, rounded up to whole blocks of 64; zeroed once per task, as
+         * {@link #band} only ever writes the part of a row inside x.
+         */
+        int rowFloats() {
+            return (wp + 7) / 8 * 64;
+        }
+
+        /** {@code dst[to + b·wp + j] = row[8j + b]}: a padded row into its 8 column phases. */
+        static void split(float[] row, float[] dst, int to, int wp) {
+            for (int b = 0; b < 8; b++) {
+                for (int j = 0; j < wp; j++) {
+                    dst[to + b * wp + j] = row[8 * j + b];
+                }
+            }
+        }
+    }
+
+    /**
+     * Lists the runs of tiles {@code [t0, t0 + count)} (numbered across images, tile rows {@code row0} on in bands
+     * {@code bandStride} apart): {@code runs[3r..3r+2]} = column in its panel, source (its first tile's first element
+     * in the bands), length; {@code runs[starts + panel]} = the panel's first run. Returns the number of runs.
+     */
+    private static int tileRuns(int t0, int count, int tilesX, int row0, int bandStride, int[] runs, int starts) {
+        int r = 0;
+        int t = 0;
+        while (t < count) {
+            int col = t % NR;
+            if (col == 0) {
+                runs[starts + t / NR] = r;
+            }
+            int tile = t0 + t;
+            int row = tile / tilesX;
+            int tx = tile - row * tilesX;
+            int len = Math.min(Math.min(tilesX - tx, NR - col), count - t);
+            runs[3 * r] = col;
+            runs[3 * r + 1] = (row - row0) * bandStride + tx;
+            runs[3 * r + 2] = len;
+            r++;
+            t += len;
+        }
+        return r;
+    }
+
+    /**
+     * Offsets of the patch elements from a tile's first element in the phase rows ({@link #phaseRows}):
+     * {@code [25q + 5b + a]} for stride phase {@code q = 2pr + pc}, patch row {@code a} and column {@code b}, the
+     * padded input's row {@code 8ty + 2a + pr} and column {@code 8tx + 2b + pc}.
+     */
+    private static int[] patchOffsets(int rowStride, int wp) {
+        int[] off = new int[100];
+        for (int q = 0; q < 4; q++) {
+            for (int b = 0; b < 5; b++) {
+                for (int a = 0; a < 5; a++) {
+                    int row = 2 * a + (q >> 1);
+                    int col = 2 * b + (q & 1);
+                    off[25 * q + 5 * b + a] = row * rowStride + (col % 8) * wp + col / 8;
+                }
+            }
+        }
+        return off;
+    }
+
+    /**
+     * The input transforms of one channel's four stride phases in one panel: {@code V_ξ = Bᵀ·d·B} of every ξ into
+     * {@code v[ξ·vXi + to + q·NR + col]} for phase {@code q = 2pr + pc} and the panel's columns (runs
+     * {@code [r0, r1)}, read from the channel's bands in {@code x}): for each patch column {@code b}, Bᵀ over its five
+     * rows into {@code t[5i + b]}, then Bᵀ over each row {@code i} of those.
+     */
+    private static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int vXi,
+                                   float[] t) {
+        for (int q = 0; q < 4; q++) {
+            int pq = 25 * q;
+            for (int r = r0; r < r1; r++) {
+                int src = runs[3 * r + 1];
+                int dst = to + q * NR + runs[3 * r];
+                for (int e = 0; e < runs[3 * r + 2]; e++) {
+                    int at = src + e;
+                    for (int b = 0; b < 5; b++) {
+                        int pb = pq + 5 * b;
+                        transform(x[at + patch[pb]], x[at + patch[pb + 1]], x[at + patch[pb + 2]],
+                                x[at + patch[pb + 3]], x[at + patch[pb + 4]], t, b, 5);
+                    }
+                    for (int i = 0; i < 5; i++) {
+                        transform(t[5 * i], t[5 * i + 1], t[5 * i + 2], t[5 * i + 3], t[5 * i + 4], v,
+                                5 * i * vXi + dst + e, vXi);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Bᵀ times {@code (e0..e4)} into {@code out[at + j·stride]}, {@code j < 5}. */
+    private static void transform(float e0, float e1, float e2, float e3, float e4, float[] out, int at, int stride) {
+        out[at] = 2 * e0 - e1 - 2 * e2 + e3;
+        out[at + stride] = 2 * e1 + e2 - e3;
+        out[at + 2 * stride] = 3 * e2 - 2 * e1 - e3;
+        out[at + 3 * stride] = e3 - e1;
+        out[at + 4 * stride] = 2 * e1 - e2 - 2 * e3 + e4;
+    }
+
+    /**
+     * Where each tile of a block writes, from {@code map[at]} on: {@code map[at + 2t]} the offset of its top-left
+     * output from the image's first output plane's start ({@code n·K·P·Q + 4ty·Q + 4tx}), {@code map[at + 2t + 1]}
+     * its rows and columns inside the output ({@code rows << 3 | columns}, each 1..4); -1 past the block's tiles.
+     */
+    private static void tileMap(int t0, int count, int cols, int perImage, int tilesX, int outH, int outW,
+                                int imageStride, int[] map, int at) {
+        for (int t = 0; t < cols; t++) {
+            if (t >= count) {
+                map[at + 2 * t] = -1;
+                continue;
+            }
+            int tile = t0 + t;
+            int n = tile / perImage;
+            int within = tile - n * perImage;
+            int oy = 4 * (within / tilesX);
+            int ox = 4 * (within % tilesX);
+            map[at + 2 * t] = n * imageStride + oy * outW + ox;
+            map[at + 2 * t + 1] = Math.min(4, outH - oy) << 3 | Math.min(4, outW - ox);
+        }
+    }
+
+    /** Writes the 4 × 4 outputs of tiles {@code [t, t + lanes)} ({@code y}: output {@code (r, c)} at {@code (4r + c)·LANES}). */
+    private static void scatter(float[] y, int[] map, int at, int t, int lanes, float[] out, int plane, int outW) {
+        for (int e = 0; e < lanes; e++) {
+            int base = map[at + 2 * (t + e)];
+            int shape = map[at + 2 * (t + e) + 1];
+            int o = plane + base;
+            if (shape == FULL_TILE) {
+                // most tiles: written out in full, without loops
+                for (int r = 0; r < 4; r++, o += outW) {
+                    int from = 4 * r * LANES + e;
+                    out[o] = y[from];
+                    out[o + 1] = y[from + LANES];
+                    out[o + 2] = y[from + 2 * LANES];
+                    out[o + 3] = y[from + 3 * LANES];
+                }
+                continue;
+            }
+            int rows = shape >> 3;
+            int cols = shape & 7;
+            for (int r = 0; r < rows; r++, o += outW) {
+                for (int c = 0; c < cols; c++) {
+                    out[o + c] = y[(4 * r + c) * LANES + e];
+                }
+            }
+        }
+    }
+
+    /** The shape code ({@code rows << 3 | columns}) of a tile whose 4 × 4 outputs are all inside y. */
+    private static final int FULL_TILE = 4 << 3 | 4;
+
+    /**
+     * The scalar twin of {@link Panama#output}: {@code y[(4r + c)·LANES + e] = bias + (Aᵀ·M·A)[r][c]} for the
+     * {@code LANES} tiles at {@code m[at + e + ξ·xi]}.
+     */
+    private static void outputScalar(float[] m, int at, int xi, float bias, float[] y) {
+        int t = 16 * LANES;
+        for (int e = 0; e < LANES; e++) {
+            // Aᵀ·M: column j's five values into the four rows
+            for (int j = 0; j < 5; j++) {
+                float m0 = m[at + e + j * xi];
+                float m1 = m[at + e + (5 + j) * xi];
+                float m2 = m[at + e + (10 + j) * xi];
+                float m3 = m[at + e + (15 + j) * xi];
+                float m4 = m[at + e + (20 + j) * xi];
+                float s = m1 + m2;
+                float d = m1 - m2;
+                y[t + j] = m0 + s + m3;
+                y[t + 5 + j] = d + 2 * m3;
+                y[t + 10 + j] = s + 4 * m3;
+                y[t + 15 + j] = d + 8 * m3 + m4;
+            }
+            // (Aᵀ·M)·A: each row's five values into the four columns
+            for (int r = 0; r < 4; r++) {
+                float m0 = y[t + 5 * r];
+                float m1 = y[t + 5 * r + 1];
+                float m2 = y[t + 5 * r + 2];
+                float m3 = y[t + 5 * r + 3];
+                float m4 = y[t + 5 * r + 4];
+                float s = m1 + m2;
+                float d = m1 - m2;
+                y[4 * r * LANES + e] = bias + (m0 + s + m3);
+                y[(4 * r + 1) * LANES + e] = bias + (d + 2 * m3);
+                y[(4 * r + 2) * LANES + e] = bias + (s + 4 * m3);
+                y[(4 * r + 3) * LANES + e] = bias + (d + 8 * m3 + m4);
+            }
+        }
+    }
+
+    /**
+     * {@code U = G·w'·Gᵀ} for every filter and stride phase, as the A operands of the 25 products:
+     * {@code u[(g·25 + ξ)·xiStride + k·D + d]} for output channel {@code k}, depth {@code d = 4c + 2pr + pc} of group
+     * {@code g} ({@code D = 4·Cg}), or on the scalar path column by column, {@code u[(g·25 + ξ)·xiStride + d·Kg + k]}
+     * ({@code xiStride}: {@code Kg·D} {@link #spread}, so that the 25 places each filter writes do not share a
+     * cache set).
+     */
+    private static float[] transformFilters(Conv2dCpu.Operands o, int xiStride) {
+        Conv2dProblem p = o.p;
+        int kg = p.kPerGroup();
+        int cg = p.cPerGroup();
+        int depth = 4 * cg;
+        int groups = p.groups();
+        float[] u = Workspace.floats(SLOT_FILTERS, groups * XI * xiStride);
+        int rows = groups * kg;
+        int workers = Parallel.workers(rows, 400.0 * rows * cg, 1 << 16);
+        Parallel.runSmall(rows, workers, (worker, row) -> {
+            int g = row / kg;
+            int k = row % kg;
+            int src = o.wo + row * cg * 9;
+            int at = g * XI * xiStride + (Vectorization.ENABLED ? k * depth : k);
+            int qStride = Vectorization.ENABLED ? 1 : kg;
+            int c = 0;
+            if (Vectorization.ENABLED && LANES % 4 == 0) {
+                float[] taps = Workspace.floats(SLOT_OUT, 9 * LANES);
+                for (int per = LANES / 4; c + per <= cg; c += per) {
+                    Panama.filterChannels(o.w, src + 9 * c, taps, u, at + 4 * c, xiStride);
+                }
+            }
+            for (; c < cg; c++) {
+                filterChannel(o.w, src + 9 * c, u, at + 4 * c * qStride, qStride, xiStride);
+            }
+        });
+        return u;
+    }
+
+    /**
+     * One filter's transforms, {@code U_q = G·w'_q·Gᵀ} for its four stride phases {@code q}: element ξ of phase
+     * {@code q} at {@code u[at + ξ·xiStride + q·qStride]}; in double, rounded once.
+     */
+    private static void filterChannel(float[] w, int src, float[] u, int at, int qStride, int xiStride) {
+        for (int q = 0; q < 4; q++) {
+            int pr = q >> 1;
+            int pc = q & 1;
+            // w' of this phase: taps (2ρ + pr, 2σ + pc), zero past the 3 × 3 filter (only pr = pc = 0 has all four)
+            double w00 = w[src + 3 * pr + pc];
+            double w01 = pc == 0 ? w[src + 3 * pr + 2] : 0.0;
+            double w10 = pr == 0 ? w[src + 6 + pc] : 0.0;
+            double w11 = pr == 0 && pc == 0 ? w[src + 8] : 0.0;
+            for (int i = 0; i < 5; i++) {
+                // row i of G·w', then times Gᵀ
+                double a0 = G_LEFT[i] * w00 + G_RIGHT[i] * w10;
+                double a1 = G_LEFT[i] * w01 + G_RIGHT[i] * w11;
+                for (int j = 0, to = at + 5 * i * xiStride + q * qStride; j < 5; j++, to += xiStride) {
+                    u[to] = (float) (G_LEFT[j] * a0 + G_RIGHT[j] * a1);
+                }
+            }
+        }
+    }
+
+    /** G = [½ 0; ½ ½; ⅙ -⅙; ⅙ ⅓; 0 1] by columns. */
+    private static final double[] G_LEFT = {0.5, 0.5, 1.0 / 6, 1.0 / 6, 0};
+    private static final double[] G_RIGHT = {0, 0.5, -1.0 / 6, 1.0 / 3, 1};
+
+    /** {@code floats} rounded up to a multiple of 1024 (4 KiB), plus 16 (one cache line). */
+    private static int spread(int floats) {
+        return (floats + 1023) / 1024 * 1024 + 16;
+    }
+
+    /** The vector transforms; loaded only on the vector path. */
+    private static final class Panama {
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+
+        /**
+         * The vector twin of {@link Conv2dWinogradStride2#inputPanel} ({@code t}: 25 vectors): a vector of
+         * consecutive tiles of a run at a time, the last one overlapping the one before it in a run of a vector or
+         * more. A run shorter than a vector stores a whole vector, whose columns past the run the next run (or the
+         * next depth's row, or the slack after each ξ's last panel) overwrites; its loads past the run read the gap
+         * between tile rows or the next row.
+         */
+        static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int vXi,
+                               float[] t) {
+            int l = S.length();
+            for (int q = 0; q < 4; q++) {
+                int pq = 25 * q;
+                for (int r = r0; r < r1; r++) {
+                    int src = runs[3 * r + 1];
+                    int dst = to + q * NR + runs[3 * r];
+                    int len = runs[3 * r + 2];
+                    for (int e = 0; ; e += l) {
+                        if (e > len - l) {
+                            e = Math.max(0, len - l);
+                        }
+                        int at = src + e;
+                        for (int b = 0; b < 5; b++) {
+                            int pb = pq + 5 * b;
+                            transform(FloatVector.fromArray(S, x, at + patch[pb]),
+                                    FloatVector.fromArray(S, x, at + patch[pb + 1]),
+                                    FloatVector.fromArray(S, x, at + patch[pb + 2]),
+                                    FloatVector.fromArray(S, x, at + patch[pb + 3]),
+                                    FloatVector.fromArray(S, x, at + patch[pb + 4]), t, b * l, 5 * l);
+                        }
+                        for (int i = 0, out = dst + e; i < 5; i++, out += 5 * vXi) {
+                            int ti = 5 * i * l;
+                            transform(FloatVector.fromArray(S, t, ti), FloatVector.fromArray(S, t, ti + l),
+                                    FloatVector.fromArray(S, t, ti + 2 * l), FloatVector.fromArray(S, t, ti + 3 * l),
+                                    FloatVector.fromArray(S, t, ti + 4 * l), v, out, vXi);
+                        }
+                        if (e + l >= len) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+
+        private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(S, i -> i ^ 1);
+        private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(S, i -> i ^ 2);
+        private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(S, i -> i ^ 4);
+        private static final VectorMask<Float> BIT1 = VectorMask.fromLong(S, 0xAAL);
+        private static final VectorMask<Float> BIT2 = VectorMask.fromLong(S, 0xCCL);
+        private static final VectorMask<Float> BIT4 = VectorMask.fromLong(S, 0xF0L);
+
+        /**
+         * The vector twin of {@link RowSplit#split} for 8 lanes: blocks of 8 columns {@code j} (64 floats) are 8 × 8
+         * transposes (vector j's lane b to vector b's lane j), by three rounds of swapping the off-diagonal halves of
+         * 2 × 2 blocks (a lane permutation and a blend per vector per round); the blocks from the last to the first,
+         * so that a block's lanes past {@code wp} (into the next phase) are overwritten by the block before it.
+         */
+        static void split(float[] row, float[] dst, int to, int wp) {
+            for (int j = (wp - 1) / 8 * 8; j >= 0; j -= 8) {
+                int at = 8 * j;
+                FloatVector v0 = FloatVector.fromArray(S, row, at);
+                FloatVector v1 = FloatVector.fromArray(S, row, at + 8);
+                FloatVector v2 = FloatVector.fromArray(S, row, at + 16);
+                FloatVector v3 = FloatVector.fromArray(S, row, at + 24);
+                FloatVector v4 = FloatVector.fromArray(S, row, at + 32);
+                FloatVector v5 = FloatVector.fromArray(S, row, at + 40);
+                FloatVector v6 = FloatVector.fromArray(S, row, at + 48);
+                FloatVector v7 = FloatVector.fromArray(S, row, at + 56);
+                // v_i[l] <-> v_{i+s}[l ^ s] where bit s of i is clear and bit s of l set, for s = 1, 2, 4
+                FloatVector t0 = v0.blend(v1.rearrange(SWAP1), BIT1);
+                FloatVector t1 = v0.rearrange(SWAP1).blend(v1, BIT1);
+                FloatVector t2 = v2.blend(v3.rearrange(SWAP1), BIT1);
+                FloatVector t3 = v2.rearrange(SWAP1).blend(v3, BIT1);
+                FloatVector t4 = v4.blend(v5.rearrange(SWAP1), BIT1);
+                FloatVector t5 = v4.rearrange(SWAP1).blend(v5, BIT1);
+                FloatVector t6 = v6.blend(v7.rearrange(SWAP1), BIT1);
+                FloatVector t7 = v6.rearrange(SWAP1).blend(v7, BIT1);
+                v0 = t0.blend(t2.rearrange(SWAP2), BIT2);
+                v2 = t0.rearrange(SWAP2).blend(t2, BIT2);
+                v1 = t1.blend(t3.rearrange(SWAP2), BIT2);
+                v3 = t1.rearrange(SWAP2).blend(t3, BIT2);
+                v4 = t4.blend(t6.rearrange(SWAP2), BIT2);
+                v6 = t4.rearrange(SWAP2).blend(t6, BIT2);
+                v5 = t5.blend(t7.rearrange(SWAP2), BIT2);
+                v7 = t5.rearrange(SWAP2).blend(t7, BIT2);
+                int out = to + j;
+                v0.blend(v4.rearrange(SWAP4), BIT4).intoArray(dst, out);
+                v1.blend(v5.rearrange(SWAP4), BIT4).intoArray(dst, out + wp);
+                v2.blend(v6.rearrange(SWAP4), BIT4).intoArray(dst, out + 2 * wp);
+                v3.blend(v7.rearrange(SWAP4), BIT4).intoArray(dst, out + 3 * wp);
+                v0.rearrange(SWAP4).blend(v4, BIT4).intoArray(dst, out + 4 * wp);
+                v1.rearrange(SWAP4).blend(v5, BIT4).intoArray(dst, out + 5 * wp);
+                v2.rearrange(SWAP4).blend(v6, BIT4).intoArray(dst, out + 6 * wp);
+                v3.rearrange(SWAP4).blend(v7, BIT4).intoArray(dst, out + 7 * wp);
+            }
+        }
+
+        /**
+         * {@code COEF[(ξ·9 + t)·L + l]}: the weight of filter tap {@code t = 3r + s} in element ξ of lane {@code l}'s
+         * stride phase {@code q = l mod 4} ({@code G[i][r/2]·G[j][s/2]} for {@code ξ = 5i + j} when the tap is in that
+         * phase, {@code q = 2(r mod 2) + s mod 2}; else zero).
+         */
+        private static final float[] COEF = new float[XI * 9 * LANES];
+
+        static {
+            for (int x = 0; x < XI; x++) {
+                for (int t = 0; t < 9; t++) {
+                    int r = t / 3;
+                    int s = t % 3;
+                    double gi = r / 2 == 0 ? G_LEFT[x / 5] : G_RIGHT[x / 5];
+                    double gj = s / 2 == 0 ? G_LEFT[x % 5] : G_RIGHT[x % 5];
+                    for (int l = 0; l < LANES; l++) {
+                        COEF[(x * 9 + t) * LANES + l] = l % 4 == 2 * (r % 2) + s % 2 ? (float) (gi * gj) : 0f;
+                    }
+                }
+            }
+        }
+
+        /**
+         * The vector twin of {@link Conv2dWinogradStride2#filterChannel} for {@code LANES / 4} consecutive channels
+         * (their four phases each, depth-contiguous): each ξ is nine FMAs of the taps (lane {@code l} holding channel
+         * {@code l / 4}'s) with {@link #COEF}, in float.
+         */
+        static void filterChannels(float[] w, int src, float[] taps, float[] u, int at, int xiStride) {
+            int l = S.length();
+            for (int t = 0; t < 9; t++) {
+                for (int e = 0; e < l; e++) {
+                    taps[t * l + e] = w[src + (e / 4) * 9 + t];
+                }
+            }
+            FloatVector w0 = FloatVector.fromArray(S, taps, 0);
+            FloatVector w1 = FloatVector.fromArray(S, taps, l);
+            FloatVector w2 = FloatVector.fromArray(S, taps, 2 * l);
+            FloatVector w3 = FloatVector.fromArray(S, taps, 3 * l);
+            FloatVector w4 = FloatVector.fromArray(S, taps, 4 * l);
+            FloatVector w5 = FloatVector.fromArray(S, taps, 5 * l);
+            FloatVector w6 = FloatVector.fromArray(S, taps, 6 * l);
+            FloatVector w7 = FloatVector.fromArray(S, taps, 7 * l);
+            FloatVector w8 = FloatVector.fromArray(S, taps, 8 * l);
+            for (int x = 0, c = 0; x < XI; x++, c += 9 * l) {
+                FloatVector acc = w0.mul(FloatVector.fromArray(S, COEF, c));
+                acc = w1.fma(FloatVector.fromArray(S, COEF, c + l), acc);
+                acc = w2.fma(FloatVector.fromArray(S, COEF, c + 2 * l), acc);
+                acc = w3.fma(FloatVector.fromArray(S, COEF, c + 3 * l), acc);
+                acc = w4.fma(FloatVector.fromArray(S, COEF, c + 4 * l), acc);
+                acc = w5.fma(FloatVector.fromArray(S, COEF, c + 5 * l), acc);
+                acc = w6.fma(FloatVector.fromArray(S, COEF, c + 6 * l), acc);
+                acc = w7.fma(FloatVector.fromArray(S, COEF, c + 7 * l), acc);
+                acc = w8.fma(FloatVector.fromArray(S, COEF, c + 8 * l), acc);
+                acc.intoArray(u, at + x * xiStride);
+            }
+        }
+
+        /** The vector twin of {@link Conv2dWinogradStride2#transform}. */
+        private static void transform(FloatVector e0, FloatVector e1, FloatVector e2, FloatVector e3, FloatVector e4,
+                                      float[] out, int at, int stride) {
+            FloatVector e1x2 = e1.add(e1);
+            FloatVector e2x2 = e2.add(e2);
+            FloatVector e3x2 = e3.add(e3);
+            e0.add(e0).sub(e1).sub(e2x2).add(e3).intoArray(out, at);
+            e1x2.add(e2).sub(e3).intoArray(out, at + stride);
+            e2x2.add(e2).sub(e1x2).sub(e3).intoArray(out, at + 2 * stride);
+            e3.sub(e1).intoArray(out, at + 3 * stride);
+            e1x2.sub(e2).sub(e3x2).add(e4).intoArray(out, at + 4 * stride);
+        }
+
+        /**
+         * {@code Y = Aᵀ·M·A + bias} for {@code LANES} tiles ({@code M} element {@code ξ} at {@code m[at + ξ·xi]}):
+         * {@code Aᵀ·M} into {@code y[20·LANES...]} (four rows of five), then each row times A into
+         * {@code y[(4r + c)·LANES]}.
+         */
+        static void output(float[] m, int at, int xi, float bias, float[] y) {
+            int l = S.length();
+            int tmp = 16 * l;
+            for (int j = 0; j < 5; j++) {
+                FloatVector m0 = FloatVector.fromArray(S, m, at + j * xi);
+                FloatVector m1 = FloatVector.fromArray(S, m, at + (5 + j) * xi);
+                FloatVector m2 = FloatVector.fromArray(S, m, at + (10 + j) * xi);
+                FloatVector m3 = FloatVector.fromArray(S, m, at + (15 + j) * xi);
+                FloatVector m4 = FloatVector.fromArray(S, m, at + (20 + j) * xi);
+                FloatVector s = m1.add(m2);
+                FloatVector d = m1.sub(m2);
+                m0.add(s).add(m3).intoArray(y, tmp + j * l);
+                d.add(m3.mul(2f)).intoArray(y, tmp + (5 + j) * l);
+                s.add(m3.mul(4f)).intoArray(y, tmp + (10 + j) * l);
+                d.add(m3.mul(8f)).add(m4).intoArray(y, tmp + (15 + j) * l);
+            }
+            FloatVector b = FloatVector.broadcast(S, bias);
+            for (int r = 0; r < 4; r++) {
+                int row = tmp + 5 * r * l;
+                FloatVector m0 = FloatVector.fromArray(S, y, row);
+                FloatVector m1 = FloatVector.fromArray(S, y, row + l);
+                FloatVector m2 = FloatVector.fromArray(S, y, row + 2 * l);
+                FloatVector m3 = FloatVector.fromArray(S, y, row + 3 * l);
+                FloatVector m4 = FloatVector.fromArray(S, y, row + 4 * l);
+                FloatVector s = m1.add(m2);
+                FloatVector d = m1.sub(m2);
+                b.add(m0.add(s).add(m3)).intoArray(y, 4 * r * l);
+                b.add(d.add(m3.mul(2f))).intoArray(y, (4 * r + 1) * l);
+                b.add(s.add(m3.mul(4f))).intoArray(y, (4 * r + 2) * l);
+                b.add(d.add(m3.mul(8f)).add(m4)).intoArray(y, (4 * r + 3) * l);
+            }
+        }
+    }
+}
