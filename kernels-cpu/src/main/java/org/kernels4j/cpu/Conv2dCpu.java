@@ -49,9 +49,10 @@ import org.kernels4j.tuning.TuningSpace;
  * filters, whose A is read in place, tasks split the output columns instead.
  *
  * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
- * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies. The NCHW 3 × 3
- * stride-2 forward runs {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases: 1.44× fewer.
- * Knob {@code WINOGRAD} turns both off.
+ * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
+ * {@code WINOGRAD} turns it off. Forward's {@code WINOGRAD = 2} also runs the NCHW 3 × 3 stride-2 problems by
+ * {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases (1.44× fewer multiplies, for
+ * transforms that cost about as much here: a choice for the tuner, off by default).
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
  * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for
@@ -118,23 +119,32 @@ final class Conv2dCpu implements Conv2dKernels {
      * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
      * default); any values are correct, they only move work between caches and threads.
      */
-    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward",
+    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", new int[] {0, 2},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
-    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data",
+    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", new int[] {0},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
-    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter",
+    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter", new int[] {0},
             Conv2dWinograd.FILTER_TILES_PER_TASK, MC, FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096)
             .parameter("SLICES", SLICES_PER_WORKER, 1, 2, 4)
             .build();
 
-    private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int tilesDefault, int mcDefault,
-                                                                int pixelsDefault, int... pixels) {
+    /**
+     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}:
+     * a choice for the tuner, not the default (on the development host it measured level with the direct path,
+     * paired 1.03-1.06, so the default keeps the direct path there).
+     */
+    static final int WINOGRAD_WITH_STRIDE_2 = 2;
+
+    private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int[] winogradChoices,
+                                                                int tilesDefault, int mcDefault, int pixelsDefault,
+                                                                int... pixels) {
         return TuningSpace.builder(kernelId, Conv2dProblem.class)
                 .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinogradStride2.class, MicroKernel.class)
-                // Winograd for the 3x3 NCHW problems (stride 1; stride 2 forward) (1 = on), and its tiles per task
-                .parameter("WINOGRAD", 1, 0)
+                // Winograd for the 3x3 stride-1 NCHW problems (1 = on, 0 = off; forward's 2: stride 2 too), and its
+                // tiles per task
+                .parameter("WINOGRAD", 1, winogradChoices)
                 .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
                 .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", mcDefault, 24, 48, 96, 144, 192)
@@ -182,7 +192,7 @@ final class Conv2dCpu implements Conv2dKernels {
             Conv2dWinograd.forward(o, tp.get("TILES"));
             return;
         }
-        if (tp.get("WINOGRAD") != 0 && Conv2dWinogradStride2.applies(p)) {
+        if (tp.get("WINOGRAD") == WINOGRAD_WITH_STRIDE_2 && Conv2dWinogradStride2.applies(p)) {
             Conv2dWinogradStride2.forward(o, tp.get("TILES"));
             return;
         }

@@ -136,15 +136,7 @@ class Conv2dCpuTest {
             // row phase its own filter row), bands of several rows with a shorter last one
             "NCHW, 2, 6, 23, 20, 7, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, true",
             "NCHW, 1, 5, 31, 29, 9, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true",
-            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false",
-            // 3x3 stride-2 forward by F(4x4, 2x2) (Conv2dWinogradStride2): outputs not a multiple of 4 (16 x 19),
-            // tile rows shorter than a vector (5) and longer (9), asymmetric padding, groups, channels past a panel,
-            // panels that span images, several tasks
-            "NCHW, 2, 5, 31, 37, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
-            "NCHW, 1, 3, 40, 71, 30, 3, 3, 2, 2, 0, 1, 2, 1, 1, 1, 1, false",
-            "NCHW, 3, 8, 24, 24, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
-            "NCHW, 1, 20, 17, 17, 50, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true",
-            "NCHW, 3, 4, 57, 57, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true"})
+            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false"})
     void allPassesMatchFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int pt,
                                int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
         Conv2d conv = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).dilation(dh, dw)
@@ -172,6 +164,33 @@ class Conv2dCpuTest {
             if (withBias) {
                 Check.close("db", ref[3], tdb);
             }
+        }
+    }
+
+    /**
+     * The 3 × 3 stride-2 forward by F(4×4, 2×2) ({@link Conv2dWinogradStride2}, the tuner's {@code WINOGRAD = 2}):
+     * outputs not a multiple of 4 (16 × 19), tile rows shorter than a vector (5) and longer (9), asymmetric padding,
+     * groups, output channels past a panel, padding wider than the rows' phases reach, panels that span images,
+     * several tasks, a batch of none.
+     */
+    @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
+    @CsvSource({
+            "NCHW, 2, 5, 31, 37, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 3, 40, 71, 30, 3, 3, 2, 2, 0, 1, 2, 1, 1, 1, 1, false",
+            "NCHW, 3, 8, 24, 24, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
+            "NCHW, 1, 20, 17, 17, 50, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true",
+            "NCHW, 1, 4, 12, 13, 3, 3, 3, 2, 2, 9, 10, 9, 10, 1, 1, 1, true",
+            "NCHW, 3, 4, 57, 57, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 0, 4, 57, 57, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true"})
+    void strideTwoWinogradMatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh,
+                                         int sw, int pt, int pl, int pb, int pr, int dh, int dw, int groups,
+                                         boolean withBias) {
+        Conv2dProblem p = Conv2d.builder().format(format).stride(sh, sw).padding(pt, pl, pb, pr).groups(groups).build()
+                .problem(new int[] {n, c, h, w}, new int[] {k, c / groups, r, s}, org.kernels4j.DType.FLOAT32);
+        assertTrue(Conv2dWinogradStride2.applies(p), "the shape takes the stride-2 Winograd");
+        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", Conv2dCpu.WINOGRAD_WITH_STRIDE_2))) {
+            allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
         }
     }
 
