@@ -9,8 +9,9 @@ import org.kernels4j.spi.Conv2dProblem;
 
 /**
  * Winograd's F(4×4, 2×2) for the NCHW 3 × 3 forward convolutions with stride 2 (no dilation, not depthwise). Part
- * of {@link Conv2dCpu}'s story (its forward dispatches here); the tuning knob {@code WINOGRAD} of the forward space
- * turns it off, and {@code TILES} sets the tiles per task.
+ * of {@link Conv2dCpu}'s story: its forward dispatches here when the tuning knob {@code WINOGRAD} is
+ * {@link Conv2dCpu#WINOGRAD_WITH_STRIDE_2} (not the default: on the 2-core development host it measured level with
+ * the direct path, its saved multiplies spent on the transforms below); {@code TILES} sets the tiles per task.
  *
  * <p><b>Why it works.</b> Split the padded input into its 2 × 2 stride phases {@code q = (pr, pc)}
  * ("space to depth"): {@code P_{c,q}[i][j] = x_pad[2i + pr][2j + pc]}. A stride-2 3 × 3 filter is then a stride-1
@@ -29,14 +30,19 @@ import org.kernels4j.spi.Conv2dProblem;
  * (Bᵀ's rows scaled to small integers, G's rows by the inverse). Against a float64 reference the error stays near
  * 1e-6 of the result's norm, a few times the direct method's.
  *
- * <p><b>Layout.</b> The padded input is split into 8 × 8 phase planes ({@link Conv2dCpu.Planes}): tile
- * {@code (ty, tx)} is flat position {@code f = ty·wp + tx} of each of them, and every element of every phase's
- * patch is at a fixed offset from {@code f}, so a vector of consecutive tiles of a tile row is a vector load. The
- * tiles of a group are numbered across images; a task takes a run of whole {@code NR}-tile panels of them. For each
- * row {@code i} of the transforms it computes the five {@code V_ξ} panels of {@code ξ = (i, 0..4)} (the row's
- * combination of patch rows is shared), each panel filled run by run of the tiles it holds (a run: tiles of one tile
- * row), then runs their products with the {@link MicroKernel}; last, it transforms each output channel's 25 products
- * per tile straight into the output planes.
+ * <p><b>Layout.</b> Tile {@code (ty, tx)} reads padded rows {@code 8ty} to {@code 8ty + 9} and columns {@code 8tx}
+ * to {@code 8tx + 9}: split each padded row into its 8 column phases ({@link RowSplit}) and every patch element of
+ * every stride phase is at a fixed offset from the tile's first element, so a vector of consecutive tiles of a tile
+ * row is a vector load. The tiles of a group are numbered across images; a task takes a run of whole
+ * {@code NR}-tile panels of them. Channel by channel it splits the bands of padded rows its tile rows read (in L1)
+ * and computes all 25 {@code V_ξ} of its panels ({@code Bᵀ} over each patch column, then over each row), then runs
+ * the 25 products with the {@link MicroKernel} ({@code U_ξ} shared by its panels), and last transforms each output
+ * channel's 25 products per tile straight into the output planes.
+ *
+ * <p>Where the time goes (conv-s2, one call, timed inside an instrumented build on the development host): the
+ * products 7.6 ms of CPU time (both cores together; about 85 GFLOP/s a core), the row split 1.5, the input transforms
+ * 1.1, the output transforms 0.9, and before them the filter transforms 0.4 ms of wall time: about what the 1.44×
+ * fewer multiplies save.
  *
  * <p>Where it applies: see {@link #applies}; the filter transforms ({@code 100·C·K} floats) are bounded, and small
  * outputs, whose tiles would mostly compute outputs past the edge, stay direct.
@@ -98,7 +104,6 @@ final class Conv2dWinogradStride2 {
         int tilesY = (outH + 3) / 4;
         int tilesX = (outW + 3) / 4;
         int wp = tilesX + 1;
-        int hp = tilesY + 1;
         int rowStride = 8 * wp;
         int bandStride = 10 * rowStride;
         int perImage = tilesY * tilesX;
@@ -217,9 +222,9 @@ final class Conv2dWinogradStride2 {
 
         /**
          * Rows {@code first} to 9 of band {@code ty} of the plane at {@code x[plane...]} into {@code dst[at...]},
-         * each row through {@code row} (zero outside the row's part of x: see {@link #rowFloats})
-         * ({@link #rowFloats} floats): the padded row laid out in full, then split; on the vector path up to a vector
-         * past the band's end is written too (the next band, or a vector of slack, takes it).
+         * each through {@code row} ({@link #rowFloats} floats, zero outside the row's part of x): the padded row laid
+         * out in full, then split; on the vector path up to a vector past the band's end is written too (the next
+         * band, or a vector of slack, takes it).
          */
         void band(float[] x, int plane, int ty, int first, float[] dst, int at, float[] row) {
             int rowStride = 8 * wp;
@@ -285,7 +290,7 @@ final class Conv2dWinogradStride2 {
     }
 
     /**
-     * Offsets of the patch elements from a tile's first element in the phase rows ({@link #phaseRows}):
+     * Offsets of the patch elements from a tile's first element in a band ({@link RowSplit}):
      * {@code [25q + 5b + a]} for stride phase {@code q = 2pr + pc}, patch row {@code a} and column {@code b}, the
      * padded input's row {@code 8ty + 2a + pr} and column {@code 8tx + 2b + pc}.
      */
@@ -507,9 +512,9 @@ final class Conv2dWinogradStride2 {
         /**
          * The vector twin of {@link Conv2dWinogradStride2#inputPanel} ({@code t}: 25 vectors): a vector of
          * consecutive tiles of a run at a time, the last one overlapping the one before it in a run of a vector or
-         * more. A run shorter than a vector stores a whole vector, whose columns past the run the next run (or the
-         * next depth's row, or the slack after each ξ's last panel) overwrites; its loads past the run read the gap
-         * between tile rows or the next row.
+         * more. A run shorter than a vector stores a whole vector: its columns past the run are overwritten by the
+         * next run or the next depth's row, or land in the vector of slack after each panel; its loads past the run
+         * read further along the band (or its slack), never past it.
          */
         static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int vXi,
                                float[] t) {
