@@ -75,6 +75,7 @@ public final class TuningSpace<P> {
     private final Class<P> problemType;
     private final String sourceHash;
     private final List<Parameter> parameters;
+    private final java.util.Set<String> codePaths;
     private final List<NamedConstraint> constraints;
     private final Function<? super P, String> bucket;
     private final Parameters defaults;
@@ -84,6 +85,7 @@ public final class TuningSpace<P> {
         this.problemType = b.problemType;
         this.sourceHash = b.sourceHash();
         this.parameters = List.copyOf(b.parameters.values());
+        this.codePaths = java.util.Set.copyOf(b.codePaths);
         this.constraints = List.copyOf(b.constraints);
         this.bucket = b.bucket;
         LinkedHashMap<String, Integer> d = new LinkedHashMap<>();
@@ -119,6 +121,11 @@ public final class TuningSpace<P> {
     /** The parameters, in declaration order. */
     public List<Parameter> parameters() {
         return parameters;
+    }
+
+    /** Whether parameter {@code name} chooses between different code ({@link Builder#codePath}). */
+    public boolean selectsCode(String name) {
+        return codePaths.contains(name);
     }
 
     /** The parameter named {@code name}, or null. */
@@ -244,6 +251,7 @@ public final class TuningSpace<P> {
         private final String kernelId;
         private final Class<P> problemType;
         private final LinkedHashMap<String, Parameter> parameters = new LinkedHashMap<>();
+        private final java.util.LinkedHashSet<String> codePaths = new java.util.LinkedHashSet<>();
         private final List<NamedConstraint> constraints = new ArrayList<>();
         private final MessageDigest digest = sha256();
         private boolean hashed;
@@ -273,6 +281,17 @@ public final class TuningSpace<P> {
             c[candidates.length] = defaultValue;
             List<Integer> sorted = Arrays.stream(c).distinct().sorted().boxed().toList();
             parameters.put(name, new Parameter(name, defaultValue, sorted));
+            return this;
+        }
+
+        /**
+         * Adds a parameter whose values choose between different code (algorithms), not sizes within one: a tuner
+         * warms a candidate up in full the first time it runs one of its values (on the JVM, code no earlier
+         * candidate ran is still being compiled, and would be timed, and abandoned, at a fraction of its speed).
+         */
+        public Builder<P> codePath(String name, int defaultValue, int... candidates) {
+            parameter(name, defaultValue, candidates);
+            codePaths.add(name);
             return this;
         }
 

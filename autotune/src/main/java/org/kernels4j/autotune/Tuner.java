@@ -39,6 +39,13 @@ final class Tuner {
 
     /** A run at least this long (nanoseconds) right before a measurement is warm-up enough. */
     static final long WARM_NANOS = 100_000_000L;
+
+    /**
+     * The least warm-up (nanoseconds) of the first measurement to run a value of a code-path parameter: C2 compiles
+     * a kernel's outer methods only after many calls, and runs can stop improving for a while on the way there (the
+     * CPU convolution's stride-2 Winograd, after 100 ms, read 14.2 ms a call against 9.1 once warm).
+     */
+    static final long CODE_WARM_NANOS = 1_000_000_000L;
     /** A candidate whose fastest run is this much slower than the best median so far is abandoned. */
     static final double ABANDON_FACTOR = 1.25;
     /** Runs a measurement normally has before it may stop on time. */
@@ -139,7 +146,7 @@ final class Tuner {
             throw new IllegalStateException(kernel + ": default " + defaults + " is not valid on this device: "
                     + space.invalidReason(defaults, capabilities));
         }
-        Search s = new Search(workload, kernel, ref.output(), deadline, listener);
+        Search s = new Search(workload, space, ref.output(), deadline, listener);
         listener.candidate(defaults, "timing");
         TuningCache.Result def = s.measure(defaults, Phase.FIRST_DEFAULT);
         s.record(def);
@@ -238,12 +245,16 @@ final class Tuner {
         final Listener listener;
         final Map<Parameters, TuningCache.Result> results = new LinkedHashMap<>();
         final Map<Parameters, Long> checkNanos = new java.util.concurrent.ConcurrentHashMap<>();
+        /** The values of the space's code-path parameters some measurement has warmed up ("NAME=value"). */
+        final java.util.Set<String> warmCode = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        final TuningSpace<?> space;
         TuningCache.Result best;
         int rotation;
 
-        Search(Workload workload, String kernel, float[] reference, Instant deadline, Listener listener) {
+        Search(Workload workload, TuningSpace<?> space, float[] reference, Instant deadline, Listener listener) {
             this.workload = workload;
-            this.kernel = kernel;
+            this.space = space;
+            this.kernel = space.kernelId();
             this.reference = reference;
             this.deadline = deadline;
             this.listener = listener;
@@ -457,21 +468,33 @@ final class Tuner {
          * Runs {@code p} untimed until it is warm. The default, measured first, runs for at least
          * {@link #WARM_NANOS} and until three runs in a row are no faster than the fastest so far (JIT
          * compilation of the CPU kernels, program builds and caches settle), at most a quarter of the remaining
-         * time; a candidate, whose code the default warmed already, runs once unless its check just took
-         * {@link #WARM_NANOS} or more.
+         * time. The first measurement to run a value of a code-path parameter ({@code TuningSpace.codePath}: an
+         * algorithm no measurement has run yet, whose code is still to be compiled) does the same for at least
+         * {@link #CODE_WARM_NANOS} (the CPU convolution's stride-2 Winograd, warmed by one run, read 12-212 ms against
+         * 7.7 and was abandoned). Any other candidate, whose code an earlier measurement warmed already, runs once
+         * unless its check just took {@link #WARM_NANOS} or more.
          */
         void warmUp(Parameters p, boolean thorough) {
-            if (!thorough) {
+            List<String> code = new ArrayList<>();
+            for (TuningSpace.Parameter par : space.parameters()) {
+                if (space.selectsCode(par.name())) {
+                    code.add(par.name() + "=" + p.get(par.name()));
+                }
+            }
+            boolean newCode = !warmCode.containsAll(code);
+            warmCode.addAll(code);
+            if (!thorough && !newCode) {
                 if (checkNanos.getOrDefault(p, 0L) < WARM_NANOS) {
                     workload.time(rotation++);
                 }
                 return;
             }
             long start = System.nanoTime();
-            long cap = Math.max(WARM_NANOS, (deadline.toEpochMilli() - System.currentTimeMillis()) * 250_000L);
+            long floor = newCode ? CODE_WARM_NANOS : WARM_NANOS;
+            long cap = Math.max(floor, (deadline.toEpochMilli() - System.currentTimeMillis()) * 250_000L);
             double fastest = Double.POSITIVE_INFINITY;
             int stale = 0;
-            while ((stale < 3 || System.nanoTime() - start < WARM_NANOS) && System.nanoTime() - start < cap) {
+            while ((stale < 3 || System.nanoTime() - start < floor) && System.nanoTime() - start < cap) {
                 double t = workload.time(rotation++);
                 if (t < 0.97 * fastest) {
                     stale = 0;

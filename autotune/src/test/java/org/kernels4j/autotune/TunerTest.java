@@ -13,6 +13,7 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.kernels4j.DType;
 import org.kernels4j.tuning.Parameters;
+import org.kernels4j.tuning.TuningSpace;
 
 /** The tuner's search on a synthetic kernel whose candidates are fast, slow, wrong or overrun their output. */
 class TunerTest {
@@ -157,6 +158,67 @@ class TunerTest {
         @Override
         public void close() {
         }
+    }
+
+    /**
+     * A code-path parameter ({@code TuningSpace.codePath}) whose other value is an algorithm no run has compiled yet:
+     * its first 8 runs take 60 ms, later ones 2 ms, against a steady default of 10 ms. Warmed up once like the rest
+     * (one run), it would be timed cold and abandoned; warmed up in full as a new code path, it wins.
+     */
+    @Test
+    void aColdCodePathIsWarmedUpBeforeItIsTimed() {
+        TuningSpace<Integer> space = TuningSpace.builder("test.cold-code", Integer.class)
+                .source("cold code v1")
+                .codePath("ALGORITHM", 0, 1)
+                .bucket(n -> "n" + n)
+                .build();
+        assertTrue(space.selectsCode("ALGORITHM"));
+        assertFalse(SyntheticWorkload.SPACE.selectsCode("MODE"), "a plain parameter is no code path");
+        SyntheticWorkload correct = new SyntheticWorkload(device, 100, 1);
+        int[] coldRuns = {0};
+        Workload cold = new Workload() {
+            @Override
+            public String name() {
+                return "cold code";
+            }
+
+            @Override
+            public DType dtype() {
+                return DType.FLOAT32;
+            }
+
+            @Override
+            public Check check() {
+                return correct.check();
+            }
+
+            @Override
+            public double time(int rotation) {
+                return space.resolve(device, DType.FLOAT32, 100).get("ALGORITHM") == 0 ? 10
+                        : coldRuns[0]++ < 8 ? 60 : 2;
+            }
+
+            @Override
+            public int rotations() {
+                return 2;
+            }
+
+            @Override
+            public boolean parallelChecks() {
+                return false;
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        Tuner t = new Tuner(new Tuner.Settings(Strategy.EXHAUSTIVE, 1, 5, 1));
+        Tuner.Outcome o = t.tune(cold, space, device.capabilities(), null, List.of(), null,
+                Instant.now().plus(Duration.ofMinutes(2)), (p, phase) -> { });
+        TuningCache.Result other = o.results().stream().filter(r -> r.parameters().get("ALGORITHM") == 1).findFirst()
+                .orElseThrow();
+        assertEquals(TuningCache.OK, other.status(), o.results().toString());
+        assertEquals(1, o.best().parameters().get("ALGORITHM"), o.results().toString());
     }
 
     @Test

@@ -144,7 +144,7 @@ final class Conv2dCpu implements Conv2dKernels {
                 .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinogradStride2.class, MicroKernel.class)
                 // Winograd for the 3x3 stride-1 NCHW problems (1 = on, 0 = off; forward's 2: stride 2 too), and its
                 // tiles per task
-                .parameter("WINOGRAD", 1, winogradChoices)
+                .codePath("WINOGRAD", 1, winogradChoices)
                 .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
                 .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", mcDefault, 24, 48, 96, 144, 192)
