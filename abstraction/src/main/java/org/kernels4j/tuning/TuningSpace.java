@@ -10,8 +10,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.Function;
 
 import org.kernels4j.DType;
@@ -75,7 +77,7 @@ public final class TuningSpace<P> {
     private final Class<P> problemType;
     private final String sourceHash;
     private final List<Parameter> parameters;
-    private final java.util.Set<String> codePaths;
+    private final Set<String> codePaths;
     private final List<NamedConstraint> constraints;
     private final Function<? super P, String> bucket;
     private final Parameters defaults;
@@ -85,7 +87,7 @@ public final class TuningSpace<P> {
         this.problemType = b.problemType;
         this.sourceHash = b.sourceHash();
         this.parameters = List.copyOf(b.parameters.values());
-        this.codePaths = java.util.Set.copyOf(b.codePaths);
+        this.codePaths = Set.copyOf(b.codePaths);
         this.constraints = List.copyOf(b.constraints);
         this.bucket = b.bucket;
         LinkedHashMap<String, Integer> d = new LinkedHashMap<>();
@@ -251,7 +253,7 @@ public final class TuningSpace<P> {
         private final String kernelId;
         private final Class<P> problemType;
         private final LinkedHashMap<String, Parameter> parameters = new LinkedHashMap<>();
-        private final java.util.LinkedHashSet<String> codePaths = new java.util.LinkedHashSet<>();
+        private final Set<String> codePaths = new LinkedHashSet<>();
         private final List<NamedConstraint> constraints = new ArrayList<>();
         private final MessageDigest digest = sha256();
         private boolean hashed;

@@ -246,7 +246,7 @@ final class Tuner {
         final Map<Parameters, TuningCache.Result> results = new LinkedHashMap<>();
         final Map<Parameters, Long> checkNanos = new java.util.concurrent.ConcurrentHashMap<>();
         /** The values of the space's code-path parameters some measurement has warmed up ("NAME=value"). */
-        final java.util.Set<String> warmCode = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        final Set<String> warmCode = java.util.concurrent.ConcurrentHashMap.newKeySet();
         final TuningSpace<?> space;
         TuningCache.Result best;
         int rotation;

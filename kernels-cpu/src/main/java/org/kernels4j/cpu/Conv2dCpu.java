@@ -132,8 +132,8 @@ final class Conv2dCpu implements Conv2dKernels {
 
     /**
      * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}:
-     * a choice for the tuner, not the default (on the development host it measured level with the direct path,
-     * paired 1.03-1.06, so the default keeps the direct path there).
+     * a choice for the tuner, not the default (on the 2-core development host it measured level with the direct
+     * path or slower: paired 1.05, alternating JVMs 0.99-1.03, the tuner 1.18).
      */
     static final int WINOGRAD_WITH_STRIDE_2 = 2;
 
