@@ -106,23 +106,23 @@ class TunerTest {
     }
 
     /**
-     * {@link SyntheticWorkload}'s modes, timed without waiting: the default 10 ms every run, mode 1 12 ms times 0.75
-     * for its first three runs and {@link #later} after them, the other correct mode 30 ms.
+     * A workload that reports made-up times without waiting, over {@link SyntheticWorkload}'s correct outputs
+     * (subclasses decide the times by the parameters in force).
      */
-    private static final class QuietSpellWorkload implements Workload {
+    private abstract static class UnwaitedWorkload implements Workload {
+        final FakeDevice device;
+        private final String name;
         private final SyntheticWorkload modes;
-        private final FakeDevice device;
-        private int fastRuns;
-        double later = 1.05;
 
-        QuietSpellWorkload(FakeDevice device) {
+        UnwaitedWorkload(FakeDevice device, String name, double... millisPerMode) {
             this.device = device;
-            this.modes = new SyntheticWorkload(device, 100, 10, 12, 1, 1, 30);
+            this.name = name;
+            this.modes = new SyntheticWorkload(device, 100, millisPerMode);
         }
 
         @Override
         public String name() {
-            return "quiet spell";
+            return name;
         }
 
         @Override
@@ -133,16 +133,6 @@ class TunerTest {
         @Override
         public Check check() {
             return modes.check();
-        }
-
-        @Override
-        public double time(int rotation) {
-            int mode = SyntheticWorkload.SPACE.resolve(device, DType.FLOAT32, 100).get("MODE");
-            return switch (mode) {
-                case SyntheticWorkload.CORRECT_SLOW -> 10;
-                case SyntheticWorkload.CORRECT_FAST -> 12 * (fastRuns++ < 3 ? 0.75 : later);
-                default -> 30;
-            };
         }
 
         @Override
@@ -161,6 +151,29 @@ class TunerTest {
     }
 
     /**
+     * {@link SyntheticWorkload}'s modes, timed without waiting: the default 10 ms every run, mode 1 12 ms times 0.75
+     * for its first three runs and {@link #later} after them, the other correct mode 30 ms.
+     */
+    private static final class QuietSpellWorkload extends UnwaitedWorkload {
+        private int fastRuns;
+        double later = 1.05;
+
+        QuietSpellWorkload(FakeDevice device) {
+            super(device, "quiet spell", 10, 12, 1, 1, 30);
+        }
+
+        @Override
+        public double time(int rotation) {
+            int mode = SyntheticWorkload.SPACE.resolve(device, DType.FLOAT32, 100).get("MODE");
+            return switch (mode) {
+                case SyntheticWorkload.CORRECT_SLOW -> 10;
+                case SyntheticWorkload.CORRECT_FAST -> 12 * (fastRuns++ < 3 ? 0.75 : later);
+                default -> 30;
+            };
+        }
+    }
+
+    /**
      * A code-path parameter ({@code TuningSpace.codePath}) whose other value is an algorithm no run has compiled yet:
      * its first 8 runs take 60 ms, later ones 2 ms, against a steady default of 10 ms. Warmed up once like the rest
      * (one run), it would be timed cold and abandoned; warmed up in full as a new code path, it wins.
@@ -174,42 +187,12 @@ class TunerTest {
                 .build();
         assertTrue(space.selectsCode("ALGORITHM"));
         assertFalse(SyntheticWorkload.SPACE.selectsCode("MODE"), "a plain parameter is no code path");
-        SyntheticWorkload correct = new SyntheticWorkload(device, 100, 1);
         int[] coldRuns = {0};
-        Workload cold = new Workload() {
-            @Override
-            public String name() {
-                return "cold code";
-            }
-
-            @Override
-            public DType dtype() {
-                return DType.FLOAT32;
-            }
-
-            @Override
-            public Check check() {
-                return correct.check();
-            }
-
+        Workload cold = new UnwaitedWorkload(device, "cold code", 1) {
             @Override
             public double time(int rotation) {
                 return space.resolve(device, DType.FLOAT32, 100).get("ALGORITHM") == 0 ? 10
                         : coldRuns[0]++ < 8 ? 60 : 2;
-            }
-
-            @Override
-            public int rotations() {
-                return 2;
-            }
-
-            @Override
-            public boolean parallelChecks() {
-                return false;
-            }
-
-            @Override
-            public void close() {
             }
         };
         Tuner t = new Tuner(new Tuner.Settings(Strategy.EXHAUSTIVE, 1, 5, 1));
