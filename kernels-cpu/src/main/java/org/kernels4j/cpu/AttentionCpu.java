@@ -289,12 +289,7 @@ final class AttentionCpu implements AttentionKernels {
                             continue;
                         }
                         MicroKernel.tile(kv, kvBase + j0 * d, d, 1, qT, s * d * NR, d, sT, 0, NR, keys, false);
-                        if (j0 + keys > p.visibleKeys(first)) {
-                            maskPanel(sT, 0, first, last, j0, keys);
-                        }
-                        if (softmaxPanel(sT, 0, keys, m, l, alpha, s * NR)) {
-                            scalePanel(oT, s * d * NR, d, alpha, s * NR);
-                        }
+                        weighPanel(sT, 0, s, first, last, j0, keys, m, l, alpha, oT, d);
                         MicroKernel.tile(transposed, tBase + j0, nk, 1, sT, 0, keys, oT, s * d * NR, NR, d, true);
                     }
                     continue;
@@ -311,12 +306,7 @@ final class AttentionCpu implements AttentionKernels {
                     }
                     int at = s * tileK * NR;
                     MicroKernel.panelsOfColumns(kCols, 0, 0, keys, qT, s * d * NR, 0, d, sT, at, 0, NR, false, 1);
-                    if (j0 + keys > p.visibleKeys(first)) {
-                        maskPanel(sT, at, first, last, j0, keys);
-                    }
-                    if (softmaxPanel(sT, at, keys, m, l, alpha, s * NR)) {
-                        scalePanel(oT, s * d * NR, d, alpha, s * NR);
-                    }
+                    weighPanel(sT, at, s, first, last, j0, keys, m, l, alpha, oT, d);
                 }
                 float[][] vCols = MicroKernel.columnsOfA(kv, kvBase + j0 * d, 1, d, kn, d);
                 for (int s = 0; s < panels; s++) {
@@ -349,6 +339,21 @@ final class AttentionCpu implements AttentionKernels {
         /** Keys of the key tile {@code [j0, j0 + kn)} seen by a panel whose last query is {@code last} (may be ≤ 0). */
         private int panelKeys(int last, int j0, int kn) {
             return Math.min(kn, p.visibleKeys(last) - j0);
+        }
+
+        /**
+         * Panel {@code s}'s scores (queries {@code first..last}, {@code keys} keys from {@code j0}, at
+         * {@code sT[at...]}) into softmax weights: masked where causality hides keys from some of its queries, the
+         * online softmax, and the panel's rows of the accumulation {@code oT} rescaled when a maximum moved.
+         */
+        private void weighPanel(float[] sT, int at, int s, int first, int last, int j0, int keys, float[] m,
+                                float[] l, float[] alpha, float[] oT, int d) {
+            if (j0 + keys > p.visibleKeys(first)) {
+                maskPanel(sT, at, first, last, j0, keys);
+            }
+            if (softmaxPanel(sT, at, keys, m, l, alpha, s * NR)) {
+                scalePanel(oT, s * d * NR, d, alpha, s * NR);
+            }
         }
 
         /**
