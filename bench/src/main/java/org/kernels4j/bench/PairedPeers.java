@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 
@@ -14,7 +15,7 @@ import org.kernels4j.Backends;
 import org.kernels4j.DType;
 
 /**
- * kernels4j's forward pass against a peer's in ONE JVM, in alternating blocks of calls, the way
+ * kernels4j's forward (or backward) pass against a peer's in ONE JVM, in alternating blocks of calls, the way
  * {@code bench/tools/paired/Paired.java} compares two kernels4j builds. The {@code bench} command measures each side
  * in a JMH fork of its own, seconds to minutes apart; on a shared machine whose load drifts, their ratio measures
  * the drift too. Here both sides warm up together for four seconds, then each pair times a block of calls of one
@@ -34,8 +35,11 @@ import org.kernels4j.DType;
  * ./mvnw -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/cp.txt
  * OMP_WAIT_POLICY=PASSIVE java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
  *     -Dai.djl.offline=true -cp "$(cat bench/target/cp.txt):bench/target/classes" \
- *     org.kernels4j.bench.PairedPeers ort|torch PAIRS PROBLEM...
+ *     org.kernels4j.bench.PairedPeers ort|torch PAIRS PROBLEM[:backward]...
  * </pre>
+ * A problem named with {@code :backward} compares the backward pass (every input gradient; PyTorch only, ONNX
+ * Runtime has none): PyTorch's autograd graph is built before each call and only its backward is timed, as in its JMH
+ * benchmark, so each side's block is the sum of its calls' measured parts.
  */
 public final class PairedPeers {
     private static final long WARM_UP_NANOS = 4_000_000_000L;
@@ -44,10 +48,13 @@ public final class PairedPeers {
     private PairedPeers() {
     }
 
-    /** Command line: {@code ort|torch PAIRS PROBLEM...}, problems from the CPU set (forward passes). */
+    /**
+     * Command line: {@code ort|torch PAIRS PROBLEM[:backward]...}, problems from the CPU set (forward passes, or
+     * backward with the suffix).
+     */
     public static void main(String[] args) throws Exception {
         if (args.length < 3 || !(args[0].equals("ort") || args[0].equals("torch"))) {
-            System.err.println("usage: PairedPeers ort|torch PAIRS PROBLEM...");
+            System.err.println("usage: PairedPeers ort|torch PAIRS PROBLEM[:backward]...");
             System.exit(2);
         }
         boolean torch = args[0].equals("torch");
@@ -67,29 +74,61 @@ public final class PairedPeers {
             System.exit(2);
         }
         for (int i = 2; i < args.length; i++) {
-            ProblemSet.byName(args[i]);
+            boolean backward = args[i].endsWith(BACKWARD);
+            if (backward && !torch) {
+                System.err.println("PairedPeers: ONNX Runtime has no backward pass to compare (" + args[i] + ")");
+                System.exit(2);
+            }
+            ProblemSet.byName(problemName(args[i]));
         }
         int threads = Threads.intraOp();
         System.out.printf(Locale.ROOT, "%-16s %10s %10s %10s   (%d pairs, %d threads, median of pair ratios)%n",
                 "problem", "ours ms", args[0] + " ms", args[0] + "/ours", pairs, threads);
         for (int i = 2; i < args.length; i++) {
-            BenchProblem p = ProblemSet.byName(args[i]);
+            BenchProblem p = ProblemSet.byName(problemName(args[i]));
+            boolean backward = args[i].endsWith(BACKWARD);
             try (OpCase ours = new OpCase(p, Backends.require("cpu").defaultDevice(), DType.FLOAT32);
                  Peer peer = torch ? new TorchPeer(p, threads) : new OrtPeer(p, threads)) {
-                compare(p.name(), ours::forward, peer, pairs);
+                Timed oursCall = backward ? timed(ours::backward) : timed(ours::forward);
+                Timed peerCall = backward ? ((TorchPeer) peer)::backward : timed(peer::forward);
+                compare(args[i], oursCall, peerCall, pairs);
             }
         }
     }
 
-    private static void compare(String name, Runnable ours, Peer peer, int pairs) throws Exception {
+    /** A problem argument's suffix that asks for the backward pass (every input gradient). */
+    private static final String BACKWARD = ":backward";
+
+    private static String problemName(String arg) {
+        return arg.endsWith(BACKWARD) ? arg.substring(0, arg.length() - BACKWARD.length()) : arg;
+    }
+
+    /**
+     * One call of one side, returning the nanoseconds of the part that is measured: all of it, except PyTorch's
+     * backward, whose autograd graph is built before each call outside the measured part (as in its JMH benchmark).
+     */
+    private interface Timed {
+        long call() throws Exception;
+    }
+
+    private interface Call {
+        void run() throws Exception;
+    }
+
+    private static Timed timed(Call c) {
+        return () -> {
+            long t0 = System.nanoTime();
+            c.run();
+            return System.nanoTime() - t0;
+        };
+    }
+
+    private static void compare(String name, Timed ours, Timed peer, int pairs) throws Exception {
         long warmed = 0;
         int warmCalls = 0;
         for (long start = System.nanoTime(); System.nanoTime() - start < WARM_UP_NANOS || warmCalls < 5;
              warmCalls++) {
-            long t0 = System.nanoTime();
-            ours.run();
-            peer.forward();
-            warmed += System.nanoTime() - t0;
+            warmed += ours.call() + peer.call();
         }
         int calls = (int) Math.max(1, Math.min(100, BLOCK_NANOS * 2 * warmCalls / Math.max(1, warmed)));
         double[] oursMs = new double[pairs];
@@ -98,15 +137,11 @@ public final class PairedPeers {
         for (int k = 0; k < pairs; k++) {
             for (int side = 0; side < 2; side++) {
                 boolean oursNow = (side == 0) == (k % 2 == 0);
-                long t0 = System.nanoTime();
+                long nanos = 0;
                 for (int c = 0; c < calls; c++) {
-                    if (oursNow) {
-                        ours.run();
-                    } else {
-                        peer.forward();
-                    }
+                    nanos += oursNow ? ours.call() : peer.call();
                 }
-                double ms = (System.nanoTime() - t0) / 1e6 / calls;
+                double ms = nanos / 1e6 / calls;
                 if (oursNow) {
                     oursMs[k] = ms;
                 } else {
@@ -159,6 +194,7 @@ public final class PairedPeers {
         private final NDManager manager;
         private final NDList inputs;
         private final PtSymbolBlock attention;
+        private final NDArray outputGradient;
 
         TorchPeer(BenchProblem p, int threads) {
             TorchOps.start(threads);
@@ -166,6 +202,7 @@ public final class PairedPeers {
             manager = NDManager.newBaseManager();
             inputs = TorchOps.inputs(manager, p);
             attention = TorchOps.module(manager, p);
+            outputGradient = TorchOps.outputGradient(manager, p);
         }
 
         @Override
@@ -175,6 +212,27 @@ public final class PairedPeers {
                     a.tempAttach(call);
                 }
                 TorchOps.forward(p, inputs, attention, false);
+            }
+        }
+
+        /**
+         * One backward pass, timed alone: a fresh graph (leaves copied from the inputs, the forward with autograd) is
+         * built first, as the {@code Torch} benchmark's per-invocation setup does, and freed after.
+         */
+        long backward() {
+            JniUtils.setGradMode(true);
+            try (NDManager call = manager.newSubManager()) {
+                NDList leaves = new NDList();
+                for (NDArray a : inputs) {
+                    NDArray leaf = a.duplicate();
+                    leaf.attach(call);
+                    leaf.setRequiresGradient(true);
+                    leaves.add(leaf);
+                }
+                NDArray out = TorchOps.forward(p, leaves, attention, true);
+                long t0 = System.nanoTime();
+                TorchOps.backward(out, outputGradient);
+                return System.nanoTime() - t0;
             }
         }
 

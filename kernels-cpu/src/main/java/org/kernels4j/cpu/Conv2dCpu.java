@@ -1183,7 +1183,8 @@ final class Conv2dCpu implements Conv2dKernels {
      * Backward-filter, NCHW: {@code dwᵀ[(c,r,s)][k] = Σ_images Σ_pixels planes[c, phase(r,s)][f(pixel) + offset(r,s)]
      * · dy[k][pixel]} ({@link FlatFilter}), split over images, groups and pixel chunks, each slice of those tasks
      * ({@link #filterSlices}) adding into its own dwᵀ (and db) partial; the partials are summed in slice order and
-     * transposed into dw at the end.
+     * transposed into dw at the end. With 1 × 1 filters (A read in place) tasks split the output columns instead,
+     * each reducing over every pixel into its own columns of one dwᵀ and transposing them into dw itself.
      */
     private static void backwardFilterNchw(Operands o, Blocking b, int pixels, int slicesPerWorker) {
         Conv2dProblem p = o.p;
@@ -1196,49 +1197,54 @@ final class Conv2dCpu implements Conv2dKernels {
         int stride = biasAt + p.k();
         Planes in = p.n() == 0 || pq == 0 ? null : Planes.input(o);
         int[] taps = in == null ? null : in.taps(p);
-        int parts;
-        float[] partials;
+        if (in != null && in.wp == p.q() && evenlySpaced(taps) && kg >= filter) {
+            pointwiseFilter(o, in, taps, b);
+            return;
+        }
         if (in != null && in.wp == p.q() && evenlySpaced(taps)) {
             // A (x) is read in place (1×1 filters), so nothing is packed twice if tasks split the output columns
             // (panels of dy channels) and each reduces over every pixel: no partials, the C block stays in L2
             int panels = kgPad / NR;
             int tasks = p.groups() * panels;
             int parallel = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-            parts = 1;
-            partials = Workspace.floats(SLOT_PARTIALS, stride);
-            Arrays.fill(partials, 0, stride, 0f);
+            float[] dwT = Workspace.floats(SLOT_PARTIALS, stride);
+            Arrays.fill(dwT, 0, stride, 0f);
             Parallel.run(tasks, parallel, (worker, task) -> {
                 int g = task / panels;
                 int col0 = (task % panels) * NR;
                 int cols = Math.min(NR, kg - col0);
                 for (int n = 0; n < p.n(); n++) {
-                    new FlatFilter(o, in, taps, n, g, 0, pq, col0, cols, partials, g * groupStride + col0, kgPad)
-                            .run(b);
-                    o.sumBias(n, g, col0, cols, 0, pq, partials, biasAt);
+                    new FlatFilter(o, in, taps, n, g, 0, pq, col0, cols, dwT, g * groupStride + col0, kgPad).run(b);
+                    o.sumBias(n, g, col0, cols, 0, pq, dwT, biasAt);
                 }
+                // the task's columns of dwᵀ are its filters' rows of dw: transposed here, while they sit in this
+                // core's cache, rather than by a pass of their own over all of dwᵀ after the tasks (which read half
+                // of it from the other core: 5-12% of conv-1x1's backward-filter)
+                MicroKernel.transpose(dwT, g * groupStride + col0, kgPad, o.w, o.wo + (g * kg + col0) * filter, filter,
+                        filter, cols);
             });
-        } else {
-            // split the pixels of every image into chunks, and the chunks into slices (filterSlices); each slice
-            // adds into its own dwᵀ partial, so the partials sum to the same bits on every run
-            int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
-                    (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
-            int tasks = p.n() * p.groups() * chunks;
-            int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
-            parts = filterSlices(tasks, workers, stride, slicesPerWorker);
-            partials = Workspace.floats(SLOT_PARTIALS, parts * stride);
-            Arrays.fill(partials, 0, parts * stride, 0f);
-            float[] part = partials;
-            Parallel.runSliced(tasks, parts, workers, (slice, task) -> {
-                int chunk = task % chunks;
-                int g = (task / chunks) % p.groups();
-                int n = task / chunks / p.groups();
-                int t0 = (int) ((long) pq * chunk / chunks);
-                int t1 = (int) ((long) pq * (chunk + 1) / chunks);
-                int base = slice * stride;
-                new FlatFilter(o, in, taps, n, g, t0, t1 - t0, 0, kg, part, base + g * groupStride, kgPad).run(b);
-                o.sumBias(n, g, 0, kg, t0, t1 - t0, part, base + biasAt);
-            });
+            o.biasFromPartials(dwT, 1, stride, biasAt);
+            return;
         }
+        // split the pixels of every image into chunks, and the chunks into slices (filterSlices); each slice
+        // adds into its own dwᵀ partial, so the partials sum to the same bits on every run
+        int chunks = in == null ? 0 : pixelBlocks(pq, Math.min(pixels, Math.max(NR,
+                (int) ((long) pq * p.n() * p.groups() / (8L * Parallel.THREADS)))));
+        int tasks = p.n() * p.groups() * chunks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        int parts = filterSlices(tasks, workers, stride, slicesPerWorker);
+        float[] partials = Workspace.floats(SLOT_PARTIALS, parts * stride);
+        Arrays.fill(partials, 0, parts * stride, 0f);
+        Parallel.runSliced(tasks, parts, workers, (slice, task) -> {
+            int chunk = task % chunks;
+            int g = (task / chunks) % p.groups();
+            int n = task / chunks / p.groups();
+            int t0 = (int) ((long) pq * chunk / chunks);
+            int t1 = (int) ((long) pq * (chunk + 1) / chunks);
+            int base = slice * stride;
+            new FlatFilter(o, in, taps, n, g, t0, t1 - t0, 0, kg, partials, base + g * groupStride, kgPad).run(b);
+            o.sumBias(n, g, 0, kg, t0, t1 - t0, partials, base + biasAt);
+        });
         // dw[g·Kg + k][i] = Σ_slices dwᵀ partial[g][i][k], transposed in blocks of 64 filter entries (each
         // partial line read once, dw written in runs); db from the bias partials
         int iBlocks = (filter + 63) / 64;
@@ -1264,9 +1270,97 @@ final class Conv2dCpu implements Conv2dKernels {
     }
 
     /**
-     * Positions per task: the tuned PIXELS, fewer when that would leave under 8 tasks per thread (so a busy core
-     * does not hold up the rest), rounded up to whole panels.
+     * Backward-filter when every filter entry reads a run of its own plane (1 × 1 filters; x's planes as in
+     * {@link #backwardFilterNchw}) and there are at least as many filters as entries per filter:
+     * {@code dw[k][c] = Σ_images Σ_pixels dy[k][pixel] · x[c][pixel]} straight into dw, A being dy read in place and B xᵀ, packed once per call (per block of {@link #PACKED_X_FLOATS}) into panels
+     * that every task shares; tasks split the filters, each reducing over every pixel in order. The other
+     * orientation (A = x, B = dyᵀ) packs the larger operand, dy, which each panel then serves to fewer rows, and
+     * leaves dwᵀ to be transposed (conv-1x1, 1024 filters of 256 channels: 6.4 MB of dy against 1.6 MB of x).
      */
+    private static void pointwiseFilter(Operands o, Planes in, int[] taps, Blocking b) {
+        Conv2dProblem p = o.p;
+        int kg = p.kPerGroup();
+        int cg = p.cPerGroup();
+        // dw's entries per filter, Cg·R·S: one run of a plane each (1 × 1 filters, or taps that never share a plane)
+        int entries = taps.length;
+        int groups = p.groups();
+        int pq = p.p() * p.q();
+        int kc = Math.min(b.kc(), pq);
+        int tapStride = entries > 1 ? taps[1] - taps[0] : 0;
+        int panels = (entries + NR - 1) / NR;
+        int whole = entries / NR;
+        int panelFloats = pq * NR;
+        long perImage = (long) groups * panels * panelFloats;
+        int imagesPerBlock = (int) Math.max(1, Math.min(p.n(), PACKED_X_FLOATS / perImage));
+        float[] xT = Workspace.floats(SLOT_PARTIALS, (int) (imagesPerBlock * perImage));
+        // about four tasks a thread, whole tiles of rows
+        int rowsPerTask = roundUp(Math.max(1, (int) Math.ceil((double) kg * groups / (4.0 * Parallel.THREADS))),
+                MicroKernel.MR);
+        int rowBlocks = (kg + rowsPerTask - 1) / rowsPerTask;
+        int tasks = groups * rowBlocks;
+        int workers = Parallel.workers(tasks, p.flops(), MIN_FLOPS_PER_THREAD);
+        for (int n0 = 0; n0 < p.n(); n0 += imagesPerBlock) {
+            int first = n0;
+            int images = Math.min(imagesPerBlock, p.n() - n0);
+            int packs = images * groups * panels;
+            Parallel.runSmall(packs, Parallel.workers(packs, (double) packs * panelFloats, 1 << 16), (worker, t) -> {
+                int panel = t % panels;
+                int g = (t / panels) % groups;
+                int image = first + t / panels / groups;
+                int c0 = panel * NR;
+                int cols = Math.min(NR, entries - c0);
+                int at = t * panelFloats;
+                MicroKernel.transpose(in.data, in.image(image) + g * cg * in.channelStride + taps[c0], tapStride,
+                        xT, at, NR, cols, pq);
+                for (int k = 0; cols < NR && k < pq; k++) {
+                    Arrays.fill(xT, at + k * NR + cols, at + (k + 1) * NR, 0f);
+                }
+            });
+            Parallel.run(tasks, workers, (worker, task) -> {
+                int g = task / rowBlocks;
+                int r0 = (task % rowBlocks) * rowsPerTask;
+                int rows = Math.min(rowsPerTask, kg - r0);
+                int c = o.wo + (g * kg + r0) * entries;
+                float[] tile = whole < panels ? Workspace.floats(SLOT_TILE, rows * NR) : null;
+                for (int i = 0; i < images; i++) {
+                    int n = first + i;
+                    int a = o.yo + (n * p.k() + g * kg + r0) * pq;
+                    int panel0 = (i * groups + g) * panels * panelFloats;
+                    for (int k0 = 0; k0 < pq; k0 += kc) {
+                        int kLen = Math.min(kc, pq - k0);
+                        boolean add = n > 0 || k0 > 0;
+                        MicroKernel.panels(o.y, a + k0, pq, 1, xT, panel0 + k0 * NR, panelFloats, kLen, o.w, c, NR,
+                                entries, rows, add, whole);
+                        if (whole < panels) {
+                            // the last panel is partial: through a scratch tile (a whole one would write past the row)
+                            int c0 = whole * NR;
+                            int cols = entries - c0;
+                            MicroKernel.tile(o.y, a + k0, pq, 1, xT, panel0 + whole * panelFloats + k0 * NR, kLen,
+                                    tile, 0, NR, rows, false, cols);
+                            for (int r = 0; r < rows; r++) {
+                                int to = c + r * entries + c0;
+                                for (int j = 0; j < cols; j++) {
+                                    o.w[to + j] = (add ? o.w[to + j] : 0f) + tile[r * NR + j];
+                                }
+                            }
+                        }
+                    }
+                    if (o.bias != null) {
+                        if (n == 0) {
+                            Arrays.fill(o.bias, o.bo + g * kg + r0, o.bo + g * kg + r0 + rows, 0f);
+                        }
+                        o.sumBias(n, g, r0, rows, 0, pq, o.bias, o.bo);
+                    }
+                }
+            });
+        }
+    }
+
+    /**
+     * Floats of xᵀ that {@link #pointwiseFilter} packs at a time (16 MiB): the images of a larger batch go in blocks.
+     */
+    static final int PACKED_X_FLOATS = 4 << 20;
+
     /**
      * The first of {@code total} flat positions in block {@code blk} of {@code blocks}: whole panels shared out as
      * evenly as they go, the last block ending at {@code total}. Blocks of a fixed size left a short last one, and a
@@ -1277,6 +1371,10 @@ final class Conv2dCpu implements Conv2dKernels {
         return blk >= blocks ? total : (int) ((long) ((total + NR - 1) / NR) * blk / blocks) * NR;
     }
 
+    /**
+     * Positions per task: the tuned PIXELS, fewer when that would leave under 8 tasks per thread (so a busy core
+     * does not hold up the rest), rounded up to whole panels.
+     */
     private static int positionsPerTask(long total, int groups, int pixels) {
         long fair = total * groups / (8L * Parallel.THREADS);
         return roundUp((int) Math.max(1, Math.min(pixels, fair)), NR);
@@ -1772,21 +1870,16 @@ final class Conv2dCpu implements Conv2dKernels {
             }
         }
 
+        /** dyᵀ: each panel is its {@code NR} dy channels' runs of positions transposed ({@link MicroKernel#transpose}). */
         @Override
         void packB(float[] dst, int k0, int kc, int n0, int nc) {
             int pq = p.p() * p.q();
-            int panels = (nc + NR - 1) / NR;
-            for (int j = 0; j < panels * NR; j++) {
-                int out = (j / NR) * kc * NR + (j % NR);
-                if (j >= nc) {
-                    for (int kk = 0; kk < kc; kk++) {
-                        dst[out + kk * NR] = 0f;
-                    }
-                    continue;
-                }
-                int src = dyPlane0 + (n0 + j) * pq + t0 + k0;
-                for (int kk = 0; kk < kc; kk++) {
-                    dst[out + kk * NR] = dy[src + kk];
+            for (int j0 = 0; j0 < nc; j0 += NR) {
+                int cols = Math.min(NR, nc - j0);
+                int out = (j0 / NR) * kc * NR;
+                MicroKernel.transpose(dy, dyPlane0 + (n0 + j0) * pq + t0 + k0, pq, dst, out, NR, cols, kc);
+                for (int kk = 0; cols < NR && kk < kc; kk++) {
+                    Arrays.fill(dst, out + kk * NR + cols, out + (kk + 1) * NR, 0f);
                 }
             }
         }

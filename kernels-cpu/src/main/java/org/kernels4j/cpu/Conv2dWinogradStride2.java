@@ -1,8 +1,6 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.spi.Conv2dProblem;
@@ -223,8 +221,8 @@ final class Conv2dWinogradStride2 {
         /**
          * Rows {@code first} to 9 of band {@code ty} of the plane at {@code x[plane...]} into {@code dst[at...]},
          * each through {@code row} ({@link #rowFloats} floats, zero outside the row's part of x): the padded row laid
-         * out in full, then split; on the vector path up to a vector past the band's end is written too (the next
-         * band, or a vector of slack, takes it).
+         * out in full, then split; up to 8 floats past the band's end are written too (the next band, or the vector
+         * of slack after the last, takes them).
          */
         void band(float[] x, int plane, int ty, int first, float[] dst, int at, float[] row) {
             int rowStride = 8 * wp;
@@ -237,11 +235,7 @@ final class Conv2dWinogradStride2 {
                     continue;
                 }
                 System.arraycopy(x, plane + r * inW, row, Math.min(left, rowStride), inside);
-                if (Vectorization.ENABLED && LANES == 8) {
-                    Panama.split(row, dst, to, wp);
-                } else {
-                    split(row, dst, to, wp);
-                }
+                split(row, dst, to, wp);
             }
         }
 
@@ -253,12 +247,14 @@ final class Conv2dWinogradStride2 {
             return (wp + 7) / 8 * 64;
         }
 
-        /** {@code dst[to + b·wp + j] = row[8j + b]}: a padded row into its 8 column phases. */
+        /**
+         * {@code dst[to + b·wp + j] = row[8j + b]}: a padded row into its 8 column phases, as 8 × 8 transposes of 8
+         * columns {@code j} (64 floats) each ({@link MicroKernel#transpose8}); the blocks from the last to the first,
+         * so that a block's lanes past {@code wp} (into the next phase) are overwritten by the block before it.
+         */
         static void split(float[] row, float[] dst, int to, int wp) {
-            for (int b = 0; b < 8; b++) {
-                for (int j = 0; j < wp; j++) {
-                    dst[to + b * wp + j] = row[8 * j + b];
-                }
+            for (int j = (wp - 1) / 8 * 8; j >= 0; j -= 8) {
+                MicroKernel.transpose8(row, 8 * j, 8, dst, to + j, wp);
             }
         }
     }
@@ -549,59 +545,6 @@ final class Conv2dWinogradStride2 {
                         }
                     }
                 }
-            }
-        }
-
-        private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(S, i -> i ^ 1);
-        private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(S, i -> i ^ 2);
-        private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(S, i -> i ^ 4);
-        private static final VectorMask<Float> BIT1 = VectorMask.fromLong(S, 0xAAL);
-        private static final VectorMask<Float> BIT2 = VectorMask.fromLong(S, 0xCCL);
-        private static final VectorMask<Float> BIT4 = VectorMask.fromLong(S, 0xF0L);
-
-        /**
-         * The vector twin of {@link RowSplit#split} for 8 lanes: blocks of 8 columns {@code j} (64 floats) are 8 × 8
-         * transposes (vector j's lane b to vector b's lane j), by three rounds of swapping the off-diagonal halves of
-         * 2 × 2 blocks (a lane permutation and a blend per vector per round); the blocks from the last to the first,
-         * so that a block's lanes past {@code wp} (into the next phase) are overwritten by the block before it.
-         */
-        static void split(float[] row, float[] dst, int to, int wp) {
-            for (int j = (wp - 1) / 8 * 8; j >= 0; j -= 8) {
-                int at = 8 * j;
-                FloatVector v0 = FloatVector.fromArray(S, row, at);
-                FloatVector v1 = FloatVector.fromArray(S, row, at + 8);
-                FloatVector v2 = FloatVector.fromArray(S, row, at + 16);
-                FloatVector v3 = FloatVector.fromArray(S, row, at + 24);
-                FloatVector v4 = FloatVector.fromArray(S, row, at + 32);
-                FloatVector v5 = FloatVector.fromArray(S, row, at + 40);
-                FloatVector v6 = FloatVector.fromArray(S, row, at + 48);
-                FloatVector v7 = FloatVector.fromArray(S, row, at + 56);
-                // v_i[l] <-> v_{i+s}[l ^ s] where bit s of i is clear and bit s of l set, for s = 1, 2, 4
-                FloatVector t0 = v0.blend(v1.rearrange(SWAP1), BIT1);
-                FloatVector t1 = v0.rearrange(SWAP1).blend(v1, BIT1);
-                FloatVector t2 = v2.blend(v3.rearrange(SWAP1), BIT1);
-                FloatVector t3 = v2.rearrange(SWAP1).blend(v3, BIT1);
-                FloatVector t4 = v4.blend(v5.rearrange(SWAP1), BIT1);
-                FloatVector t5 = v4.rearrange(SWAP1).blend(v5, BIT1);
-                FloatVector t6 = v6.blend(v7.rearrange(SWAP1), BIT1);
-                FloatVector t7 = v6.rearrange(SWAP1).blend(v7, BIT1);
-                v0 = t0.blend(t2.rearrange(SWAP2), BIT2);
-                v2 = t0.rearrange(SWAP2).blend(t2, BIT2);
-                v1 = t1.blend(t3.rearrange(SWAP2), BIT2);
-                v3 = t1.rearrange(SWAP2).blend(t3, BIT2);
-                v4 = t4.blend(t6.rearrange(SWAP2), BIT2);
-                v6 = t4.rearrange(SWAP2).blend(t6, BIT2);
-                v5 = t5.blend(t7.rearrange(SWAP2), BIT2);
-                v7 = t5.rearrange(SWAP2).blend(t7, BIT2);
-                int out = to + j;
-                v0.blend(v4.rearrange(SWAP4), BIT4).intoArray(dst, out);
-                v1.blend(v5.rearrange(SWAP4), BIT4).intoArray(dst, out + wp);
-                v2.blend(v6.rearrange(SWAP4), BIT4).intoArray(dst, out + 2 * wp);
-                v3.blend(v7.rearrange(SWAP4), BIT4).intoArray(dst, out + 3 * wp);
-                v0.rearrange(SWAP4).blend(v4, BIT4).intoArray(dst, out + 4 * wp);
-                v1.rearrange(SWAP4).blend(v5, BIT4).intoArray(dst, out + 5 * wp);
-                v2.rearrange(SWAP4).blend(v6, BIT4).intoArray(dst, out + 6 * wp);
-                v3.rearrange(SWAP4).blend(v7, BIT4).intoArray(dst, out + 7 * wp);
             }
         }
 

@@ -2,6 +2,7 @@ package org.kernels4j.cpu;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -172,6 +173,51 @@ final class MicroKernel {
         for (int d = to + 2 * e; e < len; e++, d += 2) {
             dst[d] = even[from + e];
             dst[d + 1] = odd[from + e];
+        }
+    }
+
+    /**
+     * {@code dst[to + c·dstStride + r] = src[from + r·srcStride + c]} for {@code r < rows}, {@code c < cols}: a block
+     * transposed, in 8 × 8 blocks ({@link #transpose8}) with the edges element by element; the two ranges must not
+     * overlap. For the packs that turn rows into columns (backward-filter's dyᵀ panels, its dwᵀ into dw).
+     */
+    static void transpose(float[] src, int from, int srcStride, float[] dst, int to, int dstStride, int rows,
+                          int cols) {
+        int r0 = 0;
+        for (; r0 + 8 <= rows; r0 += 8) {
+            int c0 = 0;
+            for (; c0 + 8 <= cols; c0 += 8) {
+                transpose8(src, from + r0 * srcStride + c0, srcStride, dst, to + c0 * dstStride + r0, dstStride);
+            }
+            for (int c = c0; c < cols; c++) {
+                for (int r = r0; r < r0 + 8; r++) {
+                    dst[to + c * dstStride + r] = src[from + r * srcStride + c];
+                }
+            }
+        }
+        for (int r = r0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                dst[to + c * dstStride + r] = src[from + r * srcStride + c];
+            }
+        }
+    }
+
+    /**
+     * One 8 × 8 block of {@link #transpose}: {@code dst[to + c·dstStride + r] = src[from + r·srcStride + c]} for
+     * {@code r, c < 8}; src and dst must not overlap. dst's rows are written in order, so with {@code dstStride < 8}
+     * each row's overhang is overwritten by the next row (the stride-2 Winograd's row split relies on it). On the
+     * vector path (vectors of 256 bits or more) eight 8-float loads, three rounds of lane
+     * swaps and eight stores; element by element on the scalar path.
+     */
+    static void transpose8(float[] src, int from, int srcStride, float[] dst, int to, int dstStride) {
+        if (Vectorization.ENABLED && Vectorization.VECTOR_BITS >= 256) {
+            Panama.transpose8(src, from, srcStride, dst, to, dstStride);
+            return;
+        }
+        for (int c = 0; c < 8; c++) {
+            for (int r = 0; r < 8; r++) {
+                dst[to + c * dstStride + r] = src[from + r * srcStride + c];
+            }
         }
     }
 
@@ -522,6 +568,55 @@ final class MicroKernel {
                 a.rearrange(ZIP_HIGH, b).intoArray(dst, d + L);
             }
             return e;
+        }
+
+        private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
+        private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(S8, i -> i ^ 1);
+        private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(S8, i -> i ^ 2);
+        private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(S8, i -> i ^ 4);
+        private static final VectorMask<Float> BIT1 = VectorMask.fromLong(S8, 0xAAL);
+        private static final VectorMask<Float> BIT2 = VectorMask.fromLong(S8, 0xCCL);
+        private static final VectorMask<Float> BIT4 = VectorMask.fromLong(S8, 0xF0L);
+
+        /**
+         * Vector {@code r} (row {@code r}, 8 floats of 256 bits whatever the preferred width) lane {@code c} to vector
+         * {@code c} lane {@code r}: three rounds of swapping the off-diagonal halves of 2 × 2 blocks, a lane
+         * permutation and a blend per vector per round.
+         */
+        static void transpose8(float[] src, int from, int srcStride, float[] dst, int to, int dstStride) {
+            FloatVector v0 = FloatVector.fromArray(S8, src, from);
+            FloatVector v1 = FloatVector.fromArray(S8, src, from + srcStride);
+            FloatVector v2 = FloatVector.fromArray(S8, src, from + 2 * srcStride);
+            FloatVector v3 = FloatVector.fromArray(S8, src, from + 3 * srcStride);
+            FloatVector v4 = FloatVector.fromArray(S8, src, from + 4 * srcStride);
+            FloatVector v5 = FloatVector.fromArray(S8, src, from + 5 * srcStride);
+            FloatVector v6 = FloatVector.fromArray(S8, src, from + 6 * srcStride);
+            FloatVector v7 = FloatVector.fromArray(S8, src, from + 7 * srcStride);
+            // v_i[l] <-> v_{i+s}[l ^ s] where bit s of i is clear and bit s of l set, for s = 1, 2, 4
+            FloatVector t0 = v0.blend(v1.rearrange(SWAP1), BIT1);
+            FloatVector t1 = v0.rearrange(SWAP1).blend(v1, BIT1);
+            FloatVector t2 = v2.blend(v3.rearrange(SWAP1), BIT1);
+            FloatVector t3 = v2.rearrange(SWAP1).blend(v3, BIT1);
+            FloatVector t4 = v4.blend(v5.rearrange(SWAP1), BIT1);
+            FloatVector t5 = v4.rearrange(SWAP1).blend(v5, BIT1);
+            FloatVector t6 = v6.blend(v7.rearrange(SWAP1), BIT1);
+            FloatVector t7 = v6.rearrange(SWAP1).blend(v7, BIT1);
+            v0 = t0.blend(t2.rearrange(SWAP2), BIT2);
+            v2 = t0.rearrange(SWAP2).blend(t2, BIT2);
+            v1 = t1.blend(t3.rearrange(SWAP2), BIT2);
+            v3 = t1.rearrange(SWAP2).blend(t3, BIT2);
+            v4 = t4.blend(t6.rearrange(SWAP2), BIT2);
+            v6 = t4.rearrange(SWAP2).blend(t6, BIT2);
+            v5 = t5.blend(t7.rearrange(SWAP2), BIT2);
+            v7 = t5.rearrange(SWAP2).blend(t7, BIT2);
+            v0.blend(v4.rearrange(SWAP4), BIT4).intoArray(dst, to);
+            v1.blend(v5.rearrange(SWAP4), BIT4).intoArray(dst, to + dstStride);
+            v2.blend(v6.rearrange(SWAP4), BIT4).intoArray(dst, to + 2 * dstStride);
+            v3.blend(v7.rearrange(SWAP4), BIT4).intoArray(dst, to + 3 * dstStride);
+            v0.rearrange(SWAP4).blend(v4, BIT4).intoArray(dst, to + 4 * dstStride);
+            v1.rearrange(SWAP4).blend(v5, BIT4).intoArray(dst, to + 5 * dstStride);
+            v2.rearrange(SWAP4).blend(v6, BIT4).intoArray(dst, to + 6 * dstStride);
+            v3.rearrange(SWAP4).blend(v7, BIT4).intoArray(dst, to + 7 * dstStride);
         }
 
         static void copyToPanels(float[] src, int from, float[] dst, int to, int panels, int panelStride) {

@@ -132,6 +132,15 @@ class Conv2dCpuTest {
             "NCHW, 1, 32, 9, 11, 100, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 1, 100, 8, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 1, 20, 5, 6, 130, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true",
+            // backward-filter with a plane per filter entry and at least as many filters as entries (dy in place,
+            // xᵀ packed): a partial last panel wider and narrower than a vector, padded and strided planes, images
+            // packed in two blocks (64 groups of 2 channels, 3000 pixels: 4.6 M floats of panels an image), a 3 × 3
+            // filter at stride 3 (each tap its own phase)
+            "NCHW, 2, 40, 7, 9, 56, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true",
+            "NCHW, 3, 52, 4, 5, 60, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, true",
+            "NCHW, 2, 10, 9, 11, 12, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 2, 128, 50, 60, 128, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 64, true",
+            "NCHW, 1, 2, 12, 12, 20, 3, 3, 3, 3, 0, 0, 0, 0, 1, 1, 1, true",
             // strided forward in bands of output rows: dilated filter rows two band rows deep, a stride of 3 (every
             // row phase its own filter row), bands of several rows with a shorter last one
             "NCHW, 2, 6, 23, 20, 7, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, true",
