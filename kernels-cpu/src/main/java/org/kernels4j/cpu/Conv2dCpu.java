@@ -50,9 +50,9 @@ import org.kernels4j.tuning.TuningSpace;
  *
  * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
  * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
- * {@code WINOGRAD} turns it off. Forward's {@code WINOGRAD = 2} also runs the NCHW 3 × 3 stride-2 problems by
- * {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases (1.44× fewer multiplies, for
- * transforms that cost about as much here: a choice for the tuner, off by default).
+ * {@code WINOGRAD} turns it off. Forward's {@code WINOGRAD = 2}, its default, also runs the NCHW 3 × 3 stride-2
+ * problems by {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases (1.78× fewer multiplies;
+ * {@code WINOGRAD = 1} runs them directly).
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
  * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for
@@ -119,32 +119,31 @@ final class Conv2dCpu implements Conv2dKernels {
      * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
      * default); any values are correct, they only move work between caches and threads.
      */
-    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", new int[] {0, 2},
+    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", 2, new int[] {0, 1},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
-    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", new int[] {0},
+    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", 1, new int[] {0},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
-    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter", new int[] {0},
+    static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter", 1, new int[] {0},
             Conv2dWinograd.FILTER_TILES_PER_TASK, MC, FILTER_PIXELS_PER_TASK, 256, 512, 1024, 2048, 4096)
             .parameter("SLICES", SLICES_PER_WORKER, 1, 2, 4)
             .build();
 
     /**
-     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}:
-     * a choice for the tuner, not the default (on the 2-core development host it measured level with the direct
-     * path or slower: paired 1.05, alternating JVMs 0.99-1.03, the tuner 1.18).
+     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}, its
+     * default (conv-s2 on the 2-core development host, paired against the direct path in one JVM: 0.83× the time).
      */
     static final int WINOGRAD_WITH_STRIDE_2 = 2;
 
-    private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int[] winogradChoices,
+    private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int winograd, int[] winogradChoices,
                                                                 int tilesDefault, int mcDefault, int pixelsDefault,
                                                                 int... pixels) {
         return TuningSpace.builder(kernelId, Conv2dProblem.class)
                 .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinogradStride2.class, MicroKernel.class)
                 // Winograd for the 3x3 stride-1 NCHW problems (1 = on, 0 = off; forward's 2: stride 2 too), and its
                 // tiles per task
-                .codePath("WINOGRAD", 1, winogradChoices)
+                .codePath("WINOGRAD", winograd, winogradChoices)
                 .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
                 .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
                 .parameter("MC", mcDefault, 24, 48, 96, 144, 192)

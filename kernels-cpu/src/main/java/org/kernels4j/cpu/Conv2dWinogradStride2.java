@@ -8,8 +8,8 @@ import org.kernels4j.spi.Conv2dProblem;
 /**
  * Winograd's F(4×4, 2×2) for the NCHW 3 × 3 forward convolutions with stride 2 (no dilation, not depthwise). Part
  * of {@link Conv2dCpu}'s story: its forward dispatches here when the tuning knob {@code WINOGRAD} is
- * {@link Conv2dCpu#WINOGRAD_WITH_STRIDE_2} (not the default: on the 2-core development host it measured level with
- * the direct path, its saved multiplies spent on the transforms below); {@code TILES} sets the tiles per task.
+ * {@link Conv2dCpu#WINOGRAD_WITH_STRIDE_2}, the default (conv-s2 on the 2-core development host: 0.83× the direct
+ * path's time); {@code TILES} sets the tiles per task.
  *
  * <p><b>Why it works.</b> Split the padded input into its 2 × 2 stride phases {@code q = (pr, pc)}
  * ("space to depth"): {@code P_{c,q}[i][j] = x_pad[2i + pr][2j + pc]}. A stride-2 3 × 3 filter is then a stride-1
@@ -17,9 +17,11 @@ import org.kernels4j.spi.Conv2dProblem;
  * {@code 2ρ + pr} or {@code 2σ + pc} is past 2: 9 of its 16 taps are the filter's). Stride-1 2 × 2 correlations take
  * Winograd's F(4×4, 2×2): each 4 × 4 block of outputs ("tile") needs a 5 × 5 patch {@code d} of each phase plane;
  * with {@code U = G·w'·Gᵀ} and {@code V = Bᵀ·d·B} (5 × 5 each), {@code Y = Aᵀ·(Σ_{c,q} U ⊙ V)·A}. The sum is, for
- * each of the 25 positions ξ of the transform, a product {@code M_ξ[out × tiles] = U_ξ[out × 4C] · V_ξ[4C × tiles]}:
- * 25·4 = 100 multiplies per tile and channel pair where the direct method takes 16·9 = 144 (1.44× fewer), for
- * transforms of a few adds each. The points are 0, 1, -1, 2 and ∞:
+ * each of the 25 positions ξ of the transform, a product {@code M_ξ[out × tiles] = U_ξ[out × 4C] · V_ξ[4C × tiles]}.
+ * G's last row, {@code (0, 1)}, picks the second row of w' (Gᵀ's last column its second column), which the phases
+ * with {@code pr = 1} ({@code pc = 1}) do not have: U_ξ of the last row (column) of ξ is zero there for every filter,
+ * and those products skip those phases ({@link #BLOCK}): 16·4 + 4·2 + 4·2 + 1 = 81 multiplies per tile and channel pair where the direct method takes
+ * 16·9 = 144 (1.78× fewer), for transforms of a few adds each. The points are 0, 1, -1, 2 and ∞:
  * <pre>
  *   Bᵀ = [2 -1 -2  1 0;  0  2  1 -1 0;  0 -2  3 -1 0;  0 -1  0  1 0;  0  2 -1 -2 1]
  *   G  = [½ 0;  ½ ½;  ⅙ -⅙;  ⅙ ⅓;  0 1]
@@ -37,10 +39,11 @@ import org.kernels4j.spi.Conv2dProblem;
  * the 25 products with the {@link MicroKernel} ({@code U_ξ} shared by its panels), and last transforms each output
  * channel's 25 products per tile straight into the output planes.
  *
- * <p>Where the time goes (conv-s2, one call, timed inside an instrumented build on the development host): the
- * products 7.6 ms of CPU time (both cores together; about 85 GFLOP/s a core), the row split 1.5, the input transforms
- * 1.1, the output transforms 0.9, and before them the filter transforms 0.4 ms of wall time: about what the 1.44×
- * fewer multiplies save.
+ * <p>Where the time goes (conv-s2 on the development host, JFR over 800 calls of 5.0 ms): the products 60% of the
+ * samples, the input transforms 14%, the row split 11%, the output transforms 8%, the filter transforms 2%, the
+ * workers waiting for each other 2.5%. The filter transforms were 10% when they went two channels' four phases to a
+ * vector (nine multiplies each, a quarter of them by zero, stored to 25 places); a vector of channels of one phase
+ * takes each tap once.
  *
  * <p>Where it applies: see {@link #applies}; the filter transforms ({@code 100·C·K} floats) are bounded, and small
  * outputs, whose tiles would mostly compute outputs past the edge, stay direct.
@@ -56,6 +59,10 @@ final class Conv2dWinogradStride2 {
     /** Positions ξ of the 5 × 5 transforms. */
     private static final int XI = 25;
 
+    /** Multiplies per 4 × 4 tile and channel pair: the products' depths over the ξ ({@link #BLOCK}). */
+    private static final int MULTIPLIES = 81;
+
+    private static final int SLOT_LAST_CHANNEL = 4;
     private static final int SLOT_V = 5;
     private static final int SLOT_M = 6;
     private static final int SLOT_OUT = 7;
@@ -83,7 +90,7 @@ final class Conv2dWinogradStride2 {
             return false;
         }
         long computed = 16L * ((p.p() + 3) / 4) * ((p.q() + 3) / 4);
-        return computed * 100 <= 144L * p.p() * p.q();
+        return computed * MULTIPLIES <= 144L * p.p() * p.q();
     }
 
     /** {@code y = conv(x, w) + bias}, tasks of about {@code tilesPerTask} tiles (whole panels). */
@@ -144,6 +151,7 @@ final class Conv2dWinogradStride2 {
             int vXi = panels * panelStride;
             float[] v = Workspace.floats(SLOT_V, XI * vXi);
             float[] scratch = Workspace.floats(SLOT_OUT, 36 * LANES);
+            float[] last = Vectorization.ENABLED ? Workspace.floats(SLOT_LAST_CHANNEL, XI * 4 * LAST_ROW) : null;
             for (int c = 0; c < dg; c++) {
                 int channel = g * dg + c;
                 for (int r = 0; r < bands; r++) {
@@ -160,22 +168,27 @@ final class Conv2dWinogradStride2 {
                 for (int panel = 0; panel < panels; panel++) {
                     int r0 = runs[runStarts + panel];
                     int r1 = panel + 1 < panels ? runs[runStarts + panel + 1] : runCount;
-                    if (Vectorization.ENABLED) {
-                        Panama.inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + 4 * c * NR, vXi,
+                    if (!Vectorization.ENABLED) {
+                        inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + c * NR, dg * NR, vXi, scratch);
+                    } else if (c < dg - 1) {
+                        Panama.inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + c * NR, dg * NR, vXi,
                                 scratch);
                     } else {
-                        inputPanel(band, runs, r0, r1, patch, v, panel * panelStride + 4 * c * NR, vXi, scratch);
+                        Panama.inputPanel(band, runs, r0, r1, patch, last, 0, LAST_ROW, 4 * LAST_ROW, scratch);
+                        lastChannel(last, v, panel * panelStride + c * NR, dg * NR, vXi);
                     }
                 }
             }
-            // M_ξ = U_ξ · V_ξ, U_ξ shared by the block's panels
+            // M_ξ = U_ξ · V_ξ over the phase blocks where U_ξ is not zero, U_ξ shared by the block's panels
             int mxi = spread(panels * mg * NR);
             float[] mm = Workspace.floats(SLOT_M, XI * mxi);
             int uGroup = g * XI * uXi;
             for (int x = 0; x < XI; x++) {
-                MicroKernel.panels(u, uGroup + x * uXi, Vectorization.ENABLED ? depth : 1,
-                        Vectorization.ENABLED ? 1 : mg, v, x * vXi, panelStride, depth, mm, x * mxi, mg * NR, NR, mg,
-                        false, panels);
+                int from = FIRST_BLOCK[x] * dg;
+                int len = (LAST_BLOCK[x] - FIRST_BLOCK[x]) * dg;
+                MicroKernel.panels(u, uGroup + x * uXi + (Vectorization.ENABLED ? from : from * mg),
+                        Vectorization.ENABLED ? depth : 1, Vectorization.ENABLED ? 1 : mg, v, x * vXi + from * NR,
+                        panelStride, len, mm, x * mxi, mg * NR, NR, mg, false, panels);
             }
             // Y = Aᵀ·M·A + bias per tile and output channel, into the output planes
             tileMap(t0, count, cols, perImage, tilesX, outH, outW, p.k() * outH * outW, runs, mapAt);
@@ -286,6 +299,26 @@ final class Conv2dWinogradStride2 {
     }
 
     /**
+     * Floats a row of the last channel's transforms takes in its scratch on the vector path: a panel's row and a
+     * vector of slack after it.
+     */
+    private static final int LAST_ROW = NR + LANES;
+
+    /**
+     * Copies the vector path's transforms of a block's last channel from their scratch ({@code last}: row
+     * {@code (ξ, BLOCK[q])} at {@code (4ξ + BLOCK[q])·LAST_ROW}) to their rows of V. The vector transforms write up to a
+     * vector past a panel's row, which is the next row's start: the same phase's next channel, written later, for
+     * every channel but a block's last, whose next row (the next block's first channel) was written first.
+     */
+    private static void lastChannel(float[] last, float[] v, int to, int phaseRows, int vXi) {
+        for (int x = 0; x < XI; x++) {
+            for (int b = 0; b < 4; b++) {
+                System.arraycopy(last, (4 * x + b) * LAST_ROW, v, x * vXi + to + b * phaseRows, NR);
+            }
+        }
+    }
+
+    /**
      * Offsets of the patch elements from a tile's first element in a band ({@link RowSplit}):
      * {@code [25q + 5b + a]} for stride phase {@code q = 2pr + pc}, patch row {@code a} and column {@code b}, the
      * padded input's row {@code 8ty + 2a + pr} and column {@code 8tx + 2b + pc}.
@@ -306,17 +339,17 @@ final class Conv2dWinogradStride2 {
 
     /**
      * The input transforms of one channel's four stride phases in one panel: {@code V_ξ = Bᵀ·d·B} of every ξ into
-     * {@code v[ξ·vXi + to + q·NR + col]} for phase {@code q = 2pr + pc} and the panel's columns (runs
-     * {@code [r0, r1)}, read from the channel's bands in {@code x}): for each patch column {@code b}, Bᵀ over its five
-     * rows into {@code t[5i + b]}, then Bᵀ over each row {@code i} of those.
+     * {@code v[ξ·vXi + to + BLOCK[q]·phaseRows + col]} for phase {@code q = 2pr + pc} ({@link #BLOCK}) and the panel's
+     * columns (runs {@code [r0, r1)}, read from the channel's bands in {@code x}): for each patch column {@code b}, Bᵀ
+     * over its five rows into {@code t[5i + b]}, then Bᵀ over each row {@code i} of those.
      */
-    private static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int vXi,
-                                   float[] t) {
+    private static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to,
+                                   int phaseRows, int vXi, float[] t) {
         for (int q = 0; q < 4; q++) {
             int pq = 25 * q;
             for (int r = r0; r < r1; r++) {
                 int src = runs[3 * r + 1];
-                int dst = to + q * NR + runs[3 * r];
+                int dst = to + BLOCK[q] * phaseRows + runs[3 * r];
                 for (int e = 0; e < runs[3 * r + 2]; e++) {
                     int at = src + e;
                     for (int b = 0; b < 5; b++) {
@@ -434,10 +467,12 @@ final class Conv2dWinogradStride2 {
 
     /**
      * {@code U = G·w'·Gᵀ} for every filter and stride phase, as the A operands of the 25 products:
-     * {@code u[(g·25 + ξ)·xiStride + k·D + d]} for output channel {@code k}, depth {@code d = 4c + 2pr + pc} of group
-     * {@code g} ({@code D = 4·Cg}), or on the scalar path column by column, {@code u[(g·25 + ξ)·xiStride + d·Kg + k]}
-     * ({@code xiStride}: {@code Kg·D} {@link #spread}, so that the 25 places each filter writes do not share a
-     * cache set).
+     * {@code u[(g·25 + ξ)·xiStride + k·D + d]} for output channel {@code k}, depth {@code d = BLOCK[q]·Cg + c} of
+     * group {@code g} ({@code D = 4·Cg}; {@link #BLOCK}), or on the scalar path column by column,
+     * {@code u[(g·25 + ξ)·xiStride + d·Kg + k]} ({@code xiStride}: {@code Kg·D} {@link #spread}, so that the 25 places
+     * each filter writes do not share a cache set). The elements that are zero for every filter (row 4 of
+     * {@code G·w'} where {@code pr = 1}, column 4 where {@code pc = 1}) are not written on the vector path: the
+     * products never read them.
      */
     private static float[] transformFilters(Conv2dCpu.Operands o, int xiStride) {
         Conv2dProblem p = o.p;
@@ -453,16 +488,16 @@ final class Conv2dWinogradStride2 {
             int k = row % kg;
             int src = o.wo + row * cg * 9;
             int at = g * XI * xiStride + (Vectorization.ENABLED ? k * depth : k);
-            int qStride = Vectorization.ENABLED ? 1 : kg;
+            int cStride = Vectorization.ENABLED ? 1 : kg;
             int c = 0;
-            if (Vectorization.ENABLED && LANES % 4 == 0) {
+            if (Vectorization.ENABLED) {
                 float[] taps = Workspace.floats(SLOT_OUT, 9 * LANES);
-                for (int per = LANES / 4; c + per <= cg; c += per) {
-                    Panama.filterChannels(o.w, src + 9 * c, taps, u, at + 4 * c, xiStride);
+                for (; c + LANES <= cg; c += LANES) {
+                    Panama.filterChannels(o.w, src + 9 * c, taps, u, at + c, cg, xiStride);
                 }
             }
             for (; c < cg; c++) {
-                filterChannel(o.w, src + 9 * c, u, at + 4 * c * qStride, qStride, xiStride);
+                filterChannel(o.w, src + 9 * c, u, at + c * cStride, cg * cStride, xiStride);
             }
         });
         return u;
@@ -470,9 +505,9 @@ final class Conv2dWinogradStride2 {
 
     /**
      * One filter's transforms, {@code U_q = G·w'_q·Gᵀ} for its four stride phases {@code q}: element ξ of phase
-     * {@code q} at {@code u[at + ξ·xiStride + q·qStride]}; in double, rounded once.
+     * {@code q} at {@code u[at + ξ·xiStride + BLOCK[q]·blockStride]}; in double, rounded once.
      */
-    private static void filterChannel(float[] w, int src, float[] u, int at, int qStride, int xiStride) {
+    private static void filterChannel(float[] w, int src, float[] u, int at, int blockStride, int xiStride) {
         for (int q = 0; q < 4; q++) {
             int pr = q >> 1;
             int pc = q & 1;
@@ -485,10 +520,32 @@ final class Conv2dWinogradStride2 {
                 // row i of G·w', then times Gᵀ
                 double a0 = G_LEFT[i] * w00 + G_RIGHT[i] * w10;
                 double a1 = G_LEFT[i] * w01 + G_RIGHT[i] * w11;
-                for (int j = 0, to = at + 5 * i * xiStride + q * qStride; j < 5; j++, to += xiStride) {
+                for (int j = 0, to = at + 5 * i * xiStride + BLOCK[q] * blockStride; j < 5; j++, to += xiStride) {
                     u[to] = (float) (G_LEFT[j] * a0 + G_RIGHT[j] * a1);
                 }
             }
+        }
+    }
+
+    /**
+     * The depth order of the products: the block of phase {@code q = 2pr + pc}, its channels {@code c} at depth
+     * {@code BLOCK[q]·Cg + c}. G's last row is {@code (0, 1)}, so U_ξ is zero for every filter in the phases with
+     * {@code pr = 1} when ξ is in its last row, and in those with {@code pc = 1} when ξ is in its last column (those
+     * phases' w' have no second row, or column): in this order, (0, 1), (0, 0), (1, 0), (1, 1), the phases where U_ξ
+     * is not zero are one run of blocks for every ξ, {@code [FIRST_BLOCK[ξ], LAST_BLOCK[ξ])}, and the products skip
+     * the rest: 81 multiplies per tile and channel pair instead of 100 (1.78× fewer than the direct method's 144).
+     */
+    private static final int[] BLOCK = {1, 0, 2, 3};
+    private static final int[] FIRST_BLOCK = new int[XI];
+    private static final int[] LAST_BLOCK = new int[XI];
+
+    static {
+        for (int x = 0; x < XI; x++) {
+            boolean lastRow = x / 5 == 4;
+            boolean lastColumn = x % 5 == 4;
+            // phases (0, 1) and (0, 0) in a last row; (0, 0) and (1, 0) in a last column; (0, 0) alone in both
+            FIRST_BLOCK[x] = lastColumn ? BLOCK[0] : 0;
+            LAST_BLOCK[x] = lastRow ? BLOCK[0] + 1 : lastColumn ? BLOCK[2] + 1 : 4;
         }
     }
 
@@ -509,17 +566,18 @@ final class Conv2dWinogradStride2 {
          * The vector twin of {@link Conv2dWinogradStride2#inputPanel} ({@code t}: 25 vectors): a vector of
          * consecutive tiles of a run at a time, the last one overlapping the one before it in a run of a vector or
          * more. A run shorter than a vector stores a whole vector: its columns past the run are overwritten by the
-         * next run or the next depth's row, or land in the vector of slack after each panel; its loads past the run
-         * read further along the band (or its slack), never past it.
+         * next run, or past the panel's row by the next row (the same phase's next channel, written after it; see
+         * {@link Conv2dWinogradStride2#lastChannel}); its loads past the run read further along the band (or its
+         * slack), never past it.
          */
-        static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int vXi,
-                               float[] t) {
+        static void inputPanel(float[] x, int[] runs, int r0, int r1, int[] patch, float[] v, int to, int phaseRows,
+                               int vXi, float[] t) {
             int l = S.length();
             for (int q = 0; q < 4; q++) {
                 int pq = 25 * q;
                 for (int r = r0; r < r1; r++) {
                     int src = runs[3 * r + 1];
-                    int dst = to + q * NR + runs[3 * r];
+                    int dst = to + BLOCK[q] * phaseRows + runs[3 * r];
                     int len = runs[3 * r + 2];
                     for (int e = 0; ; e += l) {
                         if (e > len - l) {
@@ -549,36 +607,32 @@ final class Conv2dWinogradStride2 {
         }
 
         /**
-         * {@code COEF[(ξ·9 + t)·L + l]}: the weight of filter tap {@code t = 3r + s} in element ξ of lane {@code l}'s
-         * stride phase {@code q = l mod 4} ({@code G[i][r/2]·G[j][s/2]} for {@code ξ = 5i + j} when the tap is in that
-         * phase, {@code q = 2(r mod 2) + s mod 2}; else zero).
+         * {@code COEF[ξ·9 + t]}: the weight of filter tap {@code t = 3r + s} in element {@code ξ = 5i + j} of its
+         * stride phase's transform, {@code G[i][r/2]·G[j][s/2]}.
          */
-        private static final float[] COEF = new float[XI * 9 * LANES];
+        private static final float[] COEF = new float[XI * 9];
 
         static {
             for (int x = 0; x < XI; x++) {
                 for (int t = 0; t < 9; t++) {
-                    int r = t / 3;
-                    int s = t % 3;
-                    double gi = r / 2 == 0 ? G_LEFT[x / 5] : G_RIGHT[x / 5];
-                    double gj = s / 2 == 0 ? G_LEFT[x % 5] : G_RIGHT[x % 5];
-                    for (int l = 0; l < LANES; l++) {
-                        COEF[(x * 9 + t) * LANES + l] = l % 4 == 2 * (r % 2) + s % 2 ? (float) (gi * gj) : 0f;
-                    }
+                    double gi = t / 3 / 2 == 0 ? G_LEFT[x / 5] : G_RIGHT[x / 5];
+                    double gj = t % 3 / 2 == 0 ? G_LEFT[x % 5] : G_RIGHT[x % 5];
+                    COEF[x * 9 + t] = (float) (gi * gj);
                 }
             }
         }
 
         /**
-         * The vector twin of {@link Conv2dWinogradStride2#filterChannel} for {@code LANES / 4} consecutive channels
-         * (their four phases each, depth-contiguous): each ξ is nine FMAs of the taps (lane {@code l} holding channel
-         * {@code l / 4}'s) with {@link #COEF}, in float.
+         * The vector twin of {@link Conv2dWinogradStride2#filterChannel} for {@code L} consecutive channels (lane
+         * {@code e} holding channel {@code e}'s taps): each ξ of each phase is its taps times {@link #COEF}, in float,
+         * stored only where it is not zero ({@link #FIRST_BLOCK}, {@link #LAST_BLOCK}).
          */
-        static void filterChannels(float[] w, int src, float[] taps, float[] u, int at, int xiStride) {
+        static void filterChannels(float[] w, int src, float[] taps, float[] u, int at, int blockStride,
+                                   int xiStride) {
             int l = S.length();
             for (int t = 0; t < 9; t++) {
                 for (int e = 0; e < l; e++) {
-                    taps[t * l + e] = w[src + (e / 4) * 9 + t];
+                    taps[t * l + e] = w[src + e * 9 + t];
                 }
             }
             FloatVector w0 = FloatVector.fromArray(S, taps, 0);
@@ -590,17 +644,29 @@ final class Conv2dWinogradStride2 {
             FloatVector w6 = FloatVector.fromArray(S, taps, 6 * l);
             FloatVector w7 = FloatVector.fromArray(S, taps, 7 * l);
             FloatVector w8 = FloatVector.fromArray(S, taps, 8 * l);
-            for (int x = 0, c = 0; x < XI; x++, c += 9 * l) {
-                FloatVector acc = w0.mul(FloatVector.fromArray(S, COEF, c));
-                acc = w1.fma(FloatVector.fromArray(S, COEF, c + l), acc);
-                acc = w2.fma(FloatVector.fromArray(S, COEF, c + 2 * l), acc);
-                acc = w3.fma(FloatVector.fromArray(S, COEF, c + 3 * l), acc);
-                acc = w4.fma(FloatVector.fromArray(S, COEF, c + 4 * l), acc);
-                acc = w5.fma(FloatVector.fromArray(S, COEF, c + 5 * l), acc);
-                acc = w6.fma(FloatVector.fromArray(S, COEF, c + 6 * l), acc);
-                acc = w7.fma(FloatVector.fromArray(S, COEF, c + 7 * l), acc);
-                acc = w8.fma(FloatVector.fromArray(S, COEF, c + 8 * l), acc);
-                acc.intoArray(u, at + x * xiStride);
+            int q00 = BLOCK[0] * blockStride;
+            int q01 = BLOCK[1] * blockStride;
+            int q10 = BLOCK[2] * blockStride;
+            int q11 = BLOCK[3] * blockStride;
+            for (int x = 0, c = 0; x < XI; x++, c += 9) {
+                int to = at + x * xiStride;
+                // phase (0, 0): taps (0, 0), (0, 2), (2, 0), (2, 2)
+                w0.mul(COEF[c]).add(w2.mul(COEF[c + 2])).add(w6.mul(COEF[c + 6])).add(w8.mul(COEF[c + 8]))
+                        .intoArray(u, to + q00);
+                boolean lastRow = x >= 20;
+                boolean lastColumn = x % 5 == 4;
+                if (!lastColumn) {
+                    // phase (0, 1): taps (0, 1), (2, 1)
+                    w1.mul(COEF[c + 1]).add(w7.mul(COEF[c + 7])).intoArray(u, to + q01);
+                }
+                if (!lastRow) {
+                    // phase (1, 0): taps (1, 0), (1, 2)
+                    w3.mul(COEF[c + 3]).add(w5.mul(COEF[c + 5])).intoArray(u, to + q10);
+                }
+                if (!lastRow && !lastColumn) {
+                    // phase (1, 1): tap (1, 1)
+                    w4.mul(COEF[c + 4]).intoArray(u, to + q11);
+                }
             }
         }
 

@@ -177,7 +177,7 @@ class Conv2dCpuTest {
     }
 
     /**
-     * The 3 × 3 stride-2 forward by F(4×4, 2×2) ({@link Conv2dWinogradStride2}, the tuner's {@code WINOGRAD = 2}):
+     * The 3 × 3 stride-2 forward by F(4×4, 2×2) ({@link Conv2dWinogradStride2}, {@code WINOGRAD = 2}, the default):
      * outputs not a multiple of 4 (16 × 19), tile rows shorter than a vector (5) and longer (9), asymmetric padding,
      * groups, output channels past a panel, padding wider than the rows' phases reach, panels that span images,
      * several tasks, a batch of none.
@@ -199,6 +199,35 @@ class Conv2dCpuTest {
         assertTrue(Conv2dWinogradStride2.applies(p), "the shape takes the stride-2 Winograd");
         try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
                 org.kernels4j.tuning.Parameters.of("WINOGRAD", Conv2dCpu.WINOGRAD_WITH_STRIDE_2))) {
+            allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
+        }
+    }
+
+    /**
+     * The 3 × 3 stride-2 forward by the direct method (the tuner's {@code WINOGRAD = 1}; the default takes most of
+     * these shapes by {@link Conv2dWinogradStride2}): rows long enough for the vector split into column phases, bands
+     * of several rows with a shorter last one, A read in place in several row and depth blocks, and the Winograd
+     * test's shapes.
+     */
+    @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
+    @CsvSource({
+            "NCHW, 2, 3, 9, 45, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 2, 7, 40, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, false",
+            "NCHW, 1, 3, 120, 14, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false",
+            "NCHW, 2, 8, 60, 36, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 32, 9, 11, 100, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 100, 8, 9, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 2, 5, 31, 37, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 3, 40, 71, 30, 3, 3, 2, 2, 0, 1, 2, 1, 1, 1, 1, false",
+            "NCHW, 3, 8, 24, 24, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, true",
+            "NCHW, 1, 20, 17, 17, 50, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true",
+            "NCHW, 1, 4, 12, 13, 3, 3, 3, 2, 2, 9, 10, 9, 10, 1, 1, 1, true",
+            "NCHW, 3, 4, 57, 57, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true"})
+    void strideTwoDirectMatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh,
+                                       int sw, int pt, int pl, int pb, int pr, int dh, int dw, int groups,
+                                       boolean withBias) {
+        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", 1))) {
             allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
         }
     }
