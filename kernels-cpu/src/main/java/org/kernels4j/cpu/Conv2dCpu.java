@@ -1129,6 +1129,12 @@ final class Conv2dCpu implements Conv2dKernels {
             int g = task / blocks;
             int c0 = (task % blocks) * 16;
             int c1 = Math.min(cg, c0 + 16);
+            if (taps == 1 && rs == 1 && depthStride == 1) {
+                // 1×1 filters, A row-major: Kg × Cg transposed in 8 × 8 blocks
+                MicroKernel.transpose(o.w, o.wo + g * kg * cg + c0, cg, dst, at + g * cg * depth + c0 * rowStride,
+                        rowStride, kg, c1 - c0);
+                return;
+            }
             if (taps == 1) {
                 // one tap (1×1 filters, or a phase one tap reaches): a plain transposition of Kg × Cg
                 int src = o.wo + g * kg * cg * rs + tap[0];
