@@ -35,6 +35,8 @@ import org.kernels4j.tuning.TuningSpace;
  *     <td>w taps, packed</td><td>taps·Kg</td></tr>
  * <tr><td>filter</td><td>NCHW</td><td>dwᵀ: Cg·R·S × Kg ({@link FlatFilter})</td><td>x {@link Planes} rows,
  *     packed (read in place for 1 × 1)</td><td>dyᵀ, packed</td><td>pixels</td></tr>
+ * <tr><td>filter</td><td>NCHW, 1 × 1, Kg ≥ Cg</td><td>dw: Kg × Cg ({@link #pointwiseFilter})</td><td>dy, in
+ *     place</td><td>xᵀ, packed once</td><td>pixels</td></tr>
  * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x) rows, packed</td>
  *     <td>pixels</td></tr>
  * </table>
@@ -46,7 +48,8 @@ import org.kernels4j.tuning.TuningSpace;
  * phase is one GEMM over its valid taps only (no zero-inserted dy, no wasted multiplies; a phase no tap reaches
  * gets zeros). Backward-filter reduces over every pixel of every image: it is split over images and position
  * chunks, each worker accumulating into its own dwᵀ (and db) partial, summed and transposed at the end; with 1 × 1
- * filters, whose A is read in place, tasks split the output columns instead.
+ * filters, whose A is read in place, tasks split the output columns instead, and with at least as many filters as
+ * channels the product is turned around (dy in place, xᵀ packed once, dw written directly).
  *
  * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
  * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
