@@ -471,8 +471,8 @@ final class Conv2dWinogradStride2 {
      * group {@code g} ({@code D = 4·Cg}; {@link #BLOCK}), or on the scalar path column by column,
      * {@code u[(g·25 + ξ)·xiStride + d·Kg + k]} ({@code xiStride}: {@code Kg·D} {@link #spread}, so that the 25 places
      * each filter writes do not share a cache set). The elements that are zero for every filter (row 4 of
-     * {@code G·w'} where {@code pr = 1}, column 4 where {@code pc = 1}) are not written on the vector path: the
-     * products never read them.
+     * {@code G·w'} where {@code pr = 1}, column 4 where {@code pc = 1}) need not be written, as the products never
+     * read them ({@link #FIRST_BLOCK}): the vector transforms skip them.
      */
     private static float[] transformFilters(Conv2dCpu.Operands o, int xiStride) {
         Conv2dProblem p = o.p;
