@@ -35,8 +35,8 @@ import org.kernels4j.tuning.TuningSpace;
  *     <td>w taps, packed</td><td>taps·Kg</td></tr>
  * <tr><td>filter</td><td>NCHW</td><td>dwᵀ: Cg·R·S × Kg ({@link FlatFilter})</td><td>x {@link Planes} rows,
  *     packed (read in place for 1 × 1)</td><td>dyᵀ, packed</td><td>pixels</td></tr>
- * <tr><td>filter</td><td>NCHW, 1 × 1, Kg ≥ Cg</td><td>dw: Kg × Cg ({@link #pointwiseFilter})</td><td>dy, in
- *     place</td><td>xᵀ, packed once</td><td>pixels</td></tr>
+ * <tr><td>filter</td><td>NCHW, 1 × 1 (a plane per filter entry), Kg ≥ Cg·R·S</td><td>dw: Kg × Cg·R·S
+ *     ({@link #pointwiseFilter})</td><td>dy, in place</td><td>xᵀ, packed once</td><td>pixels</td></tr>
  * <tr><td>filter</td><td>NHWC</td><td>dw: K × R·S·Cg</td><td>dy, in place</td><td>im2col(x) rows, packed</td>
  *     <td>pixels</td></tr>
  * </table>
