@@ -179,7 +179,8 @@ final class MicroKernel {
     /**
      * {@code dst[to + c·dstStride + r] = src[from + r·srcStride + c]} for {@code r < rows}, {@code c < cols}: a block
      * transposed, in 8 × 8 blocks ({@link #transpose8}) with the edges element by element; the two ranges must not
-     * overlap. For the packs that turn rows into columns (backward-filter's dyᵀ panels, its dwᵀ into dw).
+     * overlap. For the packs that turn rows into columns (backward-filter's dyᵀ and xᵀ panels, its dwᵀ into dw,
+     * backward-data's 1 × 1 weights).
      */
     static void transpose(float[] src, int from, int srcStride, float[] dst, int to, int dstStride, int rows,
                           int cols) {
@@ -206,8 +207,8 @@ final class MicroKernel {
      * One 8 × 8 block of {@link #transpose}: {@code dst[to + c·dstStride + r] = src[from + r·srcStride + c]} for
      * {@code r, c < 8}; src and dst must not overlap. dst's rows are written in order, so with {@code dstStride < 8}
      * each row's overhang is overwritten by the next row (the stride-2 Winograd's row split relies on it). On the
-     * vector path (vectors of 256 bits or more) eight 8-float loads, three rounds of lane
-     * swaps and eight stores; element by element on the scalar path.
+     * vector path (vectors of 256 bits or more) eight 8-float loads, three rounds of lane swaps and eight stores;
+     * element by element on the scalar path.
      */
     static void transpose8(float[] src, int from, int srcStride, float[] dst, int to, int dstStride) {
         if (Vectorization.ENABLED && Vectorization.VECTOR_BITS >= 256) {
