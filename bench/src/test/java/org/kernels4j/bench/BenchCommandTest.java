@@ -54,6 +54,17 @@ class BenchCommandTest {
     }
 
     @Test
+    void theDefaultMachineNameTellsAvx512HostsApart() {
+        assertEquals("epyc-2c", RunMetadata.defaultMachineName("AMD EPYC", 2, List.of(), false));
+        assertEquals("epyc-2c-avx512", RunMetadata.defaultMachineName("AMD EPYC", 2, List.of(), true));
+        assertEquals("xeon-platinum-8480-16c-avx512",
+                RunMetadata.defaultMachineName("Intel(R) Xeon(R) Platinum 8480", 16, List.of(), true));
+        // a GPU machine is named after its GPU, whatever its host's vectors
+        assertEquals("h200-16c", RunMetadata.defaultMachineName("AMD EPYC", 16, List.of("NVIDIA H200 (driver 570)"),
+                true));
+    }
+
+    @Test
     void printsTheProblemsForExternalBaselines() throws Exception {
         StringWriter sw = new StringWriter();
         CommandLine cl = new CommandLine(new BenchCommand());
