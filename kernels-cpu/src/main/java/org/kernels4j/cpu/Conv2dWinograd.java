@@ -1,6 +1,7 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.spi.Conv2dProblem;
@@ -516,24 +517,44 @@ final class Conv2dWinograd {
         return map;
     }
 
-    /** Writes the 2 × 2 outputs of tiles {@code [t, t + LANES)} ({@code y}: the four output vectors in a row). */
+    /**
+     * Writes the 2 × 2 outputs of tiles {@code [t, t + LANES)} ({@code y}: each tile's top pair side by side, then
+     * each tile's bottom pair, see {@link Panama#output}). The tiles of one tile row are consecutive in {@code y} as in
+     * the output rows, so a run of whole tiles (both columns and both rows in the output) goes in two copies, the
+     * rest tile by tile. With 16 lanes and 14 tiles a row (conv-r28) a vector's tiles are two or three runs; written
+     * element by element, the scatter took 12% of conv-r28's forward (paired: 0.957× the time, conv-r56 0.936×).
+     */
     private static void scatter(float[] y, int[] map, int t, float[] out, int plane, int outW) {
-        for (int e = 0; e < LANES; e++) {
+        int e = 0;
+        while (e < LANES) {
             int code = map[t + e];
             if (code < 0) {
+                e++;
                 continue;
             }
             int at = plane + (code >> 2);
-            out[at] = y[e];
-            if ((code & 1) != 0) {
-                out[at + 1] = y[LANES + e];
-            }
-            if ((code & 2) != 0) {
-                out[at + outW] = y[2 * LANES + e];
+            if ((code & 3) != 3) {
+                out[at] = y[2 * e];
                 if ((code & 1) != 0) {
-                    out[at + outW + 1] = y[3 * LANES + e];
+                    out[at + 1] = y[2 * e + 1];
                 }
+                if ((code & 2) != 0) {
+                    out[at + outW] = y[2 * LANES + 2 * e];
+                    if ((code & 1) != 0) {
+                        out[at + outW + 1] = y[2 * LANES + 2 * e + 1];
+                    }
+                }
+                e++;
+                continue;
             }
+            // whole tiles side by side: each one's top-left output two places right of the one before
+            int end = e + 1;
+            while (end < LANES && map[t + end] == code + 8 * (end - e)) {
+                end++;
+            }
+            System.arraycopy(y, 2 * e, out, at, 2 * (end - e));
+            System.arraycopy(y, 2 * LANES + 2 * e, out, at + outW, 2 * (end - e));
+            e = end;
         }
     }
 
@@ -592,10 +613,10 @@ final class Conv2dWinograd {
                     bottom1 -= a1;
                 }
             }
-            y[e] = top0;
-            y[LANES + e] = top1;
-            y[2 * LANES + e] = bottom0;
-            y[3 * LANES + e] = bottom1;
+            y[2 * e] = top0;
+            y[2 * e + 1] = top1;
+            y[2 * LANES + 2 * e] = bottom0;
+            y[2 * LANES + 2 * e + 1] = bottom1;
         }
     }
 
@@ -719,10 +740,14 @@ final class Conv2dWinograd {
                     : mid.add(FloatVector.fromArray(S, m, (12 + col) * kgPad + k0));
         }
 
+        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * S.length());
+        private static final VectorShuffle<Float> ZIP_HIGH =
+                VectorShuffle.fromOp(S, i -> S.length() / 2 + i / 2 + (i % 2) * S.length());
+
         /**
          * {@code Y = Aᵀ·M·A + bias} for {@code LANES} tiles ({@code M} element {@code ξ} at {@code m[at + ξ·xi...]}),
-         * {@code Aᵀ = [1 1 1 0; 0 1 -1 -1]}; the four outputs (top-left, top-right, bottom-left, bottom-right) go
-         * to {@code y} one vector after the other.
+         * {@code Aᵀ = [1 1 1 0; 0 1 -1 -1]}; into {@code y} in the order of the output rows: each tile's top-left and
+         * top-right side by side (the two vectors' lanes interleaved), then each tile's bottom-left and bottom-right.
          */
         static void output(float[] m, int at, int xi, float bias, float[] y) {
             int l = S.length();
@@ -751,10 +776,10 @@ final class Conv2dWinograd {
                     bottom1 = bottom1.sub(a1);
                 }
             }
-            top0.intoArray(y, 0);
-            top1.intoArray(y, l);
-            bottom0.intoArray(y, 2 * l);
-            bottom1.intoArray(y, 3 * l);
+            top0.rearrange(ZIP_LOW, top1).intoArray(y, 0);
+            top0.rearrange(ZIP_HIGH, top1).intoArray(y, l);
+            bottom0.rearrange(ZIP_LOW, bottom1).intoArray(y, 2 * l);
+            bottom0.rearrange(ZIP_HIGH, bottom1).intoArray(y, 3 * l);
         }
     }
 }
