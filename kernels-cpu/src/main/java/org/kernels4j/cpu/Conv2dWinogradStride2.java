@@ -1,6 +1,7 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.spi.Conv2dProblem;
@@ -397,30 +398,39 @@ final class Conv2dWinogradStride2 {
         }
     }
 
-    /** Writes the 4 × 4 outputs of tiles {@code [t, t + lanes)} ({@code y}: output {@code (r, c)} at {@code (4r + c)·LANES}). */
+    /**
+     * Writes the 4 × 4 outputs of tiles {@code [t, t + lanes)} ({@code y}: output {@code (r, c)} of tile {@code e} at
+     * {@code 4r·LANES + 4e + c}, each output row of the tiles in the order of the output row, see
+     * {@link Panama#output}). A run of whole tiles side by side in one tile row goes in four copies, one an output row;
+     * the rest tile by tile. Written element by element, the scatter took 7% of conv-s2's forward.
+     */
     private static void scatter(float[] y, int[] map, int at, int t, int lanes, float[] out, int plane, int outW) {
-        for (int e = 0; e < lanes; e++) {
+        int e = 0;
+        while (e < lanes) {
             int base = map[at + 2 * (t + e)];
             int shape = map[at + 2 * (t + e) + 1];
             int o = plane + base;
             if (shape == FULL_TILE) {
-                // most tiles: written out in full, without loops
-                for (int r = 0; r < 4; r++, o += outW) {
-                    int from = 4 * r * LANES + e;
-                    out[o] = y[from];
-                    out[o + 1] = y[from + LANES];
-                    out[o + 2] = y[from + 2 * LANES];
-                    out[o + 3] = y[from + 3 * LANES];
+                // whole tiles in one tile row: each one's top-left output four places right of the one before
+                int end = e + 1;
+                while (end < lanes && map[at + 2 * (t + end)] == base + 4 * (end - e)
+                        && map[at + 2 * (t + end) + 1] == FULL_TILE) {
+                    end++;
                 }
+                for (int r = 0; r < 4; r++, o += outW) {
+                    System.arraycopy(y, 4 * r * LANES + 4 * e, out, o, 4 * (end - e));
+                }
+                e = end;
                 continue;
             }
             int rows = shape >> 3;
             int cols = shape & 7;
             for (int r = 0; r < rows; r++, o += outW) {
                 for (int c = 0; c < cols; c++) {
-                    out[o + c] = y[(4 * r + c) * LANES + e];
+                    out[o + c] = y[4 * r * LANES + 4 * e + c];
                 }
             }
+            e++;
         }
     }
 
@@ -428,7 +438,7 @@ final class Conv2dWinogradStride2 {
     private static final int FULL_TILE = 4 << 3 | 4;
 
     /**
-     * The scalar twin of {@link Panama#output}: {@code y[(4r + c)·LANES + e] = bias + (Aᵀ·M·A)[r][c]} for the
+     * The scalar twin of {@link Panama#output}: {@code y[4r·LANES + 4e + c] = bias + (Aᵀ·M·A)[r][c]} for the
      * {@code LANES} tiles at {@code m[at + e + ξ·xi]}.
      */
     private static void outputScalar(float[] m, int at, int xi, float bias, float[] y) {
@@ -457,10 +467,11 @@ final class Conv2dWinogradStride2 {
                 float m4 = y[t + 5 * r + 4];
                 float s = m1 + m2;
                 float d = m1 - m2;
-                y[4 * r * LANES + e] = bias + (m0 + s + m3);
-                y[(4 * r + 1) * LANES + e] = bias + (d + 2 * m3);
-                y[(4 * r + 2) * LANES + e] = bias + (s + 4 * m3);
-                y[(4 * r + 3) * LANES + e] = bias + (d + 8 * m3 + m4);
+                int row = 4 * r * LANES + 4 * e;
+                y[row] = bias + (m0 + s + m3);
+                y[row + 1] = bias + (d + 2 * m3);
+                y[row + 2] = bias + (s + 4 * m3);
+                y[row + 3] = bias + (d + 8 * m3 + m4);
             }
         }
     }
@@ -685,8 +696,9 @@ final class Conv2dWinogradStride2 {
 
         /**
          * {@code Y = Aᵀ·M·A + bias} for {@code LANES} tiles ({@code M} element {@code ξ} at {@code m[at + ξ·xi]}):
-         * {@code Aᵀ·M} into {@code y[20·LANES...]} (four rows of five), then each row times A into
-         * {@code y[(4r + c)·LANES]}.
+         * {@code Aᵀ·M} into {@code y[16·LANES...]} (four rows of five), then each row times A: the four column
+         * vectors of output row {@code r} interleaved (two rounds of zips) into {@code y[4r·LANES...]}, tile
+         * {@code e}'s four outputs at {@code 4e} to {@code 4e + 3}, as the output row holds them.
          */
         static void output(float[] m, int at, int xi, float bias, float[] y) {
             int l = S.length();
@@ -714,11 +726,24 @@ final class Conv2dWinogradStride2 {
                 FloatVector m4 = FloatVector.fromArray(S, y, row + 4 * l);
                 FloatVector s = m1.add(m2);
                 FloatVector d = m1.sub(m2);
-                b.add(m0.add(s).add(m3)).intoArray(y, 4 * r * l);
-                b.add(d.add(m3.mul(2f))).intoArray(y, (4 * r + 1) * l);
-                b.add(s.add(m3.mul(4f))).intoArray(y, (4 * r + 2) * l);
-                b.add(d.add(m3.mul(8f)).add(m4)).intoArray(y, (4 * r + 3) * l);
+                FloatVector c0 = b.add(m0.add(s).add(m3));
+                FloatVector c1 = b.add(d.add(m3.mul(2f)));
+                FloatVector c2 = b.add(s.add(m3.mul(4f)));
+                FloatVector c3 = b.add(d.add(m3.mul(8f)).add(m4));
+                // lanes e of c0..c3 to 4e..4e+3: zip c0 with c2 and c1 with c3, then the two results
+                FloatVector lo02 = c0.rearrange(ZIP_LOW, c2);
+                FloatVector hi02 = c0.rearrange(ZIP_HIGH, c2);
+                FloatVector lo13 = c1.rearrange(ZIP_LOW, c3);
+                FloatVector hi13 = c1.rearrange(ZIP_HIGH, c3);
+                lo02.rearrange(ZIP_LOW, lo13).intoArray(y, 4 * r * l);
+                lo02.rearrange(ZIP_HIGH, lo13).intoArray(y, (4 * r + 1) * l);
+                hi02.rearrange(ZIP_LOW, hi13).intoArray(y, (4 * r + 2) * l);
+                hi02.rearrange(ZIP_HIGH, hi13).intoArray(y, (4 * r + 3) * l);
             }
         }
+
+        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * S.length());
+        private static final VectorShuffle<Float> ZIP_HIGH =
+                VectorShuffle.fromOp(S, i -> S.length() / 2 + i / 2 + (i % 2) * S.length());
     }
 }
