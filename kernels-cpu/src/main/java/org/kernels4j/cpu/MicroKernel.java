@@ -321,27 +321,47 @@ final class MicroKernel {
             float[] t1 = at[k0 + k + 1];
             float[] t2 = at[k0 + k + 2];
             float[] t3 = at[k0 + k + 3];
+            if (Vectorization.FAST_FMA) {
+                // fused multiply-adds (the JIT vectorises Math.fma), about half the arithmetic instructions of
+                // separate products and sums, in two chains of two: one chain of four through o[i] made the loop
+                // wait on its latency (paired, one JVM, scalar path: the chain of four 0.81x the time of products
+                // and sums in attn-1k forward, 0.84x in attn-4k-causal, 0.86x in conv-r56; two chains of two 0.87x
+                // the time of the chain of four in attn-4k-causal forward, 0.86x in conv-r56 backward-filter).
+                // Two C columns a pass (NR is even), sharing the loads of A's four columns: C2 makes the loop one
+                // vector a trip, and its loads bound it; the 2-core Zen 5, scalar path, paired against one column a
+                // pass: 0.75-0.80x the time with 512-bit code (conv-1x1 and conv-r56 forward, attn-1k forward and
+                // backward, conv-1x1 backward-filter), 0.79-0.88x with -XX:UseAVX=2 (AVX2's 16 registers). The same
+                // operations in the same order on every element as one column a pass: the same bits.
+                for (int j = 0, bk = bOff + k * NR; j < NR; j += 2, bk += 2) {
+                    float b0 = b[bk];
+                    float b1 = b[bk + NR];
+                    float b2 = b[bk + 2 * NR];
+                    float b3 = b[bk + 3 * NR];
+                    float e0 = b[bk + 1];
+                    float e1 = b[bk + 1 + NR];
+                    float e2 = b[bk + 1 + 2 * NR];
+                    float e3 = b[bk + 1 + 3 * NR];
+                    float[] o = cols[j];
+                    float[] p = cols[j + 1];
+                    for (int i = r0; i < r1; i++) {
+                        float x0 = t0[i];
+                        float x1 = t1[i];
+                        float x2 = t2[i];
+                        float x3 = t3[i];
+                        o[i] = Math.fma(b1, x1, Math.fma(b0, x0, o[i])) + Math.fma(b3, x3, b2 * x2);
+                        p[i] = Math.fma(e1, x1, Math.fma(e0, x0, p[i])) + Math.fma(e3, x3, e2 * x2);
+                    }
+                }
+                continue;
+            }
             for (int j = 0, bk = bOff + k * NR; j < NR; j++, bk++) {
                 float b0 = b[bk];
                 float b1 = b[bk + NR];
                 float b2 = b[bk + 2 * NR];
                 float b3 = b[bk + 3 * NR];
                 float[] o = cols[j];
-                if (Vectorization.FAST_FMA) {
-                    // fused multiply-adds (the JIT vectorises Math.fma), about half the arithmetic instructions of
-                    // separate products and sums, in two chains of two: one chain of four through o[i] made the
-                    // loop wait on its latency (paired, one JVM, scalar path: the chain of four 0.81x the time of
-                    // products and sums in attn-1k forward, 0.84x in attn-4k-causal, 0.86x in conv-r56; two chains
-                    // of two 0.87x the time of the chain of four in attn-4k-causal forward, 0.86x in conv-r56
-                    // backward-filter)
-                    for (int i = r0; i < r1; i++) {
-                        float high = Math.fma(b3, t3[i], b2 * t2[i]);
-                        o[i] = Math.fma(b1, t1[i], Math.fma(b0, t0[i], o[i])) + high;
-                    }
-                } else {
-                    for (int i = r0; i < r1; i++) {
-                        o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
-                    }
+                for (int i = r0; i < r1; i++) {
+                    o[i] += b0 * t0[i] + b1 * t1[i] + b2 * t2[i] + b3 * t3[i];
                 }
             }
         }
