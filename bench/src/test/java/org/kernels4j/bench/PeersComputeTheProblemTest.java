@@ -59,7 +59,8 @@ class PeersComputeTheProblemTest {
      * does not return the same gradients: then its kernels, not the arguments this test checks, are at fault. Seen on
      * the 2-core Zen 5 (AVX-512) host with PyTorch 2.7.1: t-conv's input gradient came back right in the first calls
      * of a process, then with NaN in 144-324 of its 810 elements (or, with {@code ONEDNN_MAX_CPU_ISA=AVX2}, wrong
-     * values), call after call; the other shapes, and every shape on the 256-bit hosts, repeat themselves.
+     * values), call after call; its other shapes repeated themselves there, and on the 256-bit hosts this test
+     * passed without the check.
      */
     private static void assumeTorchRepeatsItself(NDManager m, BenchProblem p, float[][] gradients) {
         NDList again = TorchOps.inputs(m, p);
