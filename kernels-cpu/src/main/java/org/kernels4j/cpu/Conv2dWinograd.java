@@ -1,7 +1,6 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.spi.Conv2dProblem;
@@ -740,10 +739,6 @@ final class Conv2dWinograd {
                     : mid.add(FloatVector.fromArray(S, m, (12 + col) * kgPad + k0));
         }
 
-        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * S.length());
-        private static final VectorShuffle<Float> ZIP_HIGH =
-                VectorShuffle.fromOp(S, i -> S.length() / 2 + i / 2 + (i % 2) * S.length());
-
         /**
          * {@code Y = Aᵀ·M·A + bias} for {@code LANES} tiles ({@code M} element {@code ξ} at {@code m[at + ξ·xi...]}),
          * {@code Aᵀ = [1 1 1 0; 0 1 -1 -1]}; into {@code y} in the order of the output rows: each tile's top-left and
@@ -776,10 +771,10 @@ final class Conv2dWinograd {
                     bottom1 = bottom1.sub(a1);
                 }
             }
-            top0.rearrange(ZIP_LOW, top1).intoArray(y, 0);
-            top0.rearrange(ZIP_HIGH, top1).intoArray(y, l);
-            bottom0.rearrange(ZIP_LOW, bottom1).intoArray(y, 2 * l);
-            bottom0.rearrange(ZIP_HIGH, bottom1).intoArray(y, 3 * l);
+            top0.rearrange(Lanes.ZIP_LOW, top1).intoArray(y, 0);
+            top0.rearrange(Lanes.ZIP_HIGH, top1).intoArray(y, l);
+            bottom0.rearrange(Lanes.ZIP_LOW, bottom1).intoArray(y, 2 * l);
+            bottom0.rearrange(Lanes.ZIP_HIGH, bottom1).intoArray(y, 3 * l);
         }
     }
 }

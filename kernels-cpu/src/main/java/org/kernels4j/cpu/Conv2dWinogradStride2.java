@@ -1,7 +1,6 @@
 package org.kernels4j.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import org.kernels4j.spi.Conv2dProblem;
@@ -731,19 +730,15 @@ final class Conv2dWinogradStride2 {
                 FloatVector c2 = b.add(s.add(m3.mul(4f)));
                 FloatVector c3 = b.add(d.add(m3.mul(8f)).add(m4));
                 // lanes e of c0..c3 to 4e..4e+3: zip c0 with c2 and c1 with c3, then the two results
-                FloatVector lo02 = c0.rearrange(ZIP_LOW, c2);
-                FloatVector hi02 = c0.rearrange(ZIP_HIGH, c2);
-                FloatVector lo13 = c1.rearrange(ZIP_LOW, c3);
-                FloatVector hi13 = c1.rearrange(ZIP_HIGH, c3);
-                lo02.rearrange(ZIP_LOW, lo13).intoArray(y, 4 * r * l);
-                lo02.rearrange(ZIP_HIGH, lo13).intoArray(y, (4 * r + 1) * l);
-                hi02.rearrange(ZIP_LOW, hi13).intoArray(y, (4 * r + 2) * l);
-                hi02.rearrange(ZIP_HIGH, hi13).intoArray(y, (4 * r + 3) * l);
+                FloatVector lo02 = c0.rearrange(Lanes.ZIP_LOW, c2);
+                FloatVector hi02 = c0.rearrange(Lanes.ZIP_HIGH, c2);
+                FloatVector lo13 = c1.rearrange(Lanes.ZIP_LOW, c3);
+                FloatVector hi13 = c1.rearrange(Lanes.ZIP_HIGH, c3);
+                lo02.rearrange(Lanes.ZIP_LOW, lo13).intoArray(y, 4 * r * l);
+                lo02.rearrange(Lanes.ZIP_HIGH, lo13).intoArray(y, (4 * r + 1) * l);
+                hi02.rearrange(Lanes.ZIP_LOW, hi13).intoArray(y, (4 * r + 2) * l);
+                hi02.rearrange(Lanes.ZIP_HIGH, hi13).intoArray(y, (4 * r + 3) * l);
             }
         }
-
-        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * S.length());
-        private static final VectorShuffle<Float> ZIP_HIGH =
-                VectorShuffle.fromOp(S, i -> S.length() / 2 + i / 2 + (i % 2) * S.length());
     }
 }

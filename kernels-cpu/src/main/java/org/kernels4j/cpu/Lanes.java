@@ -4,7 +4,8 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * The sum of a vector's lanes in one fixed order; vector path only (this class links the incubator module).
+ * The sum of a vector's lanes in one fixed order, and the interleaving shuffles the kernels share; vector path only
+ * (this class links the incubator module).
  *
  * <p>{@code reduceLanes(ADD)} may add the lanes in any order, and does: HotSpot's compiled intrinsic adds
  * halves, the interpreter and C1 add lane after lane, so the result of one call changed once its code was
@@ -25,6 +26,15 @@ final class Lanes {
     private static final VectorShuffle<Float> XOR_4 = L == 16 ? xor(4) : null;
     private static final VectorShuffle<Float> XOR_2 = L == 16 ? xor(2) : null;
     private static final VectorShuffle<Float> XOR_1 = L == 16 ? xor(1) : null;
+
+    /**
+     * Two-vector shuffles of the preferred species that interleave {@code a} and {@code b}: {@code a.rearrange(ZIP_LOW,
+     * b)} is {@code a0 b0 a1 b1 ...} over their low halves, {@code ZIP_HIGH} the same over their high halves.
+     */
+    static final VectorShuffle<Float> ZIP_LOW =
+            VectorShuffle.fromOp(FloatVector.SPECIES_PREFERRED, i -> i / 2 + (i % 2) * L);
+    static final VectorShuffle<Float> ZIP_HIGH =
+            VectorShuffle.fromOp(FloatVector.SPECIES_PREFERRED, i -> L / 2 + i / 2 + (i % 2) * L);
 
     private Lanes() {
     }

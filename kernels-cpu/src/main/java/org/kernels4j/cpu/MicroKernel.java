@@ -590,17 +590,14 @@ final class MicroKernel {
             lo.rearrange(ODD, hi).intoArray(dst, toOdd);
         }
 
-        private static final VectorShuffle<Float> ZIP_LOW = VectorShuffle.fromOp(S, i -> i / 2 + (i % 2) * L);
-        private static final VectorShuffle<Float> ZIP_HIGH = VectorShuffle.fromOp(S, i -> L / 2 + i / 2 + (i % 2) * L);
-
         /** Whole vectors of the interleave (lanes picked across both inputs); returns how many it did. */
         static int interleave(float[] even, float[] odd, int from, float[] dst, int to, int len) {
             int e = 0;
             for (int d = to; e + L <= len; e += L, d += 2 * L) {
                 FloatVector a = FloatVector.fromArray(S, even, from + e);
                 FloatVector b = FloatVector.fromArray(S, odd, from + e);
-                a.rearrange(ZIP_LOW, b).intoArray(dst, d);
-                a.rearrange(ZIP_HIGH, b).intoArray(dst, d + L);
+                a.rearrange(Lanes.ZIP_LOW, b).intoArray(dst, d);
+                a.rearrange(Lanes.ZIP_HIGH, b).intoArray(dst, d + L);
             }
             return e;
         }
