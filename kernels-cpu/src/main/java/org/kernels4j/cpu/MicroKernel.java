@@ -569,9 +569,15 @@ final class MicroKernel {
         /**
          * Whole vectors of the split (two loads, lanes picked across both), then one vector ending at the last pair
          * (overlapping the previous one: the short rows of a convolution would otherwise end in several scalar
-         * pairs); returns how many it did.
+         * pairs); returns how many it did. Rows shorter than a vector but at least 8 pairs go in 8-lane vectors: with
+         * 16 lanes, conv-r28's 28-float rows (14 pairs) otherwise went pair by pair, 13.7% of its forward's samples
+         * (2-core Zen 5, paired in one JVM: conv-r28 forward 0.93x the time, backward-data 0.93x, backward-filter
+         * 0.96x).
          */
         static int deinterleave(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
+            if (len < L) {
+                return L > 8 && len >= 8 ? deinterleave8(src, from, dst, toEven, toOdd, len) : 0;
+            }
             int e = 0;
             for (int c = from; e + L <= len; e += L, c += 2 * L) {
                 split(src, c, dst, toEven + e, toOdd + e);
@@ -588,6 +594,28 @@ final class MicroKernel {
             FloatVector hi = FloatVector.fromArray(S, src, c + L);
             lo.rearrange(EVEN, hi).intoArray(dst, toEven);
             lo.rearrange(ODD, hi).intoArray(dst, toOdd);
+        }
+
+        private static final VectorShuffle<Float> EVEN8 = VectorShuffle.fromOp(FloatVector.SPECIES_256, i -> 2 * i);
+        private static final VectorShuffle<Float> ODD8 = VectorShuffle.fromOp(FloatVector.SPECIES_256, i -> 2 * i + 1);
+
+        /** {@link #deinterleave} of {@code 8 <= len < L} pairs in 8-lane vectors, the last one overlapping. */
+        private static int deinterleave8(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
+            int e = 0;
+            for (int c = from; e + 8 <= len; e += 8, c += 16) {
+                split8(src, c, dst, toEven + e, toOdd + e);
+            }
+            if (e < len) {
+                split8(src, from + 2 * (len - 8), dst, toEven + len - 8, toOdd + len - 8);
+            }
+            return len;
+        }
+
+        private static void split8(float[] src, int c, float[] dst, int toEven, int toOdd) {
+            FloatVector lo = FloatVector.fromArray(FloatVector.SPECIES_256, src, c);
+            FloatVector hi = FloatVector.fromArray(FloatVector.SPECIES_256, src, c + 8);
+            lo.rearrange(EVEN8, hi).intoArray(dst, toEven);
+            lo.rearrange(ODD8, hi).intoArray(dst, toOdd);
         }
 
         /** Whole vectors of the interleave (lanes picked across both inputs); returns how many it did. */

@@ -305,6 +305,34 @@ class Conv2dCpuTest {
         }
     }
 
+    /**
+     * The split of an input row into its even and odd elements, for every length up to a few vectors (shorter than a
+     * vector, one and a half, whole vectors: each of the vector path's ways) and at an odd offset: every element in
+     * its place, nothing written outside the two runs.
+     */
+    @Test
+    void deinterleaveSplitsEveryLength() {
+        Random rnd = new Random(7);
+        for (int len = 0; len <= 40; len++) {
+            float[] src = new float[2 * len + 3];
+            for (int i = 0; i < src.length; i++) {
+                src[i] = rnd.nextFloat();
+            }
+            float[] dst = new float[2 * len + 10];
+            java.util.Arrays.fill(dst, -1f);
+            int toEven = 2;
+            int toOdd = len + 5;
+            MicroKernel.deinterleave(src, 3, dst, toEven, toOdd, len);
+            float[] want = new float[dst.length];
+            java.util.Arrays.fill(want, -1f);
+            for (int e = 0; e < len; e++) {
+                want[toEven + e] = src[3 + 2 * e];
+                want[toOdd + e] = src[3 + 2 * e + 1];
+            }
+            assertArrayEquals(want, dst, "length " + len);
+        }
+    }
+
     /** Winograd backward-filter takes the 3 × 3 stride-1 problems whose partials and task scratch stay bounded. */
     @org.junit.jupiter.api.Test
     void winogradBackwardFilterOnlyWhereItsScratchIsBounded() {
