@@ -81,17 +81,8 @@ public final class Problems {
             Tensor dy = normal(y.shape());
             Tensor dw = device.allocate(DType.FLOAT32, c[3], c[1] / c[7], c[4], c[4]);
             Tensor dx = device.allocate(DType.FLOAT32, c[0], c[1], c[2], c[2]);
-            // fwd-new-weights: two filter tensors in turn, so that every call's weights differ from the last
-            // call's (as in training), which the CPU backend's memo of the Winograd filter transforms does not reuse
-            Tensor w2 = normal(c[3], c[1] / c[7], c[4], c[4]);
-            Tensor[] turn = {w, w2};
-            int[] calls = {0};
             return switch (pass) {
                 case "fwd" -> () -> { conv.forward(stream, x, w, null, y); stream.synchronize(); };
-                case "fwd-new-weights" -> () -> {
-                    conv.forward(stream, x, turn[calls[0]++ & 1], null, y);
-                    stream.synchronize();
-                };
                 case "bwd-data" -> () -> { conv.backwardData(stream, dy, w, dx); stream.synchronize(); };
                 case "bwd-filter" -> () -> { conv.backwardFilter(stream, dy, x, dw, null); stream.synchronize(); };
                 default -> throw new IllegalArgumentException("problem: unknown convolution pass " + pass);

@@ -56,6 +56,7 @@ final class Conv2dWinograd {
     private static final int SLOT_OUT = 7;
     private static final int SLOT_DY_SPLIT = 8;
     private static final int SLOT_PARTIALS = Workspace.TASK_SLOTS;
+    private static final int SLOT_FILTERS = Workspace.TASK_SLOTS + 3;
 
     private Conv2dWinograd() {
     }
@@ -359,18 +360,7 @@ final class Conv2dWinograd {
         int m = swap ? cg : kg;
         int d = swap ? kg : cg;
         int groups = p.groups();
-        int[] key = {1, swap ? 1 : 0, groups, kg, cg, Vectorization.ENABLED ? 1 : 0};
-        return FilterTransforms.of(key, o.w, o.wo, groups * kg * cg * 9, groups * 16 * m * d,
-                u -> transformFilters(o, swap, u));
-    }
-
-    private static void transformFilters(Conv2dCpu.Operands o, boolean swap, float[] u) {
-        Conv2dProblem p = o.p;
-        int kg = p.kPerGroup();
-        int cg = p.cPerGroup();
-        int m = swap ? cg : kg;
-        int d = swap ? kg : cg;
-        int groups = p.groups();
+        float[] u = Workspace.floats(SLOT_FILTERS, groups * 16 * m * d);
         int outer = Vectorization.ENABLED ? m : d;
         int inner = Vectorization.ENABLED ? d : m;
         int rows = groups * outer;
@@ -404,6 +394,7 @@ final class Conv2dWinograd {
                 System.arraycopy(t, x * inner, u, at + x * m * d, inner);
             }
         });
+        return u;
     }
 
     /** {@code floats} rounded up to a multiple of 1024 (4 KiB), plus 16 (one cache line). */

@@ -66,6 +66,7 @@ final class Conv2dWinogradStride2 {
     private static final int SLOT_V = 5;
     private static final int SLOT_M = 6;
     private static final int SLOT_OUT = 7;
+    private static final int SLOT_FILTERS = Workspace.TASK_SLOTS + 3;
     private static final int SLOT_BANDS = 8;
     private static final int SLOT_ROW = 9;
 
@@ -485,17 +486,11 @@ final class Conv2dWinogradStride2 {
      */
     private static float[] transformFilters(Conv2dCpu.Operands o, int xiStride) {
         Conv2dProblem p = o.p;
-        int[] key = {2, p.groups(), p.kPerGroup(), p.cPerGroup(), xiStride, Vectorization.ENABLED ? 1 : 0};
-        return FilterTransforms.of(key, o.w, o.wo, p.groups() * p.kPerGroup() * p.cPerGroup() * 9,
-                p.groups() * XI * xiStride, u -> transformFilters(o, xiStride, u));
-    }
-
-    private static void transformFilters(Conv2dCpu.Operands o, int xiStride, float[] u) {
-        Conv2dProblem p = o.p;
         int kg = p.kPerGroup();
         int cg = p.cPerGroup();
         int depth = 4 * cg;
         int groups = p.groups();
+        float[] u = Workspace.floats(SLOT_FILTERS, groups * XI * xiStride);
         int rows = groups * kg;
         int workers = Parallel.workers(rows, 400.0 * rows * cg, 1 << 16);
         Parallel.runSmall(rows, workers, (worker, row) -> {
@@ -515,6 +510,7 @@ final class Conv2dWinogradStride2 {
                 filterChannel(o.w, src + 9 * c, u, at + c * cStride, cg * cStride, xiStride);
             }
         });
+        return u;
     }
 
     /**

@@ -240,53 +240,6 @@ class Conv2dCpuTest {
         allPassesMatchFloat64(Format.NHWC, 2, 64, 30, 30, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64, true);
     }
 
-    /**
-     * The Winograd passes reuse a thread's filter transforms ({@link FilterTransforms}) only for the very weights and
-     * pass they came from: the filter tensor changed in place between two calls (all of it, then only its last
-     * element), and backward-data after forward on the same tensor, each give their own result; the same weights
-     * again give the same bits. Stride 1 ({@link Conv2dWinograd}, forward and backward-data) and stride 2
-     * ({@link Conv2dWinogradStride2}, forward).
-     */
-    @ParameterizedTest(name = "stride {0}")
-    @CsvSource({"1", "2"})
-    void filterTransformsAreReusedOnlyForTheSameWeights(int stride) {
-        Conv2d conv = Conv2d.builder().stride(stride, stride).padding(1, 1, 1, 1).build();
-        int[] xs = {2, 3, 16, 16};
-        int[] ws = {5, 3, 3, 3};
-        Conv2dProblem p = conv.problem(xs, ws, org.kernels4j.DType.FLOAT32);
-        assertTrue(stride == 1 ? Conv2dWinograd.applies(p) : Conv2dWinogradStride2.applies(p), "a Winograd problem");
-        Random rnd = new Random(stride);
-        float[] x = Check.random(rnd, 2 * 3 * 16 * 16);
-        float[] dy = Check.random(rnd, 2 * 5 * p.p() * p.q());
-        Stream st = Check.device().defaultStream();
-        try (Tensor tx = Check.upload(x, xs); Tensor tw = Check.upload(Check.random(rnd, 5 * 3 * 9), ws);
-             Tensor ty = Check.poisoned(p.yShape()); Tensor tdy = Check.upload(dy, p.yShape());
-             Tensor tdx = Check.poisoned(xs)) {
-            float[] w = CpuTensor.data(tw);
-            int wo = CpuTensor.offset(tw);
-            for (int round = 0; round < 3; round++) {
-                if (round == 1) {
-                    System.arraycopy(Check.random(rnd, 5 * 3 * 9), 0, w, wo, 5 * 3 * 9);
-                } else if (round == 2) {
-                    w[wo + 5 * 3 * 9 - 1] += 1f;
-                }
-                float[] weights = java.util.Arrays.copyOfRange(w, wo, wo + 5 * 3 * 9);
-                double[][] ref = reference(p, x, weights, null, dy);
-                conv.forward(st, tx, tw, null, ty);
-                Check.close("y, round " + round, ref[0], ty);
-                float[] first = java.util.Arrays.copyOfRange(CpuTensor.data(ty), CpuTensor.offset(ty),
-                        CpuTensor.offset(ty) + ref[0].length);
-                if (stride == 1) {
-                    conv.backwardData(st, tdy, tw, tdx);
-                    Check.close("dx, round " + round, ref[1], tdx);
-                }
-                conv.forward(st, tx, tw, null, ty);
-                assertArrayEquals(first, java.util.Arrays.copyOfRange(CpuTensor.data(ty), CpuTensor.offset(ty),
-                        CpuTensor.offset(ty) + ref[0].length), "the same weights again, round " + round);
-            }
-        }
-    }
-
     /** The stride-2 Winograd forward takes NCHW 3 × 3 stride 2 where its tiles waste little and U stays bounded. */
     @Test
     void strideTwoWinogradWhereItSavesMultiplies() {
