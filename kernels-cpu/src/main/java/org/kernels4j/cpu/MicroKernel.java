@@ -596,8 +596,11 @@ final class MicroKernel {
             lo.rearrange(ODD, hi).intoArray(dst, toOdd);
         }
 
-        private static final VectorShuffle<Float> EVEN8 = VectorShuffle.fromOp(FloatVector.SPECIES_256, i -> 2 * i);
-        private static final VectorShuffle<Float> ODD8 = VectorShuffle.fromOp(FloatVector.SPECIES_256, i -> 2 * i + 1);
+        /** 8-lane vectors, for rows shorter than a vector ({@link #deinterleave8}) and the 8 × 8 transposes. */
+        private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
+
+        private static final VectorShuffle<Float> EVEN8 = VectorShuffle.fromOp(S8, i -> 2 * i);
+        private static final VectorShuffle<Float> ODD8 = VectorShuffle.fromOp(S8, i -> 2 * i + 1);
 
         /** {@link #deinterleave} of {@code 8 <= len < L} pairs in 8-lane vectors, the last one overlapping. */
         private static int deinterleave8(float[] src, int from, float[] dst, int toEven, int toOdd, int len) {
@@ -612,8 +615,8 @@ final class MicroKernel {
         }
 
         private static void split8(float[] src, int c, float[] dst, int toEven, int toOdd) {
-            FloatVector lo = FloatVector.fromArray(FloatVector.SPECIES_256, src, c);
-            FloatVector hi = FloatVector.fromArray(FloatVector.SPECIES_256, src, c + 8);
+            FloatVector lo = FloatVector.fromArray(S8, src, c);
+            FloatVector hi = FloatVector.fromArray(S8, src, c + 8);
             lo.rearrange(EVEN8, hi).intoArray(dst, toEven);
             lo.rearrange(ODD8, hi).intoArray(dst, toOdd);
         }
@@ -630,7 +633,6 @@ final class MicroKernel {
             return e;
         }
 
-        private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
         private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(S8, i -> i ^ 1);
         private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(S8, i -> i ^ 2);
         private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(S8, i -> i ^ 4);
