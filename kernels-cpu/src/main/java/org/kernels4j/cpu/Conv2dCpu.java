@@ -117,12 +117,26 @@ final class Conv2dCpu implements Conv2dKernels {
     /** Consecutive planes per task of the stride-1 NCHW depthwise passes (tuning knob). */
     static final int PLANES_PER_TASK = 16;
 
+    /**
+     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}, its
+     * default (conv-s2 on the 2-core development host, paired against the direct path in one JVM: 0.83× the time).
+     */
+    static final int WINOGRAD_WITH_STRIDE_2 = 2;
+
+    /**
+     * Forward's {@code WINOGRAD} value that runs the 3 × 3 stride-1 problems by {@link Conv2dWinograd4x4}'s F(4×4, 3×3)
+     * where it applies (F(2×2, 3×3) elsewhere), and the stride-2 ones as {@link #WINOGRAD_WITH_STRIDE_2} does; the
+     * default.
+     */
+    static final int WINOGRAD_4X4 = 3;
+
     /*
      * The tuning spaces of the GEMM passes (depthwise has none): the blocking and the task size, with the
      * constants above as defaults. Dispatch reads them from org.kernels4j.tuning.Tuning (tuned, overridden or
      * default); any values are correct, they only move work between caches and threads.
      */
-    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", 2, new int[] {0, 1},
+    static final TuningSpace<Conv2dProblem> FORWARD_SPACE = gemmSpace("cpu.conv2d.forward", WINOGRAD_4X4,
+            new int[] {0, 1, 2},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
     static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", 1, new int[] {0},
@@ -133,17 +147,12 @@ final class Conv2dCpu implements Conv2dKernels {
             .parameter("SLICES", SLICES_PER_WORKER, 1, 2, 4)
             .build();
 
-    /**
-     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}, its
-     * default (conv-s2 on the 2-core development host, paired against the direct path in one JVM: 0.83× the time).
-     */
-    static final int WINOGRAD_WITH_STRIDE_2 = 2;
-
     private static TuningSpace.Builder<Conv2dProblem> gemmSpace(String kernelId, int winograd, int[] winogradChoices,
                                                                 int tilesDefault, int mcDefault, int pixelsDefault,
                                                                 int... pixels) {
         return TuningSpace.builder(kernelId, Conv2dProblem.class)
-                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinogradStride2.class, MicroKernel.class)
+                .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinograd4x4.class, Conv2dWinogradStride2.class,
+                        MicroKernel.class)
                 // Winograd for the 3x3 stride-1 NCHW problems (1 = on, 0 = off; forward's 2: stride 2 too), and its
                 // tiles per task
                 .codePath("WINOGRAD", winograd, winogradChoices)
@@ -190,11 +199,15 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = FORWARD_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (tp.get("WINOGRAD") == WINOGRAD_4X4 && Conv2dWinograd4x4.applies(p)) {
+            Conv2dWinograd4x4.forward(o, tp.get("TILES"));
+            return;
+        }
         if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p)) {
             Conv2dWinograd.forward(o, tp.get("TILES"));
             return;
         }
-        if (tp.get("WINOGRAD") == WINOGRAD_WITH_STRIDE_2 && Conv2dWinogradStride2.applies(p)) {
+        if (tp.get("WINOGRAD") >= WINOGRAD_WITH_STRIDE_2 && Conv2dWinogradStride2.applies(p)) {
             Conv2dWinogradStride2.forward(o, tp.get("TILES"));
             return;
         }

@@ -277,7 +277,7 @@ final class Conv2dWinogradStride2 {
      * {@code bandStride} apart): {@code runs[3r..3r+2]} = column in its panel, source (its first tile's first element
      * in the bands), length; {@code runs[starts + panel]} = the panel's first run. Returns the number of runs.
      */
-    private static int tileRuns(int t0, int count, int tilesX, int row0, int bandStride, int[] runs, int starts) {
+    static int tileRuns(int t0, int count, int tilesX, int row0, int bandStride, int[] runs, int starts) {
         int r = 0;
         int t = 0;
         while (t < count) {
@@ -380,7 +380,7 @@ final class Conv2dWinogradStride2 {
      * output from the image's first output plane's start ({@code n·K·P·Q + 4ty·Q + 4tx}), {@code map[at + 2t + 1]}
      * its rows and columns inside the output ({@code rows << 3 | columns}, each 1..4); -1 past the block's tiles.
      */
-    private static void tileMap(int t0, int count, int cols, int perImage, int tilesX, int outH, int outW,
+    static void tileMap(int t0, int count, int cols, int perImage, int tilesX, int outH, int outW,
                                 int imageStride, int[] map, int at) {
         for (int t = 0; t < cols; t++) {
             if (t >= count) {
@@ -403,7 +403,7 @@ final class Conv2dWinogradStride2 {
      * {@link Panama#output}). A run of whole tiles side by side in one tile row goes in four copies, one an output row;
      * the rest tile by tile. Written element by element, the scatter took 7% of conv-s2's forward.
      */
-    private static void scatter(float[] y, int[] map, int at, int t, int lanes, float[] out, int plane, int outW) {
+    static void scatter(float[] y, int[] map, int at, int t, int lanes, float[] out, int plane, int outW) {
         int e = 0;
         while (e < lanes) {
             int base = map[at + 2 * (t + e)];
@@ -564,7 +564,7 @@ final class Conv2dWinogradStride2 {
     private static final double[] G_RIGHT = {0, 0.5, -1.0 / 6, 1.0 / 3, 1};
 
     /** {@code floats} rounded up to a multiple of 1024 (4 KiB), plus 16 (one cache line). */
-    private static int spread(int floats) {
+    static int spread(int floats) {
         return (floats + 1023) / 1024 * 1024 + 16;
     }
 

@@ -204,6 +204,74 @@ class Conv2dCpuTest {
     }
 
     /**
+     * The 3 × 3 stride-1 forward by F(4×4, 3×3) ({@link Conv2dWinograd4x4}, {@code WINOGRAD = 3}, the default): outputs
+     * not a multiple of 4, tile rows shorter than a vector (2, 5) and longer (18), asymmetric padding and padding
+     * beyond the filter, groups, output channels past a register tile and past a panel, input channels past a vector
+     * (the filter transforms' tail), panels that span images, several tasks, a batch of none.
+     */
+    @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
+    @CsvSource({
+            "NCHW, 2, 5, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 20, 19, 70, 50, 3, 3, 1, 1, 0, 1, 2, 1, 1, 1, 1, false",
+            "NCHW, 3, 8, 16, 16, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, true",
+            "NCHW, 1, 17, 13, 13, 9, 3, 3, 1, 1, 3, 2, 0, 4, 1, 1, 1, true",
+            "NCHW, 4, 33, 22, 21, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 0, 4, 12, 12, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true"})
+    void winograd4x4MatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw,
+                                   int pt, int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
+        Conv2dProblem p = Conv2d.builder().format(format).padding(pt, pl, pb, pr).groups(groups).build()
+                .problem(new int[] {n, c, h, w}, new int[] {k, c / groups, r, s}, org.kernels4j.DType.FLOAT32);
+        assertTrue(Conv2dWinograd4x4.applies(p), "the shape takes F(4x4, 3x3)");
+        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", Conv2dCpu.WINOGRAD_4X4))) {
+            allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
+        }
+    }
+
+    /** The stride-1 forward's F(2×2, 3×3) ({@code WINOGRAD = 1}, the tuner's choice) on the same shapes. */
+    @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
+    @CsvSource({
+            "NCHW, 2, 5, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
+            "NCHW, 1, 20, 19, 70, 50, 3, 3, 1, 1, 0, 1, 2, 1, 1, 1, 1, false",
+            "NCHW, 3, 8, 16, 16, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, true",
+            "NCHW, 1, 17, 13, 13, 9, 3, 3, 1, 1, 3, 2, 0, 4, 1, 1, 1, true"})
+    void winograd2x2MatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw,
+                                   int pt, int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
+        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", 1))) {
+            allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
+        }
+    }
+
+    /**
+     * F(4×4, 3×3) on conv-r28's channels (128 in, 128 out, 28 × 28, one image): its error against float64, the largest
+     * of the Winograd transforms', stays within the suite's fp32 rule.
+     */
+    @Test
+    void winograd4x4AtConvR28Depth() {
+        allPassesMatchFloat64(Format.NCHW, 1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true);
+    }
+
+    /** F(4×4, 3×3) takes NCHW 3 × 3 stride 1 where its tiles multiply less than F(2×2, 3×3)'s and U stays bounded. */
+    @Test
+    void winograd4x4WhereItSavesMultiplies() {
+        Conv2d same = Conv2d.builder().padding(1, 1, 1, 1).build();
+        org.kernels4j.DType f32 = org.kernels4j.DType.FLOAT32;
+        assertTrue(Conv2dWinograd4x4.applies(same.problem(new int[] {8, 64, 56, 56}, new int[] {64, 64, 3, 3}, f32)),
+                "conv-r56");
+        assertTrue(Conv2dWinograd4x4.applies(same.problem(new int[] {8, 128, 28, 28}, new int[] {128, 128, 3, 3}, f32)),
+                "conv-r28");
+        assertFalse(Conv2dWinograd4x4.applies(same.problem(new int[] {1, 4, 2, 2}, new int[] {4, 4, 3, 3}, f32)),
+                "2 x 2 outputs: 16 computed by one 4 x 4 tile");
+        assertFalse(Conv2dWinograd4x4.applies(same.problem(new int[] {1, 1024, 14, 14}, new int[] {1024, 1024, 3, 3},
+                f32)), "1024 x 1024 channels: U of 38M floats");
+        assertFalse(Conv2dWinograd4x4.applies(Conv2d.builder().padding(1, 1, 1, 1).format(Format.NHWC).build()
+                .problem(new int[] {8, 56, 56, 64}, new int[] {64, 3, 3, 64}, f32)), "NHWC");
+        assertFalse(Conv2dWinograd4x4.applies(Conv2d.builder().padding(2, 2, 2, 2).dilation(2, 2).build()
+                .problem(new int[] {8, 64, 56, 56}, new int[] {64, 64, 3, 3}, f32)), "dilated");
+    }
+
+    /**
      * The 3 × 3 stride-2 forward by the direct method (the tuner's {@code WINOGRAD = 1}; the default takes most of
      * these shapes by {@link Conv2dWinogradStride2}): rows long enough for the vector split into column phases, bands
      * of several rows with a shorter last one, A read in place in several row and depth blocks, and the Winograd
