@@ -124,9 +124,9 @@ final class Conv2dCpu implements Conv2dKernels {
     static final int WINOGRAD_WITH_STRIDE_2 = 2;
 
     /**
-     * Forward's {@code WINOGRAD} value that runs the 3 × 3 stride-1 problems by {@link Conv2dWinograd4x4}'s F(4×4, 3×3)
-     * where it applies (F(2×2, 3×3) elsewhere), and the stride-2 ones as {@link #WINOGRAD_WITH_STRIDE_2} does; the
-     * default.
+     * The {@code WINOGRAD} value of forward and backward-data that runs their 3 × 3 stride-1 problems by
+     * {@link Conv2dWinograd4x4}'s F(4×4, 3×3) where it applies (F(2×2, 3×3) elsewhere), and forward's stride-2 ones as
+     * {@link #WINOGRAD_WITH_STRIDE_2} does; the default of both.
      */
     static final int WINOGRAD_4X4 = 3;
 
@@ -139,7 +139,8 @@ final class Conv2dCpu implements Conv2dKernels {
             new int[] {0, 1, 2},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
-    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", 1, new int[] {0},
+    static final TuningSpace<Conv2dProblem> DATA_SPACE = gemmSpace("cpu.conv2d.backward-data", WINOGRAD_4X4,
+            new int[] {0, 1},
             Conv2dWinograd.TILES_PER_TASK, Vectorization.ENABLED ? MC : SCALAR_MC, PIXELS_PER_TASK,
             64, 96, 128, 192, 384, 768).build();
     static final TuningSpace<Conv2dProblem> FILTER_SPACE = gemmSpace("cpu.conv2d.backward-filter", 1, new int[] {0},
@@ -153,8 +154,8 @@ final class Conv2dCpu implements Conv2dKernels {
         return TuningSpace.builder(kernelId, Conv2dProblem.class)
                 .sourceOf(Conv2dCpu.class, Conv2dWinograd.class, Conv2dWinograd4x4.class, Conv2dWinogradStride2.class,
                         MicroKernel.class)
-                // Winograd for the 3x3 stride-1 NCHW problems (1 = on, 0 = off; forward's 2: stride 2 too), and its
-                // tiles per task
+                // Winograd for the 3x3 stride-1 NCHW problems (0 = off, 1 = F(2x2, 3x3), 3 = F(4x4, 3x3); forward's 2
+                // and 3 take stride 2 too), and its tiles per task
                 .codePath("WINOGRAD", winograd, winogradChoices)
                 .parameter("TILES", tilesDefault, 24, 48, 72, 96, 144, 192, 288)
                 .parameter("KC", KC, 64, 128, 192, 256, 384, 512)
@@ -241,6 +242,10 @@ final class Conv2dCpu implements Conv2dKernels {
         }
         Parameters tp = DATA_SPACE.resolve(stream.device(), p.dtype(), p);
         Blocking blocking = Blocking.of(tp);
+        if (tp.get("WINOGRAD") == WINOGRAD_4X4 && Conv2dWinograd4x4.appliesToData(p)) {
+            Conv2dWinograd4x4.backwardData(o, tp.get("TILES"));
+            return;
+        }
         if (tp.get("WINOGRAD") != 0 && Conv2dWinograd.applies(p)) {
             Conv2dWinograd.backwardData(o, tp.get("TILES"));
             return;

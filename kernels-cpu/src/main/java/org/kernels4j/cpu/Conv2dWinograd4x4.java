@@ -8,8 +8,9 @@ import org.kernels4j.spi.Conv2dProblem;
 /**
  * Winograd's F(4×4, 3×3) for the NCHW 3 × 3 stride-1 forward convolutions (no dilation, not depthwise). Part of
  * {@link Conv2dCpu}'s story: its forward dispatches here when the tuning knob {@code WINOGRAD} is
- * {@link Conv2dCpu#WINOGRAD_4X4}, the default; {@code TILES} sets the tiles per task. {@link Conv2dWinograd}'s
- * F(2×2, 3×3) still runs the backward passes, and the forward where the knob says so.
+ * {@link Conv2dCpu#WINOGRAD_4X4}, the default, and so does its backward-data (dy correlated with the flipped
+ * filters, their channels swapped); {@code TILES} sets the tiles per task. {@link Conv2dWinograd}'s F(2×2, 3×3)
+ * runs backward-filter, and the other passes where the knob says so.
  *
  * <p><b>Why.</b> Each 4 × 4 block of outputs ("tile") needs a 6 × 6 patch {@code d} of each input channel; with
  * {@code U = G·w·Gᵀ} and {@code V = Bᵀ·d·B} (6 × 6 each), {@code Y = Aᵀ·(Σ_c U ⊙ V)·A}. The sum is, for each of the
@@ -64,30 +65,60 @@ final class Conv2dWinograd4x4 {
      * those of the outputs past the edge, stay under F(2×2, 3×3)'s.
      */
     static boolean applies(Conv2dProblem p) {
-        if (p.format() != org.kernels4j.Conv2d.Format.NCHW || p.r() != 3 || p.s() != 3 || p.strideH() != 1
-                || p.strideW() != 1 || p.dilationH() != 1 || p.dilationW() != 1 || p.depthwise()) {
-            return false;
-        }
-        if ((long) XI * p.cPerGroup() * p.k() > FILTER_FLOATS || p.p() == 0 || p.q() == 0) {
-            return false;
-        }
-        long tiles4 = (long) ((p.p() + 3) / 4) * ((p.q() + 3) / 4);
-        long tiles2 = (long) ((p.p() + 1) / 2) * ((p.q() + 1) / 2);
-        return XI * tiles4 <= 16 * tiles2;
+        return structurally(p) && savesMultiplies(p.p(), p.q());
+    }
+
+    /** {@link #applies} for backward-data, whose correlation's outputs are dx's {@code H × W}. */
+    static boolean appliesToData(Conv2dProblem p) {
+        return structurally(p) && savesMultiplies(p.h(), p.w());
+    }
+
+    private static boolean structurally(Conv2dProblem p) {
+        return p.format() == org.kernels4j.Conv2d.Format.NCHW && p.r() == 3 && p.s() == 3 && p.strideH() == 1
+                && p.strideW() == 1 && p.dilationH() == 1 && p.dilationW() == 1 && !p.depthwise()
+                && (long) XI * p.cPerGroup() * p.k() <= FILTER_FLOATS;
+    }
+
+    private static boolean savesMultiplies(int outH, int outW) {
+        long tiles4 = (long) ((outH + 3) / 4) * ((outW + 3) / 4);
+        long tiles2 = (long) ((outH + 1) / 2) * ((outW + 1) / 2);
+        return outH > 0 && outW > 0 && XI * tiles4 <= 16 * tiles2;
     }
 
     /** {@code y = conv(x, w) + bias}, tasks of about {@code tilesPerTask} tiles (whole panels). */
     static void forward(Conv2dCpu.Operands o, int tilesPerTask) {
         Conv2dProblem p = o.p;
+        float[] u = transformFilters(o, false);
+        correlate(p, o.x, o.xo, p.c(), p.h(), p.w(), p.padTop(), p.padLeft(), u, p.k(), o.y, o.yo, p.p(), p.q(),
+                o.bias, o.bo, tilesPerTask);
+    }
+
+    /**
+     * {@code dx}: dy correlated with the flipped filters, their channels swapped, dy padded by {@code 2 - pad} (less
+     * than nothing where the padding is wider than the filter: dy's edge is then skipped).
+     */
+    static void backwardData(Conv2dCpu.Operands o, int tilesPerTask) {
+        Conv2dProblem p = o.p;
+        float[] u = transformFilters(o, true);
+        correlate(p, o.y, o.yo, p.k(), p.p(), p.q(), 2 - p.padTop(), 2 - p.padLeft(), u, p.c(), o.x, o.xo, p.h(),
+                p.w(), null, 0, tilesPerTask);
+    }
+
+    /**
+     * {@code out = bias + correlation of in (padded by top, left) with the 3 × 3 filters whose transforms are u}, for
+     * {@code p.n() × inC} input planes of {@code inH × inW} and {@code outC} output planes of {@code outH × outW}, in
+     * {@code p.groups()} groups; tasks of about {@code tilesPerTask} tiles (whole panels).
+     */
+    private static void correlate(Conv2dProblem p, float[] in, int inBase, int inC, int inH, int inW, int top,
+                                  int left, float[] u, int outC, float[] out, int outBase, int outH, int outW,
+                                  float[] bias, int bo, int tilesPerTask) {
         int images = p.n();
-        if (images == 0) {
+        if (images == 0 || outH == 0 || outW == 0) {
             return;
         }
         int groups = p.groups();
-        int dg = p.cPerGroup();
-        int mg = p.kPerGroup();
-        int outH = p.p();
-        int outW = p.q();
+        int dg = inC / groups;
+        int mg = outC / groups;
         int tilesY = (outH + 3) / 4;
         int tilesX = (outW + 3) / 4;
         // a tile reads padded columns 4tx to 4tx + 5: phase b's element j is column 4j + b, j up to tilesX
@@ -102,7 +133,6 @@ final class Conv2dWinograd4x4 {
                 Math.min(panelCount, (tiles + tilesPerTask / 2) / Math.max(1, tilesPerTask)));
         blocks = Math.max(1, blocks);
         int uXi = Conv2dWinogradStride2.spread(mg * dg);
-        float[] u = transformFilters(o, uXi);
         int[] patch = patchOffsets(rowStride, wp);
         int tasks = groups * blocks;
         int nBlocks = blocks;
@@ -144,7 +174,7 @@ final class Conv2dWinograd4x4 {
                     if (first > 0) {
                         System.arraycopy(band, r * bandStride - 2 * rowStride, band, r * bandStride, 2 * rowStride);
                     }
-                    band(p, o.x, o.xo + (n * p.c() + channel) * p.h() * p.w(), ty, first, wp, band,
+                    band(in, inBase + (n * inC + channel) * inH * inW, inH, inW, top, left, ty, first, wp, band,
                             r * bandStride, paddedRow, halves);
                 }
                 for (int panel = 0; panel < panels; panel++) {
@@ -166,11 +196,11 @@ final class Conv2dWinograd4x4 {
                         v, x * vXi, panelStride, dg, mm, x * mxi, mg * NR, NR, mg, false, panels);
             }
             // Y = Aᵀ·M·A + bias per tile and output channel, into the output planes
-            Conv2dWinogradStride2.tileMap(t0, count, cols, perImage, tilesX, outH, outW, p.k() * outH * outW, runs,
+            Conv2dWinogradStride2.tileMap(t0, count, cols, perImage, tilesX, outH, outW, outC * outH * outW, runs,
                     mapAt);
             for (int m = 0; m < mg; m++) {
-                int plane = o.yo + (g * mg + m) * outH * outW;
-                float b = o.bias == null ? 0f : o.bias[o.bo + g * mg + m];
+                int plane = outBase + (g * mg + m) * outH * outW;
+                float b = bias == null ? 0f : bias[bo + g * mg + m];
                 for (int t = 0; t < count; t += LANES) {
                     int at = ((t / NR) * mg + m) * NR + t % NR;
                     if (Vectorization.ENABLED) {
@@ -178,7 +208,7 @@ final class Conv2dWinograd4x4 {
                     } else {
                         outputScalar(mm, at, mxi, b, scratch);
                     }
-                    Conv2dWinogradStride2.scatter(scratch, runs, mapAt, t, Math.min(LANES, count - t), o.y, plane,
+                    Conv2dWinogradStride2.scatter(scratch, runs, mapAt, t, Math.min(LANES, count - t), out, plane,
                             outW);
                 }
             }
@@ -186,26 +216,26 @@ final class Conv2dWinograd4x4 {
     }
 
     /**
-     * Rows {@code first} to 5 of band {@code ty} (padded rows {@code 4ty} to {@code 4ty + 5}) of the plane at
-     * {@code x[plane...]} into {@code dst[at...]}, {@code 4·wp} floats a row, each through {@code row} (the padded
-     * row, zero outside x: only its part inside x is written, so it is zeroed once per task) and split into its 4
-     * column phases ({@link #split}).
+     * Rows {@code first} to 5 of band {@code ty} (padded rows {@code 4ty} to {@code 4ty + 5}) of the
+     * {@code inH × inW} plane at {@code x[plane...]}, padded by {@code top} and {@code left} (negative: cropped), into
+     * {@code dst[at...]}, {@code 4·wp} floats a row, each through {@code row} (the padded row, zero outside x: only
+     * its part inside x is written, so it is zeroed once per task) and split into its 4 column phases
+     * ({@link #split}).
      */
-    private static void band(Conv2dProblem p, float[] x, int plane, int ty, int first, int wp, float[] dst, int at,
-                             float[] row, float[] halves) {
+    private static void band(float[] x, int plane, int inH, int inW, int top, int left, int ty, int first, int wp,
+                             float[] dst, int at, float[] row, float[] halves) {
         int rowStride = 4 * wp;
-        int inH = p.h();
-        int inW = p.w();
-        int left = Math.min(p.padLeft(), rowStride);
-        int inside = Math.max(0, Math.min(inW, rowStride - left));
+        int from = Math.max(0, -left);
+        int to0 = Math.min(Math.max(0, left), rowStride);
+        int inside = Math.max(0, Math.min(inW - from, rowStride - to0));
         for (int u = first; u < 6; u++) {
             int to = at + u * rowStride;
-            int r = 4 * ty + u - p.padTop();
+            int r = 4 * ty + u - top;
             if (r < 0 || r >= inH) {
                 java.util.Arrays.fill(dst, to, to + rowStride, 0f);
                 continue;
             }
-            System.arraycopy(x, plane + r * inW, row, left, inside);
+            System.arraycopy(x, plane + r * inW + from, row, to0, inside);
             split(row, halves, dst, to, wp);
         }
     }
@@ -322,46 +352,61 @@ final class Conv2dWinograd4x4 {
     }
 
     /**
-     * {@code U = G·w·Gᵀ} for every filter and input channel, as the A operands of the 36 products:
-     * {@code u[(g·36 + ξ)·xiStride + k·Cg + c]} for output channel {@code k} and input channel {@code c} of group
-     * {@code g}, or on the scalar path column by column, {@code u[(g·36 + ξ)·xiStride + c·Kg + k]} ({@code xiStride}:
-     * {@code Kg·Cg} {@link Conv2dWinogradStride2#spread spread}, so that the 36 places each filter writes do not share a
-     * cache set).
+     * {@code U = G·w·Gᵀ} for every filter and input channel, as the A operands of the 36 products, or with
+     * {@code swap} (backward-data) of the flipped filters with their channels swapped: per group {@code g}, output
+     * channel {@code m} and input channel {@code d} of the correlation (forward: {@code k} and {@code c}; swapped:
+     * {@code c} and {@code k}), {@code u[(g·36 + ξ)·xiStride + m·D + d]}, or on the scalar path column by column,
+     * {@code u[(g·36 + ξ)·xiStride + d·M + m]} ({@code xiStride}: {@code M·D} {@link Conv2dWinogradStride2#spread
+     * spread}, so that the 36 places each filter writes do not share a cache set).
      */
-    private static float[] transformFilters(Conv2dCpu.Operands o, int xiStride) {
+    private static float[] transformFilters(Conv2dCpu.Operands o, boolean swap) {
         Conv2dProblem p = o.p;
         int kg = p.kPerGroup();
         int cg = p.cPerGroup();
+        int m = swap ? cg : kg;
+        int d = swap ? kg : cg;
         int groups = p.groups();
+        int xiStride = Conv2dWinogradStride2.spread(m * d);
         float[] u = Workspace.floats(SLOT_FILTERS, groups * XI * xiStride);
-        int rows = groups * kg;
-        int workers = Parallel.workers(rows, 700.0 * rows * cg, 1 << 16);
+        int rows = groups * m;
+        // consecutive input channels d of the correlation: 9 floats apart in w, or (swapped) a filter, 9·Cg, apart
+        int laneStride = swap ? 9 * cg : 9;
+        int workers = Parallel.workers(rows, 700.0 * rows * d, 1 << 16);
         Parallel.runSmall(rows, workers, (worker, row) -> {
-            int g = row / kg;
-            int k = row % kg;
-            int src = o.wo + row * cg * 9;
-            int at = g * XI * xiStride + (Vectorization.ENABLED ? k * cg : k);
-            int cStride = Vectorization.ENABLED ? 1 : kg;
-            int c = 0;
+            int g = row / m;
+            int mm = row % m;
+            int src = o.wo + 9 * (swap ? g * kg * cg + mm : (g * kg + mm) * cg);
+            int at = g * XI * xiStride + (Vectorization.ENABLED ? mm * d : mm);
+            int dStride = Vectorization.ENABLED ? 1 : m;
+            int dd = 0;
             if (Vectorization.ENABLED) {
                 float[] taps = Workspace.floats(SLOT_OUT, 9 * LANES);
-                for (; c + LANES <= cg; c += LANES) {
-                    Panama.filterChannels(o.w, src + 9 * c, taps, u, at + c, xiStride);
+                for (; dd + LANES <= d; dd += LANES) {
+                    Panama.filterChannels(o.w, src + dd * laneStride, laneStride, swap, taps, u, at + dd, xiStride);
                 }
             }
-            for (; c < cg; c++) {
-                filterChannel(o.w, src + 9 * c, u, at + c * cStride, xiStride);
+            for (; dd < d; dd++) {
+                filterChannel(o.w, src + dd * laneStride, swap, u, at + dd * dStride, xiStride);
             }
         });
         return u;
     }
 
-    /** One filter's transform {@code U = G·w·Gᵀ}: element ξ at {@code u[at + ξ·xiStride]}; in double, rounded once. */
-    private static void filterChannel(float[] w, int src, float[] u, int at, int xiStride) {
+    /** Tap {@code (r, s)}'s place in a 3 × 3 filter, or in the flipped one's. */
+    private static int tap(int r, int s, boolean flip) {
+        return flip ? (2 - r) * 3 + 2 - s : r * 3 + s;
+    }
+
+    /**
+     * One filter's transform {@code U = G·w·Gᵀ} ({@code flip}: of the filter turned by 180°): element ξ at
+     * {@code u[at + ξ·xiStride]}; in double, rounded once.
+     */
+    private static void filterChannel(float[] w, int src, boolean flip, float[] u, int at, int xiStride) {
         double[] gw = new double[18];
         for (int i = 0; i < 6; i++) {
             for (int s = 0; s < 3; s++) {
-                gw[3 * i + s] = G[i][0] * w[src + s] + G[i][1] * w[src + 3 + s] + G[i][2] * w[src + 6 + s];
+                gw[3 * i + s] = G[i][0] * w[src + tap(0, s, flip)] + G[i][1] * w[src + tap(1, s, flip)]
+                        + G[i][2] * w[src + tap(2, s, flip)];
             }
         }
         for (int i = 0; i < 6; i++) {
@@ -457,14 +502,16 @@ final class Conv2dWinograd4x4 {
         }
 
         /**
-         * The vector twin of {@link Conv2dWinograd4x4#filterChannel} for {@code L} consecutive channels (lane
-         * {@code e} holding channel {@code e}'s taps): each ξ is the taps times {@link #COEF}, in float.
+         * The vector twin of {@link Conv2dWinograd4x4#filterChannel} for {@code L} filters {@code laneStride} apart
+         * (lane {@code e} holding filter {@code e}'s taps): each ξ is the taps times {@link #COEF}, in float.
          */
-        static void filterChannels(float[] w, int src, float[] taps, float[] u, int at, int xiStride) {
+        static void filterChannels(float[] w, int src, int laneStride, boolean flip, float[] taps, float[] u, int at,
+                                   int xiStride) {
             int l = S.length();
             for (int t = 0; t < 9; t++) {
+                int from = src + tap(t / 3, t % 3, flip);
                 for (int e = 0; e < l; e++) {
-                    taps[t * l + e] = w[src + e * 9 + t];
+                    taps[t * l + e] = w[from + e * laneStride];
                 }
             }
             FloatVector w0 = FloatVector.fromArray(S, taps, 0);

@@ -177,7 +177,8 @@ class Conv2dCpuTest {
     }
 
     /**
-     * The 3 × 3 stride-2 forward by F(4×4, 2×2) ({@link Conv2dWinogradStride2}, {@code WINOGRAD = 2}, the default):
+     * The 3 × 3 stride-2 forward by F(4×4, 2×2) ({@link Conv2dWinogradStride2}, {@code WINOGRAD = 2}; 3, the default,
+     * takes it too):
      * outputs not a multiple of 4 (16 × 19), tile rows shorter than a vector (5) and longer (9), asymmetric padding,
      * groups, output channels past a panel, padding wider than the rows' phases reach, panels that span images,
      * several tasks, a batch of none.
@@ -204,10 +205,11 @@ class Conv2dCpuTest {
     }
 
     /**
-     * The 3 × 3 stride-1 forward by F(4×4, 3×3) ({@link Conv2dWinograd4x4}, {@code WINOGRAD = 3}, the default): outputs
-     * not a multiple of 4, tile rows shorter than a vector (2, 5) and longer (18), asymmetric padding and padding
-     * beyond the filter, groups, output channels past a register tile and past a panel, input channels past a vector
-     * (the filter transforms' tail), panels that span images, several tasks, a batch of none.
+     * The 3 × 3 stride-1 forward and backward-data by F(4×4, 3×3) ({@link Conv2dWinograd4x4}, {@code WINOGRAD = 3},
+     * the default): outputs not a multiple of 4, tile rows shorter than a vector (2, 5) and longer (18), asymmetric
+     * padding and padding beyond the filter (backward-data crops dy), groups, output channels past a register tile and
+     * past a panel, input channels past a vector (the filter transforms' tail), panels that span images, several
+     * tasks, a batch of none.
      */
     @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
     @CsvSource({
@@ -222,13 +224,16 @@ class Conv2dCpuTest {
         Conv2dProblem p = Conv2d.builder().format(format).padding(pt, pl, pb, pr).groups(groups).build()
                 .problem(new int[] {n, c, h, w}, new int[] {k, c / groups, r, s}, org.kernels4j.DType.FLOAT32);
         assertTrue(Conv2dWinograd4x4.applies(p), "the shape takes F(4x4, 3x3)");
-        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+        assertTrue(Conv2dWinograd4x4.appliesToData(p), "the shape's backward-data takes F(4x4, 3x3)");
+        try (var forward = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", Conv2dCpu.WINOGRAD_4X4));
+             var data = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.backward-data",
                 org.kernels4j.tuning.Parameters.of("WINOGRAD", Conv2dCpu.WINOGRAD_4X4))) {
             allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
         }
     }
 
-    /** The stride-1 forward's F(2×2, 3×3) ({@code WINOGRAD = 1}, the tuner's choice) on the same shapes. */
+    /** The stride-1 F(2×2, 3×3) of forward and backward-data ({@code WINOGRAD = 1}, the tuner's) on the same shapes. */
     @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
     @CsvSource({
             "NCHW, 2, 5, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
@@ -237,15 +242,17 @@ class Conv2dCpuTest {
             "NCHW, 1, 17, 13, 13, 9, 3, 3, 1, 1, 3, 2, 0, 4, 1, 1, 1, true"})
     void winograd2x2MatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw,
                                    int pt, int pl, int pb, int pr, int dh, int dw, int groups, boolean withBias) {
-        try (var scope = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+        try (var forward = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.forward",
+                org.kernels4j.tuning.Parameters.of("WINOGRAD", 1));
+             var data = org.kernels4j.tuning.Tuning.scoped("cpu.conv2d.backward-data",
                 org.kernels4j.tuning.Parameters.of("WINOGRAD", 1))) {
             allPassesMatchFloat64(format, n, c, h, w, k, r, s, sh, sw, pt, pl, pb, pr, dh, dw, groups, withBias);
         }
     }
 
     /**
-     * F(4×4, 3×3) on conv-r28's channels (128 in, 128 out, 28 × 28, one image): its error against float64, the largest
-     * of the Winograd transforms', stays within the suite's fp32 rule.
+     * F(4×4, 3×3) on conv-r28's channels (128 in, 128 out, 28 × 28, one image), forward and backward-data: its error
+     * against float64, the largest of the Winograd transforms', stays within the suite's fp32 rule.
      */
     @Test
     void winograd4x4AtConvR28Depth() {
