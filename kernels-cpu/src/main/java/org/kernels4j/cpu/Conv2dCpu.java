@@ -51,11 +51,12 @@ import org.kernels4j.tuning.TuningSpace;
  * filters, whose A is read in place, tasks split the output columns instead, and with at least as many filters as
  * channels the product is turned around (dy in place, xᵀ packed once, dw written directly).
  *
- * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run {@link Conv2dWinograd}'s F(2×2, 3×3) instead (forward
- * and backward-data) and its transpose F(3×3, 2×2) (backward-filter): 2.25× fewer multiplies; knob
- * {@code WINOGRAD} turns it off. Forward's {@code WINOGRAD = 2}, its default, also runs the NCHW 3 × 3 stride-2
- * problems by {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride phases (1.78× fewer multiplies;
- * {@code WINOGRAD = 1} runs them directly).
+ * <p><b>Winograd.</b> The NCHW 3 × 3 stride-1 passes run Winograd's algorithm instead: forward and backward-data
+ * {@link Conv2dWinograd4x4}'s F(4×4, 3×3) (4× fewer multiplies; {@code WINOGRAD = 3}, their default) or
+ * {@link Conv2dWinograd}'s F(2×2, 3×3) (2.25×; {@code WINOGRAD = 1}, and where F(4×4)'s tiles would waste more),
+ * backward-filter the transpose F(3×3, 2×2); {@code WINOGRAD = 0} turns it off. Forward's {@code WINOGRAD} 2 and 3
+ * also run the NCHW 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}'s F(4×4, 2×2) over the input's stride
+ * phases (1.78× fewer multiplies; {@code WINOGRAD = 1} runs them directly).
  *
  * <p><b>Depthwise</b> ({@code groups = C = K}) has no reduction to speak of, so it runs direct kernels
  * instead: in NCHW with stride 1 a 3 × 3 kernel with the filter in registers (reading the input in place for

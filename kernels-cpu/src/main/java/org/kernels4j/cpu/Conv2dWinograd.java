@@ -8,8 +8,9 @@ import org.kernels4j.spi.Conv2dProblem;
 /**
  * Winograd's minimal filtering F(2×2, 3×3) for the NCHW 3×3 convolutions with stride 1 and no dilation: forward,
  * backward-data, which is the same correlation of dy with the flipped, channel-swapped filter, and backward-filter
- * (below). Part of {@link Conv2dCpu}'s story (it dispatches here); the tuning knob {@code WINOGRAD} of each pass's
- * space turns it off.
+ * (below). Part of {@link Conv2dCpu}'s story (it dispatches here): backward-filter by default; forward and
+ * backward-data where the tuning knob {@code WINOGRAD} is 1, or where {@link Conv2dWinograd4x4}'s F(4×4, 3×3), their
+ * default, would waste more on its larger tiles; {@code WINOGRAD = 0} turns it off.
  *
  * <p>Each 2 × 2 block of outputs ("tile") needs a 4 × 4 patch {@code d} of the padded input; with
  * {@code U = G·g·Gᵀ} per filter (4 × 4) and {@code V = Bᵀ·d·B} per patch, the outputs are
