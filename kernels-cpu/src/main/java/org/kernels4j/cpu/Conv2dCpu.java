@@ -119,8 +119,9 @@ final class Conv2dCpu implements Conv2dKernels {
     static final int PLANES_PER_TASK = 16;
 
     /**
-     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2}, its
-     * default (conv-s2 on the 2-core development host, paired against the direct path in one JVM: 0.83× the time).
+     * Forward's {@code WINOGRAD} value that also runs the 3 × 3 stride-2 problems by {@link Conv2dWinogradStride2} (so
+     * does the default, {@link #WINOGRAD_4X4}; conv-s2 on the 2-core development host, paired against the direct path
+     * in one JVM: 0.83× the time).
      */
     static final int WINOGRAD_WITH_STRIDE_2 = 2;
 

@@ -207,7 +207,7 @@ class Conv2dCpuTest {
     /**
      * The 3 × 3 stride-1 forward and backward-data by F(4×4, 3×3) ({@link Conv2dWinograd4x4}, {@code WINOGRAD = 3},
      * the default): outputs not a multiple of 4, tile rows shorter than a vector (2, 5) and longer (18), asymmetric
-     * padding and padding beyond the filter (backward-data crops dy), groups, output channels past a register tile and
+     * padding and padding beyond the filter above and left (backward-data crops dy's rows and columns), groups, output channels past a register tile and
      * past a panel, input channels past a vector (the filter transforms' tail), panels that span images, several
      * tasks, a batch of none.
      */
@@ -217,6 +217,7 @@ class Conv2dCpuTest {
             "NCHW, 1, 20, 19, 70, 50, 3, 3, 1, 1, 0, 1, 2, 1, 1, 1, 1, false",
             "NCHW, 3, 8, 16, 16, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, true",
             "NCHW, 1, 17, 13, 13, 9, 3, 3, 1, 1, 3, 2, 0, 4, 1, 1, 1, true",
+            "NCHW, 2, 6, 11, 10, 7, 3, 3, 1, 1, 1, 3, 2, 1, 1, 1, 1, true",
             "NCHW, 4, 33, 22, 21, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true",
             "NCHW, 0, 4, 12, 12, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true"})
     void winograd4x4MatchesFloat64(Format format, int n, int c, int h, int w, int k, int r, int s, int sh, int sw,
