@@ -206,10 +206,10 @@ class Conv2dCpuTest {
 
     /**
      * The 3 × 3 stride-1 forward and backward-data by F(4×4, 3×3) ({@link Conv2dWinograd4x4}, {@code WINOGRAD = 3},
-     * the default): outputs not a multiple of 4, tile rows shorter than a vector (2, 5) and longer (18), asymmetric
-     * padding and padding beyond the filter above and left (backward-data crops dy's rows and columns), groups, output channels past a register tile and
-     * past a panel, input channels past a vector (the filter transforms' tail), panels that span images, several
-     * tasks, a batch of none.
+     * the default): outputs not a multiple of 4, tile rows shorter than a vector (3 to 6 tiles) and longer (18),
+     * asymmetric padding and padding beyond the filter above and left (backward-data crops dy's rows and columns),
+     * groups, output channels past a register tile and past a panel, input channels past a vector (the filter
+     * transforms' tail), panels that span images, several tasks, a batch of none.
      */
     @ParameterizedTest(name = "{0} N={1} C={2} {3}x{4} K={5} pad {10},{11},{12},{13} g={16} bias={17}")
     @CsvSource({
