@@ -32,7 +32,8 @@ import org.kernels4j.spi.Conv2dProblem;
  * {@code (ty, tx)} reads padded rows {@code 4ty} to {@code 4ty + 5} and columns {@code 4tx} to {@code 4tx + 5}; each
  * padded row split into its 4 column phases ({@link #split}) puts every patch element at a fixed offset from the
  * tile's first element, so a vector of consecutive tiles of a tile row is a vector load. The tiles of a group are
- * numbered across images; a task takes a run of whole {@code NR}-tile panels of them. Channel by channel it splits the
+ * numbered across images; a task takes a run of whole {@code NR}-tile panels of them (and, where those runs would
+ * make fewer than two tasks a thread, a part of the output channels). Channel by channel it splits the
  * bands of six padded rows its tile rows read and computes all 36 {@code V_ξ} of its panels, then runs the 36
  * products with the {@link MicroKernel}, and last transforms each output channel's products per tile straight into
  * the output planes (the same 4 × 4 output tiles, map and scatter as the stride-2 class).
@@ -137,13 +138,22 @@ final class Conv2dWinograd4x4 {
         blocks = Math.max(1, blocks);
         int uXi = Conv2dWinogradStride2.spread(mg * dg);
         int[] patch = patchOffsets(rowStride, wp);
-        int tasks = groups * blocks;
+        // few tiles (small images, a small batch) make few blocks: then the output channels are split too, each part
+        // a task that transforms its block's input again (conv-r28's channels on 7 x 7 images, 8 of them: 32 tiles,
+        // one block, one busy core otherwise)
+        int outParts = Math.max(1, Math.min(ceilDiv(2 * Parallel.THREADS, groups * blocks), mg / 32));
+        int tasks = groups * blocks * outParts;
         int nBlocks = blocks;
         double flops = 2.0 * XI * mg * dg * tiles * groups;
         int workers = Parallel.workers(tasks, flops, Conv2dCpu.MIN_FLOPS_PER_THREAD);
         Parallel.run(tasks, workers, (worker, task) -> {
-            int blk = task % nBlocks;
-            int g = task / nBlocks;
+            int part = task % outParts;
+            int blk = task / outParts % nBlocks;
+            int g = task / outParts / nBlocks;
+            // this task's output channels of the group, [m0, m0 + rows): whole register tiles but the last part's
+            int m0 = outputChannel(mg, part, outParts);
+            int m1 = part + 1 == outParts ? mg : outputChannel(mg, part + 1, outParts);
+            int rows = m1 - m0;
             int panel0 = (int) ((long) panelCount * blk / nBlocks);
             int panels = (int) ((long) panelCount * (blk + 1) / nBlocks) - panel0;
             int t0 = panel0 * NR;
@@ -191,21 +201,21 @@ final class Conv2dWinograd4x4 {
                 }
             }
             // M_ξ = U_ξ · V_ξ, U_ξ shared by the block's panels
-            int mxi = Conv2dWinogradStride2.spread(panels * mg * NR);
+            int mxi = Conv2dWinogradStride2.spread(panels * rows * NR);
             float[] mm = Workspace.floats(SLOT_M, XI * mxi);
-            int uGroup = g * XI * uXi;
+            int uRows = g * XI * uXi + (Vectorization.ENABLED ? m0 * dg : m0);
             for (int x = 0; x < XI; x++) {
-                MicroKernel.panels(u, uGroup + x * uXi, Vectorization.ENABLED ? dg : 1, Vectorization.ENABLED ? 1 : mg,
-                        v, x * vXi, panelStride, dg, mm, x * mxi, mg * NR, NR, mg, false, panels);
+                MicroKernel.panels(u, uRows + x * uXi, Vectorization.ENABLED ? dg : 1, Vectorization.ENABLED ? 1 : mg,
+                        v, x * vXi, panelStride, dg, mm, x * mxi, rows * NR, NR, rows, false, panels);
             }
             // Y = Aᵀ·M·A + bias per tile and output channel, into the output planes
             Conv2dWinogradStride2.tileMap(t0, count, cols, perImage, tilesX, outH, outW, outC * outH * outW, runs,
                     mapAt);
-            for (int m = 0; m < mg; m++) {
-                int plane = outBase + (g * mg + m) * outH * outW;
-                float b = bias == null ? 0f : bias[bo + g * mg + m];
+            for (int m = 0; m < rows; m++) {
+                int plane = outBase + (g * mg + m0 + m) * outH * outW;
+                float b = bias == null ? 0f : bias[bo + g * mg + m0 + m];
                 for (int t = 0; t < count; t += LANES) {
-                    int at = ((t / NR) * mg + m) * NR + t % NR;
+                    int at = ((t / NR) * rows + m) * NR + t % NR;
                     if (Vectorization.ENABLED) {
                         Panama.output(mm, at, mxi, b, scratch);
                     } else {
@@ -216,6 +226,15 @@ final class Conv2dWinograd4x4 {
                 }
             }
         });
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /** The first of part {@code part}'s output channels of {@code mg} in {@code parts}: a multiple of the tile's rows. */
+    private static int outputChannel(int mg, int part, int parts) {
+        return (int) ((long) mg * part / parts) / MicroKernel.MR * MicroKernel.MR;
     }
 
     /**
