@@ -139,8 +139,8 @@ final class Conv2dWinograd4x4 {
         int uXi = Conv2dWinogradStride2.spread(mg * dg);
         int[] patch = patchOffsets(rowStride, wp);
         // few tiles (small images, a small batch) make few blocks: then the output channels are split too, each part
-        // a task that transforms its block's input again (conv-r28's channels on 7 x 7 images, 8 of them: 32 tiles,
-        // one block, one busy core otherwise)
+        // a task that transforms its block's input again (eight 7 x 7 images of 512 channels: 32 tiles, one block, one
+        // busy core otherwise)
         int outParts = Math.max(1, Math.min(ceilDiv(2 * Parallel.THREADS, groups * blocks), mg / 32));
         int tasks = groups * blocks * outParts;
         int nBlocks = blocks;
