@@ -424,19 +424,21 @@ final class Conv2dWinograd4x4 {
      * {@code u[at + ξ·xiStride]}; in double, rounded once.
      */
     private static void filterChannel(float[] w, int src, boolean flip, float[] u, int at, int xiStride) {
-        double[] gw = new double[18];
         for (int i = 0; i < 6; i++) {
-            for (int s = 0; s < 3; s++) {
-                gw[3 * i + s] = G[i][0] * w[src + tap(0, s, flip)] + G[i][1] * w[src + tap(1, s, flip)]
-                        + G[i][2] * w[src + tap(2, s, flip)];
-            }
-        }
-        for (int i = 0; i < 6; i++) {
+            // row i of G·w, then that row times Gᵀ (no scratch array: this runs once per filter and channel)
+            double g0 = rowOfGw(w, src, i, 0, flip);
+            double g1 = rowOfGw(w, src, i, 1, flip);
+            double g2 = rowOfGw(w, src, i, 2, flip);
             for (int j = 0; j < 6; j++) {
-                u[at + (6 * i + j) * xiStride] =
-                        (float) (gw[3 * i] * G[j][0] + gw[3 * i + 1] * G[j][1] + gw[3 * i + 2] * G[j][2]);
+                u[at + (6 * i + j) * xiStride] = (float) (g0 * G[j][0] + g1 * G[j][1] + g2 * G[j][2]);
             }
         }
+    }
+
+    /** Element {@code (i, s)} of {@code G·w} ({@code flip}: of the filter turned by 180°). */
+    private static double rowOfGw(float[] w, int src, int i, int s, boolean flip) {
+        return G[i][0] * w[src + tap(0, s, flip)] + G[i][1] * w[src + tap(1, s, flip)]
+                + G[i][2] * w[src + tap(2, s, flip)];
     }
 
     /** G, row by row. */

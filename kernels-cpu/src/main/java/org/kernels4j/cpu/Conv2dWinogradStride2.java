@@ -380,8 +380,8 @@ final class Conv2dWinogradStride2 {
      * output from the image's first output plane's start ({@code n·K·P·Q + 4ty·Q + 4tx}), {@code map[at + 2t + 1]}
      * its rows and columns inside the output ({@code rows << 3 | columns}, each 1..4); -1 past the block's tiles.
      */
-    static void tileMap(int t0, int count, int cols, int perImage, int tilesX, int outH, int outW,
-                                int imageStride, int[] map, int at) {
+    static void tileMap(int t0, int count, int cols, int perImage, int tilesX, int outH, int outW, int imageStride,
+                        int[] map, int at) {
         for (int t = 0; t < cols; t++) {
             if (t >= count) {
                 map[at + 2 * t] = -1;
